@@ -1,0 +1,62 @@
+"""`python -m orchestrator [group=option ...] [key=value ...] [-m]`: Hydra wiring only.
+
+Every job is composed and validated before anything starts (orchestrator.cli), then Hydra
+runs `run_experiment` once per job. Errors a user can cause print one line and exit
+non-zero: 2 for bad input (a config value, a trace file), 1 for a failed run, 130 when
+interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from orchestrator.cli import precheck
+from orchestrator.config import register
+from orchestrator.console import print_summary
+from orchestrator.experiment import run_experiment
+from runtime.exceptions import ConfigError, ServelabError, TraceFormatError
+from runtime.logs import init_logger
+
+log = init_logger("orchestrator")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def app(cfg: DictConfig) -> dict[str, Any] | None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = run_experiment(cfg, run_dir)
+        print_summary(result.run_dir, result.summary)
+        return result.summary
+    except ServelabError as err:
+        log.debug("Run failed", exc_info=True)
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2 if isinstance(err, ConfigError | TraceFormatError) else 1)
+    except KeyboardInterrupt:
+        print("error: interrupted; every role was stopped", file=sys.stderr, flush=True)
+        sys.exit(130)
+
+
+def main() -> None:
+    register()
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        precheck(sys.argv[1:])
+    except ServelabError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    app()
+
+
+if __name__ == "__main__":
+    main()

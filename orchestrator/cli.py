@@ -1,0 +1,81 @@
+"""Command-line checks that run before Hydra takes over: every job of the command is composed
+and validated first, so that a typo or a bad value is one line naming the key, not a
+traceback, and nothing starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from orchestrator.config import GROUPS
+from runtime.exceptions import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# Flags that make Hydra print or describe instead of run: leave those to Hydra.
+INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def overrides_of(argv: list[str]) -> list[str]:
+    """The command's config overrides (flags and Hydra's own keys left out)."""
+    return [a for a in argv if not a.startswith("-") and not a.startswith("hydra.") and not a.startswith("hydra/")]
+
+
+def check_group_choices(overrides: list[str]) -> None:
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.lstrip("+~")
+        if not sep or key not in GROUPS:
+            continue
+        for raw in value.split(","):
+            choice = raw.strip()
+            if choice and choice != "null" and choice not in group_options(key):
+                raise ConfigError(f"{key}: unknown {key} {choice!r} (allowed: {', '.join(group_options(key))})")
+
+
+def job_overrides(overrides: list[str]) -> list[list[str]]:
+    """Every job a (multi)run command expands to."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    first = text[0] if text else type(err).__name__
+    detail = next((ln.strip() for ln in text[1:] if ln.strip() and not ln.startswith(" ")), "")
+    return f"{first} ({detail})" if detail and detail not in first else first
+
+
+def precheck(argv: list[str]) -> int:
+    """Compose and validate every job of `argv`; raises ConfigError; returns the number of jobs."""
+    if any(a.split("=")[0] in INFO_FLAGS for a in argv):
+        return 0
+    from orchestrator.config.validate import validate
+    from orchestrator.experiment import typed_config
+
+    overrides = overrides_of(argv)
+    check_group_choices(overrides)
+    try:
+        jobs = job_overrides(overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"overrides: {_one_line(err)}") from None
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for job in jobs:
+            try:
+                cfg = compose(config_name="config", overrides=job)
+                config = typed_config(cfg)
+            except (HydraException, OmegaConfBaseException) as err:
+                raise ConfigError(_one_line(err)) from None
+            validate(config)
+    GlobalHydra.instance().clear()
+    return len(jobs)

@@ -1,0 +1,155 @@
+"""Hosts: one small interface to run a command, start a detached process, and move files.
+
+`LocalHost` runs everything as local processes (the embedded default, no SSH). Role start,
+liveness, stop and log collection are built on this interface only, so a local run and an
+SSH run go through the same launcher code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from runtime.schema import HostConfig
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class Host(Protocol):
+    name: str
+    config: HostConfig
+
+    @property
+    def python(self) -> str:
+        """Interpreter that runs the project's code on this host."""
+        ...
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult: ...
+
+    def start_detached(self, argv: list[str], cwd: str, log: str) -> int:
+        """Start `argv` in its own session, outliving this connection; returns its process group."""
+        ...
+
+    def signal_group(self, pgid: int, sig: int) -> None: ...
+
+    def group_alive(self, pgid: int) -> bool: ...
+
+    def read_text(self, path: str) -> str | None:
+        """The file's text, or None if it does not exist."""
+        ...
+
+    def mkdir(self, path: str) -> None: ...
+
+    def put(self, local: Path, remote: str) -> None: ...
+
+    def get(self, remote: str, local: Path) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LocalHost:
+    """This machine. Roles are children of the orchestrator, each in a session of its own."""
+
+    def __init__(self, config: HostConfig) -> None:
+        self.name = config.name
+        self.config = config
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def python(self) -> str:
+        return self.config.python or sys.executable
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        proc = subprocess.run(["/bin/sh", "-c", command], check=False, capture_output=True, text=True, timeout=timeout)
+        return CommandResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def start_detached(self, argv: list[str], cwd: str, log: str) -> int:
+        env = dict(os.environ)
+        # The roles import this project's packages, wherever this interpreter found them.
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env=env,
+            )  # fmt: skip
+        self._children[proc.pid] = proc
+        return proc.pid
+
+    def signal_group(self, pgid: int, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+
+    def group_alive(self, pgid: int) -> bool:
+        child = self._children.get(pgid)
+        if child is not None:
+            child.poll()  # reap our own child so that a zombie does not count as alive
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        # Only zombies left? They are dead for our purpose.
+        return _group_has_live_process(pgid)
+
+    def read_text(self, path: str) -> str | None:
+        try:
+            return Path(path).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+
+    def mkdir(self, path: str) -> None:
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+    def put(self, local: Path, remote: str) -> None:
+        if Path(remote).resolve() != local.resolve():
+            shutil.copyfile(local, remote)
+
+    def get(self, remote: str, local: Path) -> None:
+        if Path(remote).resolve() != local.resolve():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(remote, local)
+
+    def close(self) -> None:
+        for child in self._children.values():
+            child.poll()
+
+
+def _group_has_live_process(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command name (which may contain spaces) start after the last ')'.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def connect(config: HostConfig) -> Host:
+    """The host object for one hostfile entry."""
+    if config.ssh is None:
+        return LocalHost(config)
+    from orchestrator.deploy.ssh import SshHost  # Fabric is imported only for SSH hostfiles
+
+    return SshHost(config)

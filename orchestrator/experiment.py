@@ -1,0 +1,301 @@
+"""One experiment, end to end: `run_experiment(cfg, run_dir) -> RunResult`.
+
+Phases, each logged with its duration:
+  1. resolve   validate the config, place the roles, materialise the trace, write the spec;
+  2. deploy    start the roles in dependency order (controller -> load balancer -> sink ->
+               workers -> client), each stage ready before the next;
+  3. replay    start the run, watch progress and the roles' health until the client is done;
+  4. teardown  stop every role on every host (always, in a finally), bring files back;
+  5. results   one record per query, the accounting check, summary.json, MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from orchestrator import tracking
+from orchestrator.config.validate import validate, workers_wanted
+from orchestrator.deploy.hosts import Host, LocalHost, connect
+from orchestrator.deploy.launcher import SPEC_FILE, Launcher, RoleProcess
+from orchestrator.deploy.placement import START_ORDER, place
+from orchestrator.metrics import summarize
+from orchestrator.progress import ProgressLine
+from orchestrator.results import accounting_problems, merge_records
+from runtime import spec as run_spec
+from runtime.exceptions import AccountingError, ConfigError, DeployError, TraceFormatError
+from runtime.logs import init_logger
+from runtime.protos import servelab_pb2 as pb
+from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.schema import Config
+from traces.diffserve import ArrivalTrace, generate, read_artifact, write_artifact
+
+log = init_logger("orchestrator")
+
+TRACE_FILE = "trace.csv"
+ESSENTIAL = ("controller", "load_balancer", "sink", "client")
+FINISH_SLACK_WALL_S = 60.0  # beyond the trace and its drain, before a run is declared stuck
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    mlflow_run_id: str | None
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by Ctrl-C or SIGTERM; everything was torn down first."""
+
+
+def typed_config(cfg: DictConfig) -> Config:
+    obj = OmegaConf.to_object(cfg)
+    if not isinstance(obj, Config):
+        raise ConfigError("config: the composed config does not follow the schema (is `schema` in the defaults list?)")
+    return obj
+
+
+def load_trace(config: Config) -> ArrivalTrace:
+    """The arrivals the client will replay: an artifact file, or our seeded generator."""
+    cascade = config.cascade
+    assert cascade is not None
+    t = config.trace
+    if t.path:
+        trace = read_artifact(t.path, name=t.name)
+        where = f"{t.path} (trace.path)"
+    else:
+        trace = generate(t.name, t.low_qps, t.high_qps, t.duration_s, cascade.num_prompts, config.seed, t.shape)
+        where = f"trace {t.name}"
+    if len(trace) == 0:
+        raise TraceFormatError(f"{where}: the trace has no arrivals")
+    top = int(trace.prompt_index.max())
+    if top >= cascade.num_prompts:
+        raise TraceFormatError(
+            f"{where}: prompt index {top} is beyond the cascade's {cascade.num_prompts} prompts (cascade.num_prompts)"
+        )
+    return trace
+
+
+def check_ports_free(procs_hosts: list[tuple[run_spec.RoleAddress, Host]]) -> None:
+    """Refuse to start when a local role's port is taken (remote hosts are checked by `hosts check`)."""
+    for addr, host in procs_hosts:
+        if not isinstance(host, LocalHost):
+            continue
+        bind_host, port = addr.bind.rsplit(":", 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            # As gRPC does: only a listener makes the port busy, not old connections in TIME_WAIT.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((bind_host, int(port)))
+            except OSError as err:
+                raise DeployError(
+                    f"port {port} on {bind_host} (for the {addr.name}) is not free ({err.strerror}); "
+                    f"choose another hostfile.base_port"
+                ) from None
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = None) -> RunResult:
+    t0 = time.monotonic()
+    config = typed_config(cfg)
+    validate(config)
+    cascade = config.cascade
+    assert cascade is not None
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    workers = workers_wanted(config)
+    addresses = place(config.hostfile, workers)
+    trace = load_trace(config)
+    write_artifact(trace, run_dir / TRACE_FILE)
+    spec = run_spec.RunSpec(run_id=run_dir.name, config=config, roles=tuple(addresses), trace_file=TRACE_FILE)
+    run_spec.dump(spec, container, run_dir / SPEC_FILE)
+    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(container), encoding="utf-8")
+    log.info(
+        "Resolved <system=%s cascade=%s trace=%s approach=%s workers=%d queries=%d time_scale=%g> in %.2f s",
+        config.system.name, cascade.name, config.trace.name, config.approach.name, workers, len(trace),
+        config.time_scale, time.monotonic() - t0,
+    )  # fmt: skip
+
+    used_hosts = {a.host for a in addresses}
+    hosts = {h.name: connect(h) for h in config.hostfile.hosts if h.name in used_hosts}
+    launcher = Launcher(hosts, {name: str(run_dir) for name in hosts}, config.run)
+    interrupted = False
+    failure: BaseException | None = None
+    try:
+        check_ports_free([(a, hosts[a.host]) for a in addresses])
+        procs = _deploy(launcher, addresses)
+        _replay(launcher, procs, config, trace)
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("Interrupted: tearing everything down")
+    except BaseException as err:
+        failure = err
+    finally:
+        statuses = launcher.stop_all()
+        for host in hosts.values():
+            host.close()
+    _write_statuses(run_dir, statuses)
+    if failure is not None and not (run_dir / "roles" / "client" / "client.parquet").exists():
+        raise failure
+    result = _results(run_dir, config, container, len(trace), interrupted or failure is not None, parent_run_id)
+    if interrupted:
+        raise Interrupted()
+    if failure is not None:
+        raise failure
+    problems = result.summary.get("accounting_problems") or []
+    if problems:
+        raise AccountingError("accounting failed: " + "; ".join(problems) + f" (records kept in {run_dir})")
+    return result
+
+
+def _deploy(launcher: Launcher, addresses: list[run_spec.RoleAddress]) -> dict[str, RoleProcess]:
+    t0 = time.monotonic()
+    procs: dict[str, RoleProcess] = {}
+    for role in START_ORDER:
+        stage = [a for a in addresses if a.role == role]
+        t = time.monotonic()
+        for p in launcher.start_all(stage):
+            procs[p.name] = p
+        log.debug("Stage ready <role=%s n=%d in=%.2fs>", role, len(stage), time.monotonic() - t)
+    log.info("Deployed %d roles on %d host(s) in %.2f s", len(procs), len(launcher.hosts), time.monotonic() - t0)
+    return procs
+
+
+def _replay(launcher: Launcher, procs: dict[str, RoleProcess], config: Config, trace: ArrivalTrace) -> None:
+    cascade = config.cascade
+    assert cascade is not None
+    epoch = time.time() + config.run.start_lead_s
+    order = sorted(procs.values(), key=lambda p: START_ORDER.index(p.address.role))
+    launcher.start_run(order, epoch)
+    log.info("Replaying %d queries over %.0f trace seconds", len(trace), trace.duration_s)
+    client = procs["client"]
+    stub = pbg.ClientStub(client.rpc_channel())
+    trace_wall = (trace.duration_s + config.run.drain_slo_factor * cascade.slo_s) / config.time_scale
+    deadline = time.monotonic() + config.run.start_lead_s + trace_wall + FINISH_SLACK_WALL_S
+    dead_workers: set[str] = set()
+    with ProgressLine(config.run.progress) as bar:
+        while True:
+            try:
+                progress = stub.Progress(pb.Empty(), timeout=2.0)
+            except grpc.RpcError:
+                progress = None
+            if progress is not None:
+                bar.update(progress)
+                if progress.done:
+                    log.info(
+                        "Replay done: sent %d, completed %d, violations %d",
+                        progress.sent,
+                        progress.completed,
+                        progress.violations,
+                    )
+                    return
+            for proc in procs.values():
+                if proc.name in dead_workers:
+                    continue
+                status = launcher.exit_status(proc)
+                if status is None:
+                    continue
+                if proc.address.role in ESSENTIAL:
+                    raise DeployError(f"during the run: {launcher.describe_exit(proc, status)}")
+                dead_workers.add(proc.name)
+                log.warning("Worker lost during the run: %s", launcher.describe_exit(proc, status))
+            if time.monotonic() > deadline:
+                raise DeployError("the client did not finish the trace in time; see logs/ in the run directory")
+            time.sleep(0.5)
+
+
+def _write_statuses(run_dir: Path, statuses: dict[str, dict[str, Any]]) -> None:
+    (run_dir / "exit_status.json").write_text(json.dumps(statuses, indent=1), encoding="utf-8")
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+
+def _results(
+    run_dir: Path,
+    config: Config,
+    container: dict[str, Any],
+    total: int,
+    partial: bool,
+    parent_run_id: str | None,
+) -> RunResult:
+    cascade = config.cascade
+    assert cascade is not None
+    roles = run_dir / "roles"
+    client = _read_parquet(roles / "client" / "client.parquet")
+    sink = _read_parquet(roles / "sink" / "sink.parquet")
+    if sink.empty:
+        sink = pd.DataFrame({"query_id": pd.Series(dtype="int64")})
+    meta_path = roles / "client" / "client_meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    records = merge_records(client, sink, cascade.slo_s)
+    problems = accounting_problems(client, sink, meta)
+    records.to_parquet(run_dir / "records.parquet", index=False)
+    summary: dict[str, Any] = {
+        "system": config.system.name,
+        "approach": config.approach.name,
+        "cascade": cascade.name,
+        "trace": config.trace.name,
+        "workers": workers_wanted(config),
+        "seed": config.seed,
+        "time_scale": config.time_scale,
+        "slo_s": cascade.slo_s,
+        "queries_in_trace": total,
+        **summarize(records),
+        "partial": partial,
+        "accounting_ok": not problems,
+        "accounting_problems": problems,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    run_id = _track(run_dir, config, container, summary, partial, parent_run_id)
+    return RunResult(run_dir=run_dir, summary=summary, mlflow_run_id=run_id)
+
+
+def _track(
+    run_dir: Path,
+    config: Config,
+    container: dict[str, Any],
+    summary: dict[str, Any],
+    partial: bool,
+    parent_run_id: str | None,
+) -> str | None:
+    if not config.tracking.enabled:
+        return None
+    t0 = time.monotonic()
+    uri = tracking.absolute_uri(config.tracking.uri)
+    tags = {k: str(summary[k]) for k in ("system", "approach", "cascade", "trace")}
+    tags["run_dir"] = str(run_dir)
+    name = f"{summary['approach']}-{summary['cascade']}-{summary['trace']}"
+    try:
+        run_id = tracking.start_run(uri, config.tracking.experiment, name, tags, parent_run_id)
+        tracking.log_params(uri, run_id, tracking.flatten({k: v for k, v in container.items() if k != "paths"}))
+        numbers = [
+            (k, float(v), 0) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        tracking.log_metrics(uri, run_id, numbers)
+        files = [
+            "records.parquet",
+            "summary.json",
+            "config_resolved.yaml",
+            "trace.csv",
+            "exit_status.json",
+            "orchestrator.log",
+        ]
+        artifacts: list[tuple[Path, str | None]] = [(run_dir / f, None) for f in files]
+        artifacts += [(run_dir / "logs", "logs"), (run_dir / ".hydra", "hydra")]
+        artifacts += [(p, "roles") for p in sorted((run_dir / "roles").glob("*/*.parquet"))]
+        tracking.log_artifacts(uri, run_id, artifacts)
+        tracking.end_run(uri, run_id, "KILLED" if partial else "FINISHED")
+    except Exception as err:  # the run's files are the source of truth; MLflow is a copy
+        log.error("MLflow logging failed (results are in %s): %s", run_dir, err)
+        return None
+    log.info("Logged to MLflow <uri=%s run=%s> in %.2f s", uri, run_id, time.monotonic() - t0)
+    return run_id

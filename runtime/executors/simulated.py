@@ -1,0 +1,36 @@
+"""Simulated execution: a batch takes the profiled latency of its actual size (interpolated),
+plus the discriminator's time on the light tier, and the confidence of each query comes from
+the per-prompt table. Sleeping goes through the injected `sleep`, so the clock decides what a
+second is."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from runtime.executors.base import BatchItem, ItemResult
+from runtime.profiles import batch_latency_s
+from runtime.records import Tier
+from runtime.schema import CascadeConfig
+
+
+class SimulatedExecutor:
+    def __init__(self, cascade: CascadeConfig, confidence: np.ndarray, sleep: Callable[[float], None]) -> None:
+        self.cascade = cascade
+        self.confidence = confidence
+        self._sleep = sleep
+
+    def expected_latency_s(self, tier: Tier, batch: int) -> float:
+        model = self.cascade.light if tier is Tier.LIGHT else self.cascade.heavy
+        latency = batch_latency_s(model.profile.batch_sizes, model.profile.latency_ms, batch)
+        if tier is Tier.LIGHT:
+            latency += self.cascade.discriminator.latency_ms / 1000.0
+        return latency
+
+    def execute(self, tier: Tier, items: list[BatchItem]) -> list[ItemResult]:
+        self._sleep(self.expected_latency_s(tier, len(items)))
+        model = self.cascade.light.name if tier is Tier.LIGHT else self.cascade.heavy.name
+        if tier is Tier.LIGHT:
+            return [ItemResult(confidence=float(self.confidence[i.prompt_index]), model=model) for i in items]
+        return [ItemResult(model=model) for _ in items]

@@ -1,0 +1,32 @@
+"""Worker batching: work-conserving, one tier per batch, oldest head first.
+
+A worker keeps one FIFO per tier (after a tier switch it still finishes the queries it had
+accepted for the old tier, with the model they were sent to). The next batch takes up to the
+tier's max batch from the tier whose first query has waited longest; it never waits for a
+batch to fill.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol, TypeVar
+
+from runtime.records import Tier
+
+
+class Queued(Protocol):
+    enqueued_at: float
+
+
+Q = TypeVar("Q", bound=Queued)
+
+
+def next_batch(queues: dict[Tier, deque[Q]], max_batch: dict[Tier, int]) -> tuple[Tier, list[Q]] | None:
+    """Pop the next batch from `queues`; None when every queue is empty."""
+    heads = [(q[0].enqueued_at, tier) for tier, q in queues.items() if q]
+    if not heads:
+        return None
+    _, tier = min(heads, key=lambda h: h[0])
+    q = queues[tier]
+    n = min(len(q), max(1, max_batch[tier]))
+    return tier, [q.popleft() for _ in range(n)]

@@ -1,0 +1,26 @@
+"""Approach names to classes: the one place a new DiffServe approach is registered."""
+
+from __future__ import annotations
+
+from runtime.exceptions import ConfigError
+from runtime.policies.diffserve.all_heavy import AllHeavy
+from runtime.policies.diffserve.all_light import AllLight
+from runtime.policies.diffserve.plan import Approach
+from runtime.policies.diffserve.static import Static
+from runtime.schema import ApproachConfig, CascadeConfig
+
+APPROACHES: dict[str, type[Approach]] = {
+    AllLight.name: AllLight,
+    AllHeavy.name: AllHeavy,
+    Static.name: Static,
+}
+
+
+def make_approach(cascade: CascadeConfig, config: ApproachConfig) -> Approach:
+    try:
+        cls = APPROACHES[config.name]
+    except KeyError:
+        raise ConfigError(
+            f"approach: unknown DiffServe approach {config.name!r} (allowed: {', '.join(sorted(APPROACHES))})"
+        ) from None
+    return cls(cascade, config)

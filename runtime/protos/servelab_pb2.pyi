@@ -1,0 +1,245 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Tier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIER_UNSPECIFIED: _ClassVar[Tier]
+    LIGHT: _ClassVar[Tier]
+    HEAVY: _ClassVar[Tier]
+TIER_UNSPECIFIED: Tier
+LIGHT: Tier
+HEAVY: Tier
+
+class Empty(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HealthReply(_message.Message):
+    __slots__ = ("role", "name", "ready", "detail")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    name: str
+    ready: bool
+    detail: str
+    def __init__(self, role: _Optional[str] = ..., name: _Optional[str] = ..., ready: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class StartRequest(_message.Message):
+    __slots__ = ("epoch",)
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    epoch: float
+    def __init__(self, epoch: _Optional[float] = ...) -> None: ...
+
+class StopRequest(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class Stage(_message.Message):
+    __slots__ = ("tier", "worker", "enqueued_at", "started_at", "finished_at", "batch_size")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    ENQUEUED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    tier: Tier
+    worker: str
+    enqueued_at: float
+    started_at: float
+    finished_at: float
+    batch_size: int
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., worker: _Optional[str] = ..., enqueued_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+
+class Query(_message.Message):
+    __slots__ = ("id", "prompt_index", "sent_at", "admitted_at", "stages", "scored", "confidence", "threshold", "dropped", "drop_reason", "prompt", "image_path")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_AT_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
+    SCORED_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    DROP_REASON_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_PATH_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    prompt_index: int
+    sent_at: float
+    admitted_at: float
+    stages: _containers.RepeatedCompositeFieldContainer[Stage]
+    scored: bool
+    confidence: float
+    threshold: float
+    dropped: bool
+    drop_reason: str
+    prompt: str
+    image_path: str
+    def __init__(self, id: _Optional[int] = ..., prompt_index: _Optional[int] = ..., sent_at: _Optional[float] = ..., admitted_at: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., scored: _Optional[bool] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., dropped: _Optional[bool] = ..., drop_reason: _Optional[str] = ..., prompt: _Optional[str] = ..., image_path: _Optional[str] = ...) -> None: ...
+
+class QueryBatch(_message.Message):
+    __slots__ = ("queries",)
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[Query]
+    def __init__(self, queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ...) -> None: ...
+
+class SubmitReply(_message.Message):
+    __slots__ = ("accepted", "reason")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    reason: str
+    def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ForwardRequest(_message.Message):
+    __slots__ = ("tier", "queries")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    tier: Tier
+    queries: _containers.RepeatedCompositeFieldContainer[Query]
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ...) -> None: ...
+
+class WorkerRoute(_message.Message):
+    __slots__ = ("name", "address", "tier", "queue_length")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    address: str
+    tier: Tier
+    queue_length: int
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., queue_length: _Optional[int] = ...) -> None: ...
+
+class RoutingTable(_message.Message):
+    __slots__ = ("plan_id", "workers", "reported_at")
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    REPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    plan_id: int
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerRoute]
+    reported_at: float
+    def __init__(self, plan_id: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerRoute, _Mapping]]] = ..., reported_at: _Optional[float] = ...) -> None: ...
+
+class LoadBalancerStats(_message.Message):
+    __slots__ = ("submitted", "forwarded", "rejected", "now")
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    FORWARDED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    submitted: int
+    forwarded: int
+    rejected: int
+    now: float
+    def __init__(self, submitted: _Optional[int] = ..., forwarded: _Optional[int] = ..., rejected: _Optional[int] = ..., now: _Optional[float] = ...) -> None: ...
+
+class EnqueueRequest(_message.Message):
+    __slots__ = ("tier", "query")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    tier: Tier
+    query: Query
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., query: _Optional[_Union[Query, _Mapping]] = ...) -> None: ...
+
+class EnqueueReply(_message.Message):
+    __slots__ = ("queue_length",)
+    QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    queue_length: int
+    def __init__(self, queue_length: _Optional[int] = ...) -> None: ...
+
+class WorkerConfig(_message.Message):
+    __slots__ = ("plan_id", "tier", "light_batch", "heavy_batch", "threshold")
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    LIGHT_BATCH_FIELD_NUMBER: _ClassVar[int]
+    HEAVY_BATCH_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    plan_id: int
+    tier: Tier
+    light_batch: int
+    heavy_batch: int
+    threshold: float
+    def __init__(self, plan_id: _Optional[int] = ..., tier: _Optional[_Union[Tier, str]] = ..., light_batch: _Optional[int] = ..., heavy_batch: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class WorkerStatus(_message.Message):
+    __slots__ = ("name", "tier", "queue_length", "light_queue", "heavy_queue", "enqueued", "completed", "dropped", "plan_id", "now", "busy", "running")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    LIGHT_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    HEAVY_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    ENQUEUED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    BUSY_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    tier: Tier
+    queue_length: int
+    light_queue: int
+    heavy_queue: int
+    enqueued: int
+    completed: int
+    dropped: int
+    plan_id: int
+    now: float
+    busy: bool
+    running: int
+    def __init__(self, name: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., queue_length: _Optional[int] = ..., light_queue: _Optional[int] = ..., heavy_queue: _Optional[int] = ..., enqueued: _Optional[int] = ..., completed: _Optional[int] = ..., dropped: _Optional[int] = ..., plan_id: _Optional[int] = ..., now: _Optional[float] = ..., busy: _Optional[bool] = ..., running: _Optional[int] = ...) -> None: ...
+
+class Notice(_message.Message):
+    __slots__ = ("id", "dropped", "drop_reason", "path")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    DROP_REASON_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    dropped: bool
+    drop_reason: str
+    path: str
+    def __init__(self, id: _Optional[int] = ..., dropped: _Optional[bool] = ..., drop_reason: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class NoticeBatch(_message.Message):
+    __slots__ = ("notices",)
+    NOTICES_FIELD_NUMBER: _ClassVar[int]
+    notices: _containers.RepeatedCompositeFieldContainer[Notice]
+    def __init__(self, notices: _Optional[_Iterable[_Union[Notice, _Mapping]]] = ...) -> None: ...
+
+class ProgressReply(_message.Message):
+    __slots__ = ("total", "sent", "completed", "violations", "trace_time", "rate", "done")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_TIME_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    total: int
+    sent: int
+    completed: int
+    violations: int
+    trace_time: float
+    rate: float
+    done: bool
+    def __init__(self, total: _Optional[int] = ..., sent: _Optional[int] = ..., completed: _Optional[int] = ..., violations: _Optional[int] = ..., trace_time: _Optional[float] = ..., rate: _Optional[float] = ..., done: _Optional[bool] = ...) -> None: ...
+
+class RegisterRequest(_message.Message):
+    __slots__ = ("name", "role")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The runtime roles, each its own OS process: `python -m runtime.roles ROLE --spec FILE --name NAME`."""

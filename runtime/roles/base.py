@@ -1,0 +1,112 @@
+"""What every role process shares: the spec, the clock, the gRPC server with the RoleControl
+service (Health, Start, Stop), signal handling, and the order of a role's life:
+
+    construct (read spec, build state) -> serve (bind, announce) -> Start(epoch) -> ... ->
+    Stop or SIGTERM -> finish (flush the role's files) -> exit 0
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import grpc
+
+from runtime.clock import WallClock
+from runtime.logs import init_logger
+from runtime.protos import servelab_pb2 as pb
+from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.rpc import channel, server
+from runtime.spec import RunSpec
+
+Servicer = tuple[Callable[[Any, grpc.Server], None], Any]
+
+
+class Role:
+    role: ClassVar[str]
+
+    def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
+        self.spec = spec
+        self.name = name
+        self.me = spec.role(name)
+        self.config = spec.config
+        self.out_dir = out_dir
+        self.clock = WallClock(self.config.time_scale)
+        self.log = init_logger(f"{self.role}.{name}")
+        self.rpc_timeout = self.config.run.rpc_timeout_s
+        self.stopping = threading.Event()
+        self.started = threading.Event()
+        self._channels: dict[str, grpc.Channel] = {}
+
+    # ------------------------------------------------------------------ for subclasses
+    def servicers(self) -> list[Servicer]:
+        return []
+
+    def after_bind(self) -> None:
+        """Runs once the server listens (e.g. register with the controller)."""
+
+    def ready(self) -> bool:
+        return True
+
+    def on_start(self) -> None:
+        """Runs when the orchestrator starts the run (the clock's epoch is set)."""
+
+    def finish(self) -> None:
+        """Runs once at the end: flush the role's records."""
+
+    # ------------------------------------------------------------------ helpers
+    def channel_to(self, name: str) -> grpc.Channel:
+        if name not in self._channels:
+            self._channels[name] = channel(self.spec.role(name).address)
+        return self._channels[name]
+
+    # ------------------------------------------------------------------ life
+    def serve(self) -> int:
+        srv = server(self.me.bind)
+        pbg.add_RoleControlServicer_to_server(_Control(self), srv)
+        for add, obj in self.servicers():
+            add(obj, srv)
+        srv.start()
+        self.log.info("Listening <bind=%s>", self.me.bind)
+        # The handler only sets a flag: setting the Event from a signal handler could deadlock
+        # with this thread waiting on the same Event's lock.
+        signalled: list[int] = []
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda signum, _frame: signalled.append(signum))
+        self.after_bind()
+        while not (signalled or self.stopping.is_set()):
+            time.sleep(0.1)
+        self.stopping.set()
+        self.log.info("Stopping: flushing records")
+        try:
+            self.finish()
+        finally:
+            srv.stop(grace=0.5).wait(2.0)
+            for ch in self._channels.values():
+                ch.close()
+        self.log.info("Stopped")
+        return 0
+
+
+class _Control(pbg.RoleControlServicer):
+    def __init__(self, role: Role) -> None:
+        self.r = role
+
+    def Health(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.HealthReply:
+        return pb.HealthReply(role=self.r.role, name=self.r.name, ready=self.r.ready())
+
+    def Start(self, request: pb.StartRequest, context: grpc.ServicerContext) -> pb.Empty:
+        if not self.r.started.is_set():
+            self.r.clock.start(request.epoch)
+            self.r.on_start()
+            self.r.started.set()
+        return pb.Empty()
+
+    def Stop(self, request: pb.StopRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self.r.log.info("Stop requested <reason=%s>", request.reason)
+        self.r.stopping.set()
+        return pb.Empty()

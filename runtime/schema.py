@@ -1,0 +1,248 @@
+"""The typed schema of an experiment: every key a user can set, its default and its meaning.
+
+These dataclasses are registered with Hydra's ConfigStore (see `orchestrator.config`), so a
+YAML file or a command-line override with a wrong type fails at composition. The roles load
+the same schema from the resolved config the orchestrator hands them, so the orchestrator
+and every role read one description of the run. Values are checked for sense in
+`orchestrator.config.validate`, not here: these classes hold no logic and do no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+# --------------------------------------------------------------------------- system
+
+
+@dataclass
+class SystemConfig:
+    name: str = field(default=MISSING, metadata=_help("diffserve or spotserve: which roles run"))
+
+
+# --------------------------------------------------------------------------- cascade
+
+
+@dataclass
+class ProfileConfig:
+    """Profiled latency of one model per batch size (milliseconds per batch)."""
+
+    batch_sizes: list[int] = field(default_factory=list, metadata=_help("profiled batch sizes, ascending"))
+    latency_ms: list[float] = field(default_factory=list, metadata=_help("latency of one batch of each size, ms"))
+    source: str = field(default="", metadata=_help("where the numbers come from"))
+
+
+@dataclass
+class DiffusionModelConfig:
+    """One diffusion model of a cascade (the light or the heavy one)."""
+
+    name: str = field(default=MISSING, metadata=_help("short model name used in records and figures"))
+    model_id: str = field(default="", metadata=_help("hub id or local directory of the pipeline"))
+    pipeline: str = field(default="auto", metadata=_help("diffusers pipeline class name, or auto"))
+    dtype: str = field(default="float16", metadata=_help("float16, bfloat16 or float32"))
+    scheduler: str | None = field(
+        default=None, metadata=_help("diffusers scheduler class name; null keeps the pipeline's")
+    )
+    scheduler_options: dict[str, Any] = field(
+        default_factory=dict, metadata=_help("kwargs for the scheduler's from_config")
+    )
+    unet_weights: str | None = field(default=None, metadata=_help("hub id/file of a replacement UNet (SDXL-Lightning)"))
+    steps: int = field(default=1, metadata=_help("denoising steps"))
+    guidance: float = field(default=0.0, metadata=_help("classifier-free guidance scale"))
+    resolution: int = field(default=512, metadata=_help("image height and width in pixels"))
+    profile: ProfileConfig = field(default_factory=ProfileConfig, metadata=_help("latency per batch size"))
+
+
+@dataclass
+class CurveConfig:
+    """A piecewise-linear curve given by points (x ascending)."""
+
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    source: str = field(default="", metadata=_help("where the points come from"))
+
+
+@dataclass
+class DiscriminatorConfig:
+    latency_ms: float = field(default=20.0, metadata=_help("simulated discriminator time per light batch, ms"))
+    weights: str | None = field(default=None, metadata=_help("state-dict file of the discriminator (real execution)"))
+    architecture: str = field(default="small_cnn", metadata=_help("small_cnn or efficientnet_v2_s"))
+    image_size: int = field(default=224, metadata=_help("input size the discriminator scores at"))
+
+
+@dataclass
+class StaticPlanConfig:
+    """The fixed cascade plan that approach=static uses (the artifact's policy 8)."""
+
+    threshold: float = field(default=0.0, metadata=_help("confidence threshold"))
+    light_batch: int = field(default=1, metadata=_help("max batch of light workers"))
+    heavy_batch: int = field(default=1, metadata=_help("max batch of heavy workers"))
+    light_share: float = field(default=0.25, metadata=_help("fraction of GPU workers that run the light model"))
+    source: str = field(default="")
+
+
+@dataclass
+class CascadeConfig:
+    name: str = field(default=MISSING, metadata=_help("sdturbo, sdxs, sdxlltn or tiny"))
+    slo_s: float = field(default=MISSING, metadata=_help("the one latency SLO of this cascade, seconds (trace time)"))
+    light: DiffusionModelConfig = field(default_factory=DiffusionModelConfig)
+    heavy: DiffusionModelConfig = field(default_factory=DiffusionModelConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    deferral_curve: CurveConfig = field(
+        default_factory=CurveConfig,
+        metadata=_help("f(t): fraction of prompts whose confidence is below threshold t"),
+    )
+    fid_table: CurveConfig = field(
+        default_factory=CurveConfig,
+        metadata=_help("FID against the fraction of queries served by the light model"),
+    )
+    static: StaticPlanConfig = field(default_factory=StaticPlanConfig)
+    num_prompts: int = field(default=5000, metadata=_help("prompt indices 0..num_prompts-1 have a confidence"))
+    confidence_path: str | None = field(
+        default=None,
+        metadata=_help("read per-prompt confidence from an artifact dist_*.txt file instead of drawing it"),
+    )
+    prompts_path: str | None = field(default=None, metadata=_help("prompt text file, one per line (real execution)"))
+
+
+# --------------------------------------------------------------------------- trace
+
+
+@dataclass
+class TraceConfig:
+    name: str = field(default=MISSING, metadata=_help("trace name, e.g. 3to24qps or fixed_10qps"))
+    low_qps: float = field(default=1.0, metadata=_help("lowest per-second arrival rate of the diurnal shape"))
+    high_qps: float = field(default=8.0, metadata=_help("highest per-second arrival rate of the diurnal shape"))
+    duration_s: float = field(default=347.0, metadata=_help("trace length in seconds"))
+    shape: str = field(default="diurnal", metadata=_help("diurnal (low start, dip, mid peak, decline) or constant"))
+    suggested_workers: int = field(default=4, metadata=_help("GPU workers used when hostfile.workers is null"))
+    path: str | None = field(default=None, metadata=_help("replay an artifact arrival_ms,prompt_index file instead"))
+
+
+# --------------------------------------------------------------------------- approach
+
+
+@dataclass
+class ApproachConfig:
+    name: str = field(default=MISSING, metadata=_help("all_light, all_heavy, static or diffserve"))
+    period_s: float = field(default=5.0, metadata=_help("seconds between two plans of the controller"))
+    light_batch: int | None = field(default=None, metadata=_help("fixed light batch (null: the approach decides)"))
+    heavy_batch: int | None = field(default=None, metadata=_help("fixed heavy batch (null: the approach decides)"))
+    threshold: float | None = field(default=None, metadata=_help("fixed threshold (null: the approach decides)"))
+    light_workers: int | None = field(
+        default=None, metadata=_help("static: light worker count (null: from light_share)")
+    )
+    heavy_workers: int | None = field(default=None, metadata=_help("static: heavy worker count (null: the rest)"))
+    demand: str = field(
+        default="ewma", metadata=_help("diffserve demand estimator: ewma (arrival rate) or inflight (artifact)")
+    )
+    ewma_alpha: float = field(default=0.3226, metadata=_help("weight of the newest demand sample (pandas com=2.1)"))
+    demand_factor: float = field(default=1.0, metadata=_help("multiplier on the estimated demand (artifact: 1.2)"))
+    threshold_grid: int = field(default=201, metadata=_help("number of threshold points on [0, 1]"))
+    batch_sizes: list[int] = field(
+        default_factory=lambda: [1, 2, 4, 8, 16, 32], metadata=_help("allowed max batch sizes")
+    )
+    queueing: bool = field(
+        default=True, metadata=_help("diffserve: subtract expected queueing delay from the SLO budget")
+    )
+
+
+# --------------------------------------------------------------------------- hostfile
+
+
+@dataclass
+class SshConfig:
+    port: int = field(default=22, metadata=_help("sshd port"))
+    user: str = field(default="root", metadata=_help("login user"))
+    key_file: str | None = field(default=None, metadata=_help("private key file (key-based authentication only)"))
+    known_hosts: str | None = field(default=None, metadata=_help("known_hosts file; null accepts any host key"))
+    connect_timeout_s: float = field(default=5.0)
+    keepalive_s: float = field(default=1.0, metadata=_help("SSH keepalive interval"))
+    user_timeout_ms: int = field(default=3000, metadata=_help("TCP_USER_TIMEOUT: a silent host is lost after this"))
+
+
+@dataclass
+class HostConfig:
+    name: str = field(default=MISSING, metadata=_help("host name used in logs and the run directory"))
+    address: str = field(default="127.0.0.1", metadata=_help("address the roles on this host bind and advertise"))
+    bind_address: str | None = field(default=None, metadata=_help("bind here instead of address (e.g. 0.0.0.0)"))
+    ssh: SshConfig | None = field(default=None, metadata=_help("null: a local host, roles are local processes"))
+    python: str | None = field(
+        default=None,
+        metadata=_help("interpreter of the environment holding this project; null: the orchestrator's own"),
+    )
+    workdir: str | None = field(default=None, metadata=_help("where the roles' files live on the host"))
+    gpus: list[int] = field(default_factory=list, metadata=_help("GPU indices of this host"))
+    workers_per_gpu: int = field(default=1, metadata=_help("workers per GPU (simulated execution may share a GPU)"))
+    roles: list[str] = field(default_factory=list, metadata=_help("roles placed on this host"))
+
+
+@dataclass
+class HostfileConfig:
+    name: str = field(default=MISSING)
+    workers: int | None = field(
+        default=None, metadata=_help("GPU workers besides the sink; null: trace.suggested_workers")
+    )
+    base_port: int = field(default=50050, metadata=_help("first port; roles take consecutive ports per address"))
+    hosts: list[HostConfig] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- execution
+
+
+@dataclass
+class ExecutionConfig:
+    mode: str = field(
+        default="simulated", metadata=_help("simulated (sleep the profiled latency) or real (run models)")
+    )
+    device: str = field(default="auto", metadata=_help("real execution: cuda, cpu or auto"))
+    save_images: bool = field(default=False, metadata=_help("real execution: save served images in the run directory"))
+    warmup: bool = field(default=True, metadata=_help("real execution: one warm-up generation before ready"))
+
+
+# --------------------------------------------------------------------------- run mechanics
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = field(default=MISSING, metadata=_help("MLflow tracking URI (sqlite:///... by default)"))
+    experiment: str = field(default="servelab", metadata=_help("MLflow experiment name"))
+    enabled: bool = field(default=True, metadata=_help("log the run to MLflow"))
+
+
+@dataclass
+class RunConfig:
+    drain_slo_factor: float = field(default=2.0, metadata=_help("after the last arrival, wait up to this many SLOs"))
+    heartbeat_s: float = field(default=1.0, metadata=_help("controller heartbeat period (trace seconds)"))
+    evict_after_s: float = field(default=3.0, metadata=_help("a worker silent this long (wall seconds) is evicted"))
+    rpc_timeout_s: float = field(default=2.0, metadata=_help("deadline of every RPC, wall seconds"))
+    ready_timeout_s: float = field(default=60.0, metadata=_help("wall seconds a role may take to become ready"))
+    stop_timeout_s: float = field(default=5.0, metadata=_help("wall seconds between TERM and KILL at teardown"))
+    start_lead_s: float = field(default=0.5, metadata=_help("wall seconds between Start and trace time 0"))
+    drop_factor: float = field(
+        default=1.0, metadata=_help("workers drop a query whose projected latency exceeds this many SLOs")
+    )
+    progress: bool = field(default=True, metadata=_help("print a live progress line"))
+
+
+@dataclass
+class Config:
+    system: SystemConfig = field(default_factory=SystemConfig)
+    cascade: CascadeConfig | None = None
+    trace: TraceConfig = field(default_factory=TraceConfig)
+    approach: ApproachConfig = field(default_factory=ApproachConfig)
+    hostfile: HostfileConfig = field(default_factory=HostfileConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    seed: int = field(default=0, metadata=_help("seed of every random draw (trace, confidences)"))
+    time_scale: float = field(default=1.0, metadata=_help("wall-clock run goes this many times faster than the trace"))
+    paths: dict[str, Any] = field(default_factory=dict)
+    experiment: str | None = field(default=None, metadata=_help("name of the experiment preset, if any"))

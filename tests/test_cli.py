@@ -1,0 +1,104 @@
+"""Bad input on the command line: one line naming the key or file, a non-zero exit, no
+traceback, and no process left behind."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_base_port, processes_mentioning
+
+
+def orchestrate(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "orchestrator", f"paths.output_dir={tmp_path}", "run.progress=false", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pattern: str) -> None:
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert proc.returncode == code, proc.stderr
+    assert len(errors) == 1, proc.stderr
+    assert pattern in errors[0], errors[0]
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["cascade=nope"], "cascade: unknown cascade 'nope' (allowed: sdturbo, sdxlltn, sdxs)"),
+        (["trace=5to50qps"], "trace: unknown trace '5to50qps' (allowed: 1to8qps, 2_5to20qps"),
+        (["approach=clipper"], "approach: unknown approach 'clipper' (allowed: all_heavy, all_light"),
+        (["time_scale=0"], "time_scale: must be > 0 (got 0.0)"),
+        (["time_scale=-1"], "time_scale: must be > 0"),
+        (["hostfile.workers=0"], "hostfile.workers: must be >= 1 GPU worker (got 0)"),
+        (["trace.path=/no/such/trace.txt"], "trace.path: no such file: /no/such/trace.txt"),
+        (["cascade.slo=3"], "cascade.slo"),
+        (["time_scale=fast"], "time_scale"),
+        (["-m", "cascade=sdxs,nope"], "cascade: unknown cascade 'nope'"),
+    ],
+)
+def test_config_errors_are_one_line(tmp_path: Path, args: list[str], pattern: str) -> None:
+    proc = orchestrate(tmp_path, *args)
+    assert_one_line_error(proc, 2, pattern)
+    assert not list(tmp_path.glob("diffserve/runs/*")), "nothing started"
+
+
+@pytest.mark.slow
+def test_malformed_trace_line_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "trace.txt"
+    bad.write_text("100.0,5\n200.0,6\n300.0;7\n")
+    proc = orchestrate(tmp_path, f"trace.path={bad}", f"hostfile.base_port={free_base_port()}")
+    assert_one_line_error(proc, 2, f"{bad}:3: expected 'arrival_ms,prompt_index'")
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.slow
+def test_port_in_use(tmp_path: Path) -> None:
+    base = free_base_port()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", base))
+        holder.listen()
+        proc = orchestrate(tmp_path, f"hostfile.base_port={base}", "trace=1to8qps", "trace.duration_s=5")
+    assert_one_line_error(proc, 1, f"port {base} on 127.0.0.1 (for the controller) is not free")
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.slow
+def test_role_crashing_at_start_up_reports_its_log_tail(tmp_path: Path) -> None:
+    """A worker that cannot read its confidence table exits; the error names it and quotes its log."""
+    dist = tmp_path / "dist.txt"
+    dist.write_text("0.5\n0.5\nnot-a-number\n0.5\n")
+    proc = orchestrate(
+        tmp_path, f"cascade.confidence_path={dist}", f"hostfile.base_port={free_base_port()}",
+        "trace=1to8qps", "trace.duration_s=5", "hostfile.workers=2",
+    )  # fmt: skip
+    assert_one_line_error(proc, 1, "start-up failed: worker-")
+    assert "exit code 3" in proc.stderr and "dist.txt:3: expected a probability" in proc.stderr
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_role_and_keeps_what_was_measured(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable, "-m", "orchestrator", f"paths.output_dir={tmp_path}", "run.progress=false",
+        f"hostfile.base_port={free_base_port()}", "trace=1to8qps", "time_scale=2", "hostfile.workers=3",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(processes_mentioning(str(tmp_path))) < 12:
+        time.sleep(0.2)
+    time.sleep(3)  # let the replay start
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "error: interrupted; every role was stopped" in err and "Traceback" not in err
+    assert processes_mentioning(str(tmp_path)) == []
+    run_dir = next(tmp_path.glob("diffserve/runs/*"))
+    assert (run_dir / "records.parquet").exists() and (run_dir / "summary.json").exists()
+    assert (run_dir / "logs" / "localhost" / "controller.log").stat().st_size > 0

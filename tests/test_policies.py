@@ -1,0 +1,147 @@
+"""The pure DiffServe decisions: routing, batching, the two per-query rules, tier assignment,
+and the fixed approaches."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import pytest
+
+from runtime.exceptions import ConfigError
+from runtime.policies.diffserve.all_heavy import AllHeavy
+from runtime.policies.diffserve.all_light import AllLight
+from runtime.policies.diffserve.assignment import assign_tiers
+from runtime.policies.diffserve.batcher import next_batch
+from runtime.policies.diffserve.demand import DemandEstimator
+from runtime.policies.diffserve.plan import AllocationPlan, Observation, slo_batch
+from runtime.policies.diffserve.registry import make_approach
+from runtime.policies.diffserve.router import Route, ShortestQueueRouter
+from runtime.policies.diffserve.rules import defers, should_drop
+from runtime.policies.diffserve.static import Static
+from runtime.records import Tier
+from tests.conftest import compose_config
+
+
+def cascade(name: str = "sdxs"):  # type: ignore[no-untyped-def]
+    from orchestrator.experiment import typed_config
+
+    return typed_config(compose_config(f"cascade={name}"))
+
+
+@dataclass
+class Item:
+    enqueued_at: float
+    tier: str = ""
+
+
+def test_router_joins_the_shortest_queue_and_counts_what_it_sent() -> None:
+    r = ShortestQueueRouter()
+    r.update([Route("a", "x:1", Tier.LIGHT, 3), Route("b", "x:2", Tier.LIGHT, 1), Route("h", "x:3", Tier.HEAVY, 0)])
+    picked = r.pick(Tier.LIGHT)
+    assert picked is not None and picked.name == "b"
+    r.on_sent("b")
+    r.on_sent("b")
+    r.on_sent("b")  # b is now at 4 in the router's view
+    picked = r.pick(Tier.LIGHT)
+    assert picked is not None and picked.name == "a"
+    assert r.pick(Tier.LIGHT, exclude=frozenset({"a", "b"})) is None
+    assert r.entry_tier() is Tier.LIGHT
+
+
+def test_router_spreads_ties_and_falls_back_to_heavy() -> None:
+    r = ShortestQueueRouter()
+    r.update([Route(n, n, Tier.LIGHT, 0) for n in "abcd"])
+    seen = {r.pick(Tier.LIGHT).name for _ in range(8)}  # type: ignore[union-attr]
+    assert seen == set("abcd"), "equal queues share the load"
+    r.update([Route("h", "h", Tier.HEAVY, 0)])
+    assert r.entry_tier() is Tier.HEAVY
+
+
+def test_batcher_takes_the_oldest_tier_up_to_its_max() -> None:
+    queues = {Tier.LIGHT: deque(Item(t) for t in (2.0, 3.0, 4.0)), Tier.HEAVY: deque([Item(1.0), Item(5.0)])}
+    tier, batch = next_batch(queues, {Tier.LIGHT: 2, Tier.HEAVY: 4})  # type: ignore[misc]
+    assert tier is Tier.HEAVY and [i.enqueued_at for i in batch] == [1.0, 5.0]
+    tier, batch = next_batch(queues, {Tier.LIGHT: 2, Tier.HEAVY: 4})  # type: ignore[misc]
+    assert tier is Tier.LIGHT and [i.enqueued_at for i in batch] == [2.0, 3.0]
+    assert next_batch({Tier.LIGHT: deque(), Tier.HEAVY: deque()}, {Tier.LIGHT: 1, Tier.HEAVY: 1}) is None
+
+
+def test_defer_and_drop_rules() -> None:
+    assert defers(0.1, 0.2) and not defers(0.2, 0.2) and not defers(0.0, 0.0)
+    assert defers(0.99, 1.0)
+    assert should_drop(now=4.0, sent_at=0.0, stage_latency_s=1.5, slo_s=5.0, drop_factor=1.0)
+    assert not should_drop(now=3.0, sent_at=0.0, stage_latency_s=1.5, slo_s=5.0, drop_factor=1.0)
+    assert not should_drop(now=4.0, sent_at=0.0, stage_latency_s=1.5, slo_s=5.0, drop_factor=2.0)
+
+
+def test_assignment_moves_as_few_workers_as_possible() -> None:
+    current = {"w0": Tier.LIGHT, "w1": Tier.HEAVY, "w2": Tier.HEAVY, "w3": Tier.IDLE}
+    plan = AllocationPlan(light_workers=2, heavy_workers=1, light_batch=1, heavy_batch=1, threshold=0.5)
+    tiers = assign_tiers(plan, current)
+    assert tiers["w0"] is Tier.LIGHT and tiers["w1"] is Tier.HEAVY
+    assert sorted(t.value for t in tiers.values()) == ["heavy", "idle", "light", "light"]
+    moved = [w for w in current if tiers[w] is not current[w]]
+    assert moved == ["w2"], "only the one surplus heavy worker moves; the idle one stays idle"
+
+
+def test_fixed_approaches() -> None:
+    cfg = cascade("sdxs")
+    obs = Observation(now=0.0, workers=12)
+    light = AllLight(cfg.cascade, cfg.approach).plan(obs)  # type: ignore[arg-type]
+    heavy = AllHeavy(cfg.cascade, cfg.approach).plan(obs)  # type: ignore[arg-type]
+    assert (light.light_workers, light.heavy_workers, light.threshold) == (12, 0, 0.0)
+    assert (heavy.light_workers, heavy.heavy_workers, heavy.threshold) == (0, 12, 1.0)
+    # Largest batch whose 2 x latency fits the 5-s SLO: SDXS 32 (0.48 s), SD v1.5 2 (2.16 s).
+    assert light.light_batch == 32 and heavy.heavy_batch == 2
+
+
+def test_slo_batch_on_sdxlltn_stops_at_the_profiled_sizes() -> None:
+    cfg = cascade("sdxlltn")
+    # SDXL-Lightning: 2 x 7.1 s fits 15 s at 16; 32 has no profile (the artifact's "infeasible").
+    assert slo_batch(cfg.cascade, "light", [1, 2, 4, 8, 16, 32]) == 16
+    assert slo_batch(cfg.cascade, "heavy", [1, 2, 4, 8, 16, 32]) == 1
+
+
+def test_static_keeps_the_published_light_share() -> None:
+    cfg = cascade("sdxs")
+    static = Static(cfg.cascade, cfg.approach)  # type: ignore[arg-type]
+    p16 = static.plan(Observation(now=0.0, workers=16))
+    assert (p16.light_workers, p16.heavy_workers, p16.light_batch, p16.heavy_batch, p16.threshold) == (
+        2,
+        14,
+        32,
+        4,
+        0.12,
+    )
+    p12 = static.plan(Observation(now=0.0, workers=12))
+    assert (p12.light_workers, p12.heavy_workers) == (2, 10)
+    p3 = static.plan(Observation(now=0.0, workers=3))
+    assert (p3.light_workers, p3.heavy_workers) == (1, 2)
+
+
+def test_static_with_explicit_counts_and_evictions() -> None:
+    cfg = cascade("sdturbo")
+    cfg.approach.light_workers, cfg.approach.heavy_workers = 3, 5
+    static = Static(cfg.cascade, cfg.approach)  # type: ignore[arg-type]
+    assert static.required_workers(16) == 8
+    p = static.plan(Observation(now=0.0, workers=4))
+    assert p.light_workers + p.heavy_workers == 4 and p.light_workers >= 1 and "shrunk" in p.reason
+
+
+def test_registry_names_the_allowed_approaches() -> None:
+    cfg = cascade("sdxs")
+    cfg.approach.name = "nope"
+    with pytest.raises(ConfigError, match="allowed: all_heavy, all_light"):
+        make_approach(cfg.cascade, cfg.approach)  # type: ignore[arg-type]
+
+
+def test_demand_estimators() -> None:
+    ewma = DemandEstimator("ewma", alpha=0.5, factor=1.0)
+    assert ewma.update(arrivals=10, dt_s=1.0, inflight=0) == pytest.approx(10)
+    assert ewma.update(arrivals=20, dt_s=1.0, inflight=0) == pytest.approx(15)
+    inflight = DemandEstimator("inflight", alpha=1.0, factor=1.2)
+    assert inflight.update(arrivals=0, dt_s=1.0, inflight=10) == pytest.approx(12)
+    assert inflight.update(arrivals=0, dt_s=1.0, inflight=0) == pytest.approx(12), "frozen when idle, as the artifact"
+    with pytest.raises(ValueError, match="allowed: ewma, inflight"):
+        DemandEstimator("psychic", 0.5, 1.0)

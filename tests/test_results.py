@@ -1,0 +1,98 @@
+"""Records and accounting: every sent query gets exactly one outcome, and disagreements between
+the client and the sink are reported."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchestrator.metrics import percentile, slo_violation_ratio, summarize
+from orchestrator.results import accounting_problems, count_outcomes, merge_records
+
+
+def client_frame(rows: list[tuple[int, float | None, float | None, bool, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "query_id": i, "prompt_index": i, "arrival_s": float(i), "sent_at": sent, "notice_at": notice,
+                "notice_dropped": dropped, "notice_reason": reason, "notice_path": path,
+            }
+            for i, sent, notice, dropped, reason, path in rows
+        ]
+    )  # fmt: skip
+
+
+def sink_frame(ids: list[int], dropped: list[int] | None = None) -> pd.DataFrame:
+    dropped = dropped or []
+    return pd.DataFrame(
+        {
+            "query_id": ids,
+            "sink_at": [1.0] * len(ids),
+            "dropped": [i in dropped for i in ids],
+            "light_worker": "worker-0",
+        }
+    )
+
+
+CLIENT = client_frame(
+    [
+        (0, 0.0, 1.0, False, "", "light"),  # on time
+        (1, 1.0, 9.0, False, "", "heavy"),  # late (8 s > 5 s)
+        (2, 2.0, 3.0, True, "slo_unreachable", ""),  # dropped by a worker
+        (3, 3.0, None, False, "", ""),  # unfinished
+        (4, 4.0, 4.1, True, "no_worker", ""),  # refused by the load balancer (never at the sink)
+        (5, None, None, False, "", ""),  # never sent (run stopped early)
+    ]
+)
+
+
+def test_each_sent_query_has_exactly_one_outcome() -> None:
+    rec = merge_records(CLIENT, sink_frame([0, 1, 2], dropped=[2]), slo_s=5.0)
+    assert list(rec["query_id"]) == [0, 1, 2, 3, 4]
+    assert list(rec["outcome"]) == ["completed_on_time", "completed_late", "dropped", "unfinished", "dropped"]
+    assert list(rec["drop_reason"]) == ["", "", "slo_unreachable", "", "no_worker"]
+    assert list(rec["path"]) == ["light", "heavy", "", "", ""]
+    assert rec.loc[0, "latency_s"] == 1.0 and rec.loc[1, "latency_s"] == 8.0 and math.isnan(rec.loc[2, "latency_s"])
+    assert count_outcomes(rec) == {"completed_on_time": 1, "completed_late": 1, "dropped": 2, "unfinished": 1}
+    assert accounting_problems(CLIENT, sink_frame([0, 1, 2], dropped=[2]), {}) == []
+
+
+def test_a_failed_submit_without_notice_is_a_drop() -> None:
+    client = client_frame([(0, 0.0, None, False, "", ""), (1, 1.0, 2.0, False, "", "light")])
+    client["submit_error"] = ["DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED"]  # the second got through anyway
+    rec = merge_records(client, sink_frame([1]), slo_s=5.0)
+    assert list(rec["outcome"]) == ["dropped", "completed_on_time"]
+    assert rec.loc[0, "drop_reason"] == "submit_failed"
+
+
+def test_disagreements_are_reported() -> None:
+    problems = accounting_problems(CLIENT, sink_frame([0, 1, 2, 2, 3, 99]), {"conflicts": 2, "repeats": 5})
+    text = " ".join(problems)
+    assert "2 conflicting notices" in text and "repeat" not in text
+    assert "1 queries reached the sink more than once" in text
+    assert "never sent (e.g. id 99)" in text
+    assert "notice never reached the client (e.g. id 3)" in text
+    missing = accounting_problems(CLIENT, sink_frame([1, 2]), {})
+    assert any("completed queries have no sink record (e.g. id 0)" in p for p in missing)
+
+
+def test_summary_from_records() -> None:
+    rec = merge_records(CLIENT, sink_frame([0, 1, 2], dropped=[2]), slo_s=5.0)
+    s = summarize(rec)
+    assert s["queries_sent"] == 5
+    assert s["slo_violation_ratio"] == pytest.approx(4 / 5)
+    assert s["light_fraction"] == pytest.approx(0.5)
+    assert s["drop_reasons"] == {"slo_unreachable": 1, "no_worker": 1}
+    assert s["latency_p50_s"] == 1.0 and s["latency_p99_s"] == 8.0
+
+
+def test_nearest_rank_percentile_by_hand() -> None:
+    values = np.arange(1, 101, dtype=float)  # 1..100
+    assert percentile(values, 50) == 50 and percentile(values, 99) == 99 and percentile(values, 100) == 100
+    assert percentile(np.array([3.0, 1.0, 2.0]), 50) == 2.0
+    assert percentile(np.array([1.0, 2.0, 3.0, 4.0]), 90) == 4.0  # rank ceil(0.9 * 4) = 4
+    assert math.isnan(percentile(np.array([]), 50))
+    assert slo_violation_ratio({"completed_on_time": 3, "completed_late": 1, "dropped": 0, "unfinished": 0}) == 0.25

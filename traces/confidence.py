@@ -1,0 +1,66 @@
+"""Per-prompt discriminator confidence: drawn to follow a deferral curve f(t), or read from
+the artifact's `dist_*.txt` files.
+
+f(t) is the fraction of prompts whose confidence is below t, i.e. the CDF of confidence, so a
+draw by inverse transform of stratified uniforms reproduces f to within 1/n at every t.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from runtime.exceptions import TraceFormatError
+
+
+def check_curve(t: list[float], f: list[float], key: str) -> None:
+    """Raise unless (t, f) is a CDF on [0, 1]: t ascending from 0 to 1, f non-decreasing from 0 to 1."""
+    if len(t) != len(f) or len(t) < 2:
+        raise ValueError(f"{key}: x and y need the same length, at least 2 points")
+    ta, fa = np.asarray(t, float), np.asarray(f, float)
+    if ta[0] != 0.0 or ta[-1] != 1.0 or np.any(np.diff(ta) <= 0):
+        raise ValueError(f"{key}.x: thresholds must rise strictly from 0 to 1")
+    if fa[0] != 0.0 or fa[-1] != 1.0 or np.any(np.diff(fa) < 0):
+        raise ValueError(f"{key}.y: fractions must rise from 0 to 1")
+
+
+def deferral_fraction(t: float | np.ndarray, curve_t: list[float], curve_f: list[float]) -> np.ndarray:
+    """f(t) by linear interpolation of the curve's points."""
+    return np.asarray(np.interp(t, curve_t, curve_f))
+
+
+def draw(curve_t: list[float], curve_f: list[float], num_prompts: int, seed: int) -> np.ndarray:
+    """One confidence per prompt index so that the fraction below t follows f(t)."""
+    rng = np.random.default_rng([seed, 0xC0F])  # a stream of its own, apart from the trace's
+    u = (rng.permutation(num_prompts) + rng.random(num_prompts)) / num_prompts
+    fa, ta = np.asarray(curve_f, float), np.asarray(curve_t, float)
+    # Inverse of a piecewise-linear CDF; flat stretches of f carry no probability mass.
+    keep = np.concatenate(([True], np.diff(fa) > 0))
+    return np.interp(u, fa[keep], ta[keep])
+
+
+def read_artifact_dist(path: str | Path, values_per_prompt: int = 4) -> np.ndarray:
+    """Confidence per prompt from a `dist_*.txt` file: P(fake) values, `values_per_prompt` per
+    prompt, prompt-major; confidence = 1 - their mean."""
+    p = Path(path)
+    if not p.is_file():
+        raise TraceFormatError(f"cascade.confidence_path: no such file: {p}")
+    values: list[float] = []
+    with p.open(encoding="utf-8") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                v = float(line)
+                if not 0.0 <= v <= 1.0:
+                    raise ValueError
+            except ValueError:
+                raise TraceFormatError(f"{p}:{lineno}: expected a probability in [0, 1], got {line[:40]!r}") from None
+            values.append(v)
+    if not values or len(values) % values_per_prompt:
+        raise TraceFormatError(
+            f"{p}: {len(values)} values is not a positive multiple of {values_per_prompt} (values per prompt)"
+        )
+    return 1.0 - np.asarray(values).reshape(-1, values_per_prompt).mean(axis=1)
