@@ -20,6 +20,7 @@ lint: ## ruff and mypy
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
 
 bench: ## every benchmark script (minutes)
+	$(PY) -m benchmarks.planner
 	$(PY) -m benchmarks.testbed_overhead
 
 protos: ## regenerate the gRPC stubs from runtime/protos/servelab.proto

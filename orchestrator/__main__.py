@@ -15,12 +15,14 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from orchestrator.cli import precheck
 from orchestrator.config import register
 from orchestrator.console import print_summary
 from orchestrator.experiment import run_experiment
+from orchestrator.sweep import sweep_info
 from runtime.exceptions import ConfigError, ServelabError, TraceFormatError
 from runtime.logs import init_logger
 
@@ -32,23 +34,32 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
-def app(cfg: DictConfig) -> dict[str, Any] | None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+def app(cfg: DictConfig) -> dict[str, Any]:
+    """One job. In a sweep a failure is returned (the sweep goes on); alone it exits non-zero."""
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    parent = sweep_info(Path(hydra_cfg.sweep.dir).resolve()).get("parent_run_id") if sweep else None
     try:
-        result = run_experiment(cfg, run_dir)
-        print_summary(result.run_dir, result.summary)
-        return result.summary
+        result = run_experiment(cfg, run_dir, parent_run_id=parent)
     except ServelabError as err:
         log.debug("Run failed", exc_info=True)
         print(f"error: {err}", file=sys.stderr, flush=True)
+        if sweep:
+            return {"status": "failed", "error": str(err), "run_dir": str(run_dir)}
         sys.exit(2 if isinstance(err, ConfigError | TraceFormatError) else 1)
     except KeyboardInterrupt:
         print("error: interrupted; every role was stopped", file=sys.stderr, flush=True)
         sys.exit(130)
+    print_summary(result.run_dir, result.summary)
+    return {"status": "completed", "summary": result.summary, "run_dir": str(run_dir)}
 
 
 def main() -> None:
     register()
+    # Ctrl-C and SIGTERM both tear the run down. SIGINT is set explicitly: a shell starts
+    # background jobs with SIGINT ignored, and Python then keeps it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         precheck(sys.argv[1:])

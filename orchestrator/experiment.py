@@ -19,17 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from orchestrator import tracking
+from orchestrator import analysis, tracking
 from orchestrator.config.validate import validate, workers_wanted
 from orchestrator.deploy.hosts import Host, LocalHost, connect
 from orchestrator.deploy.launcher import SPEC_FILE, Launcher, RoleProcess
 from orchestrator.deploy.placement import START_ORDER, place
-from orchestrator.metrics import summarize
 from orchestrator.progress import ProgressLine
-from orchestrator.results import accounting_problems, merge_records
 from runtime import spec as run_spec
 from runtime.exceptions import AccountingError, ConfigError, DeployError, TraceFormatError
 from runtime.logs import init_logger
@@ -199,7 +196,7 @@ def _replay(launcher: Launcher, procs: dict[str, RoleProcess], config: Config, t
             for proc in procs.values():
                 if proc.name in dead_workers:
                     continue
-                status = launcher.exit_status(proc)
+                status = launcher.ended(proc)
                 if status is None:
                     continue
                 if proc.address.role in ESSENTIAL:
@@ -215,10 +212,6 @@ def _write_statuses(run_dir: Path, statuses: dict[str, dict[str, Any]]) -> None:
     (run_dir / "exit_status.json").write_text(json.dumps(statuses, indent=1), encoding="utf-8")
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
-
-
 def _results(
     run_dir: Path,
     config: Config,
@@ -227,46 +220,23 @@ def _results(
     partial: bool,
     parent_run_id: str | None,
 ) -> RunResult:
-    cascade = config.cascade
-    assert cascade is not None
-    roles = run_dir / "roles"
-    client = _read_parquet(roles / "client" / "client.parquet")
-    sink = _read_parquet(roles / "sink" / "sink.parquet")
-    if sink.empty:
-        sink = pd.DataFrame({"query_id": pd.Series(dtype="int64")})
-    meta_path = roles / "client" / "client_meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    records = merge_records(client, sink, cascade.slo_s)
-    problems = accounting_problems(client, sink, meta)
-    records.to_parquet(run_dir / "records.parquet", index=False)
-    summary: dict[str, Any] = {
-        "system": config.system.name,
-        "approach": config.approach.name,
-        "cascade": cascade.name,
-        "trace": config.trace.name,
-        "workers": workers_wanted(config),
-        "seed": config.seed,
-        "time_scale": config.time_scale,
-        "slo_s": cascade.slo_s,
-        "queries_in_trace": total,
-        **summarize(records),
-        "partial": partial,
-        "accounting_ok": not problems,
-        "accounting_problems": problems,
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    run_id = _track(run_dir, config, container, summary, partial, parent_run_id)
-    return RunResult(run_dir=run_dir, summary=summary, mlflow_run_id=run_id)
+    t0 = time.monotonic()
+    result = analysis.analyze(run_dir, config, total, partial)
+    figures = analysis.write(result, run_dir, config)
+    log.info("Computed results and %d figures in %.2f s", len(figures), time.monotonic() - t0)
+    run_id = _track(run_dir, config, container, result, partial, parent_run_id)
+    return RunResult(run_dir=run_dir, summary=result.summary, mlflow_run_id=run_id)
 
 
 def _track(
     run_dir: Path,
     config: Config,
     container: dict[str, Any],
-    summary: dict[str, Any],
+    result: analysis.Analysis,
     partial: bool,
     parent_run_id: str | None,
 ) -> str | None:
+    summary = result.summary
     if not config.tracking.enabled:
         return None
     t0 = time.monotonic()
@@ -281,16 +251,25 @@ def _track(
             (k, float(v), 0) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)
         ]
         tracking.log_metrics(uri, run_id, numbers)
+        # Per-second series as step metrics (step = trace second), sent in batches.
+        seconds = result.series["second"]
+        points = [
+            (str(key), float(value), int(second))
+            for key in result.series.columns.drop("second")
+            for second, value in zip(seconds, result.series[key], strict=True)
+        ]
+        tracking.log_metrics(uri, run_id, points)
         files = [
             "records.parquet",
             "summary.json",
+            "timeseries.parquet",
             "config_resolved.yaml",
             "trace.csv",
             "exit_status.json",
             "orchestrator.log",
         ]
         artifacts: list[tuple[Path, str | None]] = [(run_dir / f, None) for f in files]
-        artifacts += [(run_dir / "logs", "logs"), (run_dir / ".hydra", "hydra")]
+        artifacts += [(run_dir / "logs", "logs"), (run_dir / ".hydra", "hydra"), (run_dir / "figures", "figures")]
         artifacts += [(p, "roles") for p in sorted((run_dir / "roles").glob("*/*.parquet"))]
         tracking.log_artifacts(uri, run_id, artifacts)
         tracking.end_run(uri, run_id, "KILLED" if partial else "FINISHED")

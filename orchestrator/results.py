@@ -16,7 +16,7 @@ import pandas as pd
 from runtime.records import DropReason, Outcome
 
 SINK_COLUMNS = [
-    "query_id", "admitted_at", "sink_at", "dropped", "drop_reason", "confidence", "threshold", "image_path",
+    "query_id", "admitted_at", "sink_at", "dropped", "drop_reason", "confidence", "threshold", "image_path", "note",
     "light_worker", "light_enqueued_at", "light_started_at", "light_finished_at", "light_batch_size",
     "heavy_worker", "heavy_enqueued_at", "heavy_started_at", "heavy_finished_at", "heavy_batch_size",
 ]  # fmt: skip

@@ -7,6 +7,7 @@ default SQLite store, artifacts go next to the database (`outputs/mlartifacts`).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -41,65 +42,66 @@ def absolute_uri(uri: str) -> str:
     return f"sqlite:///{path.resolve()}" if path is not None and not path.is_absolute() else uri
 
 
-def _client(uri: str) -> Any:
+def client(uri: str) -> Any:
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"sqlalchemy.*|mlflow.*|alembic.*")
     from mlflow.tracking import MlflowClient
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about creating tables
     path = sqlite_path(uri)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri)
 
 
-def experiment_id(client: Any, name: str, uri: str) -> str:
-    exp = client.get_experiment_by_name(name)
+def experiment_id(mlf: Any, name: str, uri: str) -> str:
+    exp = mlf.get_experiment_by_name(name)
     if exp is not None:
         return str(exp.experiment_id)
     path = sqlite_path(uri)
     location = (path.parent / "mlartifacts" / name).resolve().as_uri() if path is not None else None
-    return str(client.create_experiment(name, artifact_location=location))
+    return str(mlf.create_experiment(name, artifact_location=location))
 
 
 def start_run(
     uri: str, experiment: str, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
 ) -> str:
-    client = _client(uri)
+    mlf = client(uri)
     all_tags = dict(tags)
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    run = client.create_run(experiment_id(client, experiment, uri), run_name=run_name, tags=all_tags)
+    run = mlf.create_run(experiment_id(mlf, experiment, uri), run_name=run_name, tags=all_tags)
     return str(run.info.run_id)
 
 
 def log_params(uri: str, run_id: str, params: Mapping[str, str]) -> None:
     from mlflow.entities import Param
 
-    client = _client(uri)
+    mlf = client(uri)
     items = [Param(k, v) for k, v in params.items()]
     for i in range(0, len(items), PARAMS_PER_BATCH):
-        client.log_batch(run_id, params=items[i : i + PARAMS_PER_BATCH])
+        mlf.log_batch(run_id, params=items[i : i + PARAMS_PER_BATCH])
 
 
 def log_metrics(uri: str, run_id: str, metrics: Iterable[tuple[str, float, int]]) -> int:
     """Log (key, value, step) points in batches; non-finite values are skipped. Returns the count."""
     from mlflow.entities import Metric
 
-    client = _client(uri)
+    mlf = client(uri)
     now = int(time.time() * 1000)
     items = [Metric(k, float(v), now, int(step)) for k, v, step in metrics if v is not None and math.isfinite(float(v))]
     for i in range(0, len(items), METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=items[i : i + METRICS_PER_BATCH])
+        mlf.log_batch(run_id, metrics=items[i : i + METRICS_PER_BATCH])
     return len(items)
 
 
 def log_artifacts(uri: str, run_id: str, files: Iterable[tuple[Path, str | None]]) -> None:
-    client = _client(uri)
+    mlf = client(uri)
     for path, dest in files:
         if path.is_dir():
-            client.log_artifacts(run_id, str(path), dest)
+            mlf.log_artifacts(run_id, str(path), dest)
         elif path.is_file():
-            client.log_artifact(run_id, str(path), dest)
+            mlf.log_artifact(run_id, str(path), dest)
 
 
 def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
-    _client(uri).set_terminated(run_id, status)
+    client(uri).set_terminated(run_id, status)

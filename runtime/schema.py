@@ -233,6 +233,14 @@ class RunConfig:
 
 
 @dataclass
+class MetricsConfig:
+    window_s: float = field(
+        default=5.0, metadata=_help("window of the windowed SLO ratio and FID series, trace seconds")
+    )
+    smooth: int = field(default=5, metadata=_help("windows in the moving average of the artifact-style SLO ratio"))
+
+
+@dataclass
 class Config:
     system: SystemConfig = field(default_factory=SystemConfig)
     cascade: CascadeConfig | None = None
@@ -242,6 +250,7 @@ class Config:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     seed: int = field(default=0, metadata=_help("seed of every random draw (trace, confidences)"))
     time_scale: float = field(default=1.0, metadata=_help("wall-clock run goes this many times faster than the trace"))
     paths: dict[str, Any] = field(default_factory=dict)

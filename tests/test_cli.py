@@ -41,6 +41,15 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
         (["cascade.slo=3"], "cascade.slo"),
         (["time_scale=fast"], "time_scale"),
         (["-m", "cascade=sdxs,nope"], "cascade: unknown cascade 'nope'"),
+        (["approach=diffserve", "approach.period_s=0"], "approach.period_s: must be > 0 (got 0.0)"),
+        (
+            ["cascade=sdxlltn", "cascade.slo_s=0.3"],
+            "cascade.slo_s: 0.3 s is below the fastest single batch (sdxl_lightning, batch 1: 0.55 s)",
+        ),
+        (
+            ["approach=static", "approach.heavy_workers=30"],
+            "approach.light_workers: the static plan needs 32 GPU workers but the run has 12",
+        ),
     ],
 )
 def test_config_errors_are_one_line(tmp_path: Path, args: list[str], pattern: str) -> None:
@@ -84,7 +93,8 @@ def test_role_crashing_at_start_up_reports_its_log_tail(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_role_and_keeps_what_was_measured(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_every_role_and_keeps_what_was_measured(tmp_path: Path, sig: signal.Signals) -> None:
     cmd = [
         sys.executable, "-m", "orchestrator", f"paths.output_dir={tmp_path}", "run.progress=false",
         f"hostfile.base_port={free_base_port()}", "trace=1to8qps", "time_scale=2", "hostfile.workers=3",
@@ -94,7 +104,7 @@ def test_ctrl_c_stops_every_role_and_keeps_what_was_measured(tmp_path: Path) -> 
     while time.monotonic() < deadline and len(processes_mentioning(str(tmp_path))) < 12:
         time.sleep(0.2)
     time.sleep(3)  # let the replay start
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "error: interrupted; every role was stopped" in err and "Traceback" not in err

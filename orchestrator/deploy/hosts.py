@@ -97,8 +97,8 @@ class LocalHost:
 
     def group_alive(self, pgid: int) -> bool:
         child = self._children.get(pgid)
-        if child is not None:
-            child.poll()  # reap our own child so that a zombie does not count as alive
+        if child is not None and child.poll() is None:
+            return True  # the supervisor (the group's leader, our child) is running
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:

@@ -110,6 +110,14 @@ class Launcher:
         except json.JSONDecodeError:
             return None
 
+    def ended(self, proc: RoleProcess) -> dict[str, Any] | None:
+        """How the role ended, or None while it runs. A group that vanished without an exit
+        file (its supervisor was killed too) counts as ended, by an unknown cause."""
+        status = self.exit_status(proc)
+        if status is None and not proc.host.group_alive(proc.pgid):
+            status = self.exit_status(proc) or {"returncode": None, "signal": None, "note": "supervisor gone"}
+        return status
+
     def log_tail(self, proc: RoleProcess, lines: int = TAIL_LINES) -> str:
         text = proc.host.read_text(proc.log) or ""
         tail = [line.strip() for line in text.strip().splitlines()[-lines:] if line.strip()]
@@ -117,7 +125,12 @@ class Launcher:
 
     def describe_exit(self, proc: RoleProcess, status: dict[str, Any]) -> str:
         code = status.get("returncode")
-        how = f"killed by signal {status['signal']}" if status.get("signal") else f"exit code {code}"
+        if status.get("signal"):
+            how = f"killed by signal {status['signal']}"
+        elif code is None:
+            how = "its process group vanished"
+        else:
+            how = f"exit code {code}"
         return f"{proc.name} on {proc.host.name} exited ({how}); last log lines: {self.log_tail(proc)}"
 
     def wait_ready(self, procs: list[RoleProcess]) -> None:
@@ -125,9 +138,8 @@ class Launcher:
         pending = list(procs)
         while pending:
             for proc in list(pending):
-                status = self.exit_status(proc)
-                if status is not None or not proc.host.group_alive(proc.pgid):
-                    status = status or {"returncode": "unknown"}
+                status = self.ended(proc)
+                if status is not None:
                     raise DeployError(f"start-up failed: {self.describe_exit(proc, status)}")
                 try:
                     reply = proc.control().Health(pb.Empty(), timeout=0.5)

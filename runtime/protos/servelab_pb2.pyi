@@ -61,7 +61,7 @@ class Stage(_message.Message):
     def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., worker: _Optional[str] = ..., enqueued_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("id", "prompt_index", "sent_at", "admitted_at", "stages", "scored", "confidence", "threshold", "dropped", "drop_reason", "prompt", "image_path")
+    __slots__ = ("id", "prompt_index", "sent_at", "admitted_at", "stages", "scored", "confidence", "threshold", "dropped", "drop_reason", "prompt", "image_path", "note")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_INDEX_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class Query(_message.Message):
     DROP_REASON_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_PATH_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     id: int
     prompt_index: int
     sent_at: float
@@ -86,7 +87,8 @@ class Query(_message.Message):
     drop_reason: str
     prompt: str
     image_path: str
-    def __init__(self, id: _Optional[int] = ..., prompt_index: _Optional[int] = ..., sent_at: _Optional[float] = ..., admitted_at: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., scored: _Optional[bool] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., dropped: _Optional[bool] = ..., drop_reason: _Optional[str] = ..., prompt: _Optional[str] = ..., image_path: _Optional[str] = ...) -> None: ...
+    note: str
+    def __init__(self, id: _Optional[int] = ..., prompt_index: _Optional[int] = ..., sent_at: _Optional[float] = ..., admitted_at: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., scored: _Optional[bool] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., dropped: _Optional[bool] = ..., drop_reason: _Optional[str] = ..., prompt: _Optional[str] = ..., image_path: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class QueryBatch(_message.Message):
     __slots__ = ("queries",)

@@ -272,7 +272,8 @@ class ControllerRole(Role):
             self.log.warning("Routing push failed <code=%s>", err.code())
 
     def finish(self) -> None:
-        self._loop.join(timeout=2.0)
+        if self._loop.is_alive():  # not started when the run was stopped before Start
+            self._loop.join(timeout=2.0)
         write_rows(self.decisions, self.out_dir / DECISIONS_FILE)
         write_rows(self.ticks, self.out_dir / TICKS_FILE)
         self.pool.shutdown(wait=False, cancel_futures=True)

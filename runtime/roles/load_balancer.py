@@ -35,6 +35,7 @@ class LoadBalancerRole(Role):
         self.submitted = self.forwarded = self.rejected = 0
         self.plan_id = -1
         self.ambiguous = 0
+        self.kept_light = 0
         self.forwarded_ids: set[int] = set()  # Forward is retried by workers: route each query once
         self._stubs: dict[str, pbg.WorkerStub] = {}
         sink = pbg.SinkStub(self.channel_to(spec.only("sink").name))
@@ -92,25 +93,29 @@ class LoadBalancerRole(Role):
         return pb.SubmitReply(accepted=False, reason=reason.value)
 
     def forward(self, tier: Tier, queries: list[pb.Query]) -> None:
-        failed = []
+        """Route deferred queries to the heavy tier. One that no heavy worker can take keeps the
+        light result it already has (a served image beats a drop) and goes to the sink."""
+        kept = []
         with self.lock:
             fresh = [q for q in queries if q.id not in self.forwarded_ids]
             self.forwarded_ids.update(q.id for q in fresh)
         for query in fresh:
             reason = self.route(tier, query)
             if reason is not None:
-                query.dropped, query.drop_reason = True, reason.value
-                failed.append(query)
+                query.note = f"kept light result: {reason.value} at the heavy tier"
+                kept.append(query)
         with self.lock:
             self.forwarded += len(fresh)
-            self.rejected += len(failed)
-        if failed:
-            self.to_sink.put(failed)
+            self.kept_light += len(kept)
+        if kept:
+            self.to_sink.put(kept)
 
     def finish(self) -> None:
         self.to_sink.close(timeout=2.0)
         if self.ambiguous:
             self.log.warning("%d enqueues had an unknown outcome", self.ambiguous)
+        if self.kept_light:
+            self.log.warning("%d deferred queries kept their light result (no heavy worker)", self.kept_light)
 
     def set_routing(self, table: pb.RoutingTable) -> None:
         routes = [Route(w.name, w.address, TIER_FROM_PB[w.tier], w.queue_length) for w in table.workers]

@@ -34,6 +34,7 @@ def query_row(q: pb.Query, sink_at: float) -> dict[str, Any]:
         "confidence": float(q.confidence) if q.scored else None,
         "threshold": float(q.threshold) if q.scored else None,
         "image_path": q.image_path,
+        "note": q.note,
     }
     for tier in (Tier.LIGHT, Tier.HEAVY):
         stage = next((s for s in q.stages if TIER_FROM_PB[s.tier] is tier), None)

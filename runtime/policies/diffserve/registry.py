@@ -6,6 +6,7 @@ from runtime.exceptions import ConfigError
 from runtime.policies.diffserve.all_heavy import AllHeavy
 from runtime.policies.diffserve.all_light import AllLight
 from runtime.policies.diffserve.plan import Approach
+from runtime.policies.diffserve.planner import DiffServe
 from runtime.policies.diffserve.static import Static
 from runtime.schema import ApproachConfig, CascadeConfig
 
@@ -13,6 +14,7 @@ APPROACHES: dict[str, type[Approach]] = {
     AllLight.name: AllLight,
     AllHeavy.name: AllHeavy,
     Static.name: Static,
+    DiffServe.name: DiffServe,
 }
 
 

@@ -1,0 +1,84 @@
+"""Sweeps (`python -m orchestrator -m ...`): a Hydra callback that groups the jobs under one
+MLflow parent run, keeps a line per finished job, and at the end prints the comparison table,
+draws the comparison figure and lists the failed jobs (exit code 1 if any failed).
+
+Jobs run one after another (Hydra's basic launcher); a failed job does not stop the sweep,
+because the task function returns its failure instead of raising it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from orchestrator import tracking
+from orchestrator.report import SWEEP_TAG, compare
+from runtime.exceptions import ServelabError
+from runtime.logs import init_logger
+
+log = init_logger("orchestrator.sweep")
+SWEEP_FILE = "sweep.json"
+JOBS_FILE = "jobs.jsonl"
+
+
+def sweep_info(sweep_dir: Path) -> dict[str, Any]:
+    path = sweep_dir / SWEEP_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+class SweepCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        info: dict[str, Any] = {"sweep_dir": str(sweep_dir), "parent_run_id": None}
+        if config.tracking.enabled:
+            uri = tracking.absolute_uri(config.tracking.uri)
+            overrides = " ".join(config.hydra.overrides.task)
+            tags = {SWEEP_TAG: "1", "sweep_dir": str(sweep_dir), "overrides": overrides}
+            info["tracking_uri"] = uri
+            info["experiment"] = config.tracking.experiment
+            info["parent_run_id"] = tracking.start_run(uri, config.tracking.experiment, f"sweep {sweep_dir.name}", tags)
+        (sweep_dir / SWEEP_FILE).write_text(json.dumps(info), encoding="utf-8")
+        (sweep_dir / JOBS_FILE).write_text("", encoding="utf-8")
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode is None or str(config.hydra.mode) != "RunMode.MULTIRUN":
+            return
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        value = job_return._return_value if hasattr(job_return, "_return_value") else None
+        entry: dict[str, Any] = {"num": int(config.hydra.job.num), "overrides": list(job_return.overrides or [])}
+        if isinstance(value, dict):
+            entry.update(value)
+        else:
+            entry.update({"status": "failed", "error": f"{type(value).__name__}: {value}"})
+        with (sweep_dir / JOBS_FILE).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        info = sweep_info(sweep_dir)
+        jobs = [json.loads(line) for line in (sweep_dir / JOBS_FILE).read_text().splitlines() if line.strip()]
+        failed = [j for j in jobs if j.get("status") != "completed"]
+        parent = info.get("parent_run_id")
+        if parent:
+            uri = info["tracking_uri"]
+            figure = sweep_dir / "comparison.png"
+            try:
+                compare(uri, info["experiment"], parent, None, figure)
+                tracking.log_artifacts(uri, parent, [(figure, None), (sweep_dir / JOBS_FILE, None)])
+            except ServelabError as err:
+                print(f"error: {err}", file=sys.stderr)
+            tracking.end_run(uri, parent, "FAILED" if failed else "FINISHED")
+            print(f"Comparison figure: {figure}")
+        print(f"Sweep: {len(jobs) - len(failed)} of {len(jobs)} jobs completed; sweep directory {sweep_dir}")
+        if failed:
+            print("Failed jobs:")
+            for j in failed:
+                print(f"  #{j['num']} {' '.join(j['overrides'])}: {j.get('error', '?')}")
+            sys.exit(1)

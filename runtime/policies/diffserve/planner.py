@@ -1,0 +1,141 @@
+"""diffserve: the adaptive controller's plan, found by exact search (no solver).
+
+The plan maximises the threshold t (the share f(t) of queries the heavy model gets) subject to
+
+    x1 * p1(b1) >= D                              light capacity covers the demand
+    x2 * p2(b2) >= D * f(t)                       heavy capacity covers the deferred share
+    L1(b1) + Ld + q1 + L2(b2) + q2 <= SLO         one light batch (with the discriminator),
+                                                  one heavy batch and the queueing fit the SLO
+    x1 + x2 = S, x1 >= 1                          every GPU worker is used
+
+where p(b) = b / L(b) is one worker's throughput at batch b, and q = (queries waiting at that
+tier) / (the tier's planned capacity) is the time to drain the backlog a new query finds. For
+every (x1, b1, b2) the best t is the largest grid point with D f(t) <= x2 p2(b2) (f is
+non-decreasing), so the search is a vectorised sweep over (x1, b1, b2) plus a binary search on
+the threshold grid: exact, and well under a millisecond for 64 workers. Among plans with the
+best t it takes the one with the lowest peak utilisation max(rho1, rho2), then the lowest
+latency. With no feasible plan it falls back to the highest-throughput plan (all light, the
+batch with the most throughput within the SLO) and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime.policies.diffserve.plan import AllocationPlan, Approach, Observation, profiled_batches
+from runtime.profiles import batch_latency_s
+from runtime.schema import ApproachConfig, CascadeConfig
+
+
+@dataclass(frozen=True)
+class CascadeModel:
+    """The numbers the planner needs, precomputed once per cascade."""
+
+    batches1: np.ndarray  # allowed light batch sizes
+    lat1: np.ndarray  # light batch latency incl. the discriminator, seconds
+    batches2: np.ndarray
+    lat2: np.ndarray
+    grid_t: np.ndarray  # threshold grid on [0, 1]
+    grid_f: np.ndarray  # f(t) on the grid
+    slo_s: float
+
+    @staticmethod
+    def of(cascade: CascadeConfig, config: ApproachConfig) -> CascadeModel:
+        def tier(
+            model_profile_sizes: list[int], latency_ms: list[float], extra_s: float
+        ) -> tuple[np.ndarray, np.ndarray]:
+            sizes = np.array(profiled_batches(model_profile_sizes, config.batch_sizes))
+            lat = np.array([batch_latency_s(model_profile_sizes, latency_ms, int(b)) for b in sizes]) + extra_s
+            return sizes, lat
+
+        b1, l1 = tier(
+            cascade.light.profile.batch_sizes, cascade.light.profile.latency_ms, cascade.discriminator.latency_ms / 1000
+        )
+        b2, l2 = tier(cascade.heavy.profile.batch_sizes, cascade.heavy.profile.latency_ms, 0.0)
+        grid = np.linspace(0.0, 1.0, config.threshold_grid)
+        f = np.interp(grid, cascade.deferral_curve.x, cascade.deferral_curve.y)
+        return CascadeModel(b1, l1, b2, l2, grid, np.maximum.accumulate(f), cascade.slo_s)
+
+
+def plan_cascade(
+    model: CascadeModel,
+    workers: int,
+    demand_qps: float,
+    light_queue: float = 0.0,
+    heavy_queue: float = 0.0,
+) -> AllocationPlan:
+    """The best plan for `workers` GPU workers at `demand_qps` (see the module docstring)."""
+    if workers < 1:
+        return AllocationPlan(0, 0, int(model.batches1[0]), int(model.batches2[0]), 0.0, False, "no GPU worker alive")
+    demand = max(0.0, demand_qps)
+    x1 = np.arange(1, workers + 1)[:, None, None]  # (S, 1, 1)
+    x2 = workers - x1
+    p1 = (model.batches1 / model.lat1)[None, :, None]  # (1, B1, 1)
+    p2 = (model.batches2 / model.lat2)[None, None, :]  # (1, 1, B2)
+    cap1 = x1 * p1
+    cap2 = x2 * p2  # (S, 1, B2)
+    # Largest grid threshold whose deferred load the heavy tier can carry.
+    share = np.where(demand > 0, cap2 / max(demand, 1e-12), np.inf)
+    k = np.searchsorted(model.grid_f, np.minimum(share, 1.0) + 1e-12, side="right") - 1
+    k = np.clip(k, 0, model.grid_t.size - 1)
+    k = np.broadcast_to(k, (workers, model.batches1.size, model.batches2.size))
+    t = model.grid_t[k]
+    deferred = demand * model.grid_f[k]
+    uses_heavy = model.grid_f[k] > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q1 = np.where(light_queue > 0, light_queue / cap1, 0.0)
+        q2 = np.where(heavy_queue > 0, heavy_queue / np.maximum(cap2, 1e-12), 0.0)
+        latency = model.lat1[None, :, None] + q1 + np.where(uses_heavy, model.lat2[None, None, :] + q2, 0.0)
+        rho1 = demand / cap1
+        rho2 = np.where(uses_heavy, deferred / np.maximum(cap2, 1e-12), 0.0)
+    feasible = (cap1 >= demand) & (latency <= model.slo_s)
+    if not feasible.any():
+        return _fallback(model, workers, demand)
+    # Lexicographic: highest t, then lowest peak utilisation, then lowest latency.
+    score = np.where(feasible, t, -np.inf)
+    best_t = score.max()
+    ties = feasible & (t >= best_t - 1e-12)
+    peak = np.where(ties, np.maximum(rho1, rho2), np.inf)
+    ties &= peak <= peak.min() + 1e-9
+    i, j, m = np.unravel_index(np.argmin(np.where(ties, latency, np.inf)), ties.shape)
+    light = int(x1[i, 0, 0])
+    return AllocationPlan(
+        light_workers=light,
+        heavy_workers=workers - light,
+        light_batch=int(model.batches1[j]),
+        heavy_batch=int(model.batches2[m]),
+        threshold=float(model.grid_t[k[i, j, m]]),
+        feasible=True,
+        reason="max threshold",
+    )
+
+
+def _fallback(model: CascadeModel, workers: int, demand: float) -> AllocationPlan:
+    """All light at the batch with the highest throughput whose latency fits the SLO."""
+    fits = model.lat1 <= model.slo_s
+    candidates = np.flatnonzero(fits) if fits.any() else np.arange(model.batches1.size)
+    j = candidates[np.argmax(model.batches1[candidates] / model.lat1[candidates])]
+    capacity = workers * model.batches1[j] / model.lat1[j]
+    return AllocationPlan(
+        light_workers=workers,
+        heavy_workers=0,
+        light_batch=int(model.batches1[j]),
+        heavy_batch=int(model.batches2[0]),
+        threshold=0.0,
+        feasible=False,
+        reason=f"infeasible: demand {demand:.1f} q/s, all-light capacity {capacity:.1f} q/s; fallback all light",
+    )
+
+
+class DiffServe(Approach):
+    name = "diffserve"
+
+    def __init__(self, cascade: CascadeConfig, config: ApproachConfig) -> None:
+        super().__init__(cascade, config)
+        self.model = CascadeModel.of(cascade, config)
+
+    def plan(self, obs: Observation) -> AllocationPlan:
+        queue1, queue2 = (obs.light_queue, obs.heavy_queue) if self.config.queueing else (0.0, 0.0)
+        return plan_cascade(self.model, obs.workers, obs.demand_qps, queue1, queue2)

@@ -1,0 +1,57 @@
+"""Sweeps: jobs grouped under one MLflow parent run, a failed job does not stop the others,
+and the sweep ends with the comparison table, the figure and the list of failed jobs; the
+report command reads the same runs back from MLflow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from orchestrator.report import main as report_main
+from tests.conftest import ROOT, free_base_port, processes_mentioning
+from traces.diffserve import generate, write_artifact
+
+pytestmark = pytest.mark.slow
+
+
+def test_sweep_keeps_going_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    write_artifact(generate("good", 3, 6, 15, 5000, seed=1), good)
+    bad.write_text("100.0,1\noops\n")
+    cmd = [
+        sys.executable, "-m", "orchestrator", "-m", f"paths.output_dir={tmp_path}", "run.progress=false",
+        f"hostfile.base_port={free_base_port()}", "cascade=sdxs", "approach=diffserve,all_light",
+        f"trace.path={good},{bad}", "time_scale=5", "hostfile.workers=3",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "Sweep: 2 of 4 jobs completed" in out
+    assert "Failed jobs:" in out and out.count(f"{bad}:2: expected 'arrival_ms,prompt_index'") == 2
+    assert "Traceback" not in proc.stderr
+    sweep_dir = next(tmp_path.glob("diffserve/multiruns/*"))
+    with Image.open(sweep_dir / "comparison.png") as img:
+        assert img.size[0] > 500 and img.size[1] > 300
+    assert processes_mentioning(str(tmp_path)) == []
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("diffserve")
+    parents = client.search_runs([exp.experiment_id], "tags.`servelab.sweep` = '1'")
+    assert len(parents) == 1 and parents[0].info.status == "FAILED"
+    parent = parents[0].info.run_id
+    children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
+    assert sorted(c.data.tags["approach"] for c in children) == ["all_light", "diffserve"]
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert {a.path for a in client.list_artifacts(parent)} >= {"comparison.png", "jobs.jsonl"}
+
+    figure = tmp_path / "figure6.png"
+    code = report_main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--out", str(figure)])
+    table = capsys.readouterr().out
+    assert code == 0 and figure.stat().st_size > 10_000
+    assert "all_light" in table and "diffserve" in table and "sdxs" in table
+    assert report_main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--experiment", "nope"]) == 2
