@@ -21,8 +21,21 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
 
 
-def group_options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def search_dirs(argv: list[str]) -> list[Path]:
+    """Extra config directories from `hydra.searchpath=[file:///dir,...]` (e.g. your hostfiles)."""
+    dirs = []
+    for a in argv:
+        if a.startswith("hydra.searchpath="):
+            for raw in a.split("=", 1)[1].strip("[]").split(","):
+                item = raw.strip().strip("'\"")
+                if item.startswith("file://"):
+                    dirs.append(Path(item[len("file://") :]))
+    return dirs
+
+
+def group_options(group: str, extra: list[Path] | None = None) -> list[str]:
+    found = {p.stem for d in [CONF_DIR, *(extra or [])] for p in (d / group).glob("*.yaml")}
+    return sorted(found)
 
 
 def overrides_of(argv: list[str]) -> list[str]:
@@ -30,7 +43,7 @@ def overrides_of(argv: list[str]) -> list[str]:
     return [a for a in argv if not a.startswith("-") and not a.startswith("hydra.") and not a.startswith("hydra/")]
 
 
-def check_group_choices(overrides: list[str]) -> None:
+def check_group_choices(overrides: list[str], extra: list[Path] | None = None) -> None:
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")
@@ -38,8 +51,9 @@ def check_group_choices(overrides: list[str]) -> None:
             continue
         for raw in value.split(","):
             choice = raw.strip()
-            if choice and choice != "null" and choice not in group_options(key):
-                raise ConfigError(f"{key}: unknown {key} {choice!r} (allowed: {', '.join(group_options(key))})")
+            options = group_options(key, extra)
+            if choice and choice != "null" and choice not in options:
+                raise ConfigError(f"{key}: unknown {key} {choice!r} (allowed: {', '.join(options)})")
 
 
 def job_overrides(overrides: list[str]) -> list[list[str]]:
@@ -63,7 +77,8 @@ def precheck(argv: list[str]) -> int:
     from orchestrator.experiment import typed_config
 
     overrides = overrides_of(argv)
-    check_group_choices(overrides)
+    searchpath = [a for a in argv if a.startswith("hydra.searchpath=")]
+    check_group_choices(overrides, search_dirs(argv))
     try:
         jobs = job_overrides(overrides)
     except (HydraException, OmegaConfBaseException) as err:
@@ -72,7 +87,7 @@ def precheck(argv: list[str]) -> int:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for job in jobs:
             try:
-                cfg = compose(config_name="config", overrides=job)
+                cfg = compose(config_name="config", overrides=[*searchpath, *job])
                 config = typed_config(cfg)
             except (HydraException, OmegaConfBaseException) as err:
                 raise ConfigError(_one_line(err)) from None

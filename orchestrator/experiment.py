@@ -12,8 +12,8 @@ Phases, each logged with its duration:
 from __future__ import annotations
 
 import json
-import socket
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from orchestrator import analysis, tracking
 from orchestrator.config.validate import validate, workers_wanted
-from orchestrator.deploy.hosts import Host, LocalHost, connect
-from orchestrator.deploy.launcher import SPEC_FILE, Launcher, RoleProcess
+from orchestrator.deploy.deployment import Deployment
+from orchestrator.deploy.launcher import SPEC_FILE, RoleProcess
 from orchestrator.deploy.placement import START_ORDER, place
 from orchestrator.progress import ProgressLine
 from runtime import spec as run_spec
@@ -38,7 +38,6 @@ from traces.diffserve import ArrivalTrace, generate, read_artifact, write_artifa
 log = init_logger("orchestrator")
 
 TRACE_FILE = "trace.csv"
-ESSENTIAL = ("controller", "load_balancer", "sink", "client")
 FINISH_SLACK_WALL_S = 60.0  # beyond the trace and its drain, before a run is declared stuck
 
 
@@ -47,6 +46,11 @@ class RunResult:
     run_dir: Path
     summary: dict[str, Any]
     mlflow_run_id: str | None
+
+
+def new_run_id() -> str:
+    """Unique name of a run on every host (remote hosts keep its files under it)."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -81,25 +85,23 @@ def load_trace(config: Config) -> ArrivalTrace:
     return trace
 
 
-def check_ports_free(procs_hosts: list[tuple[run_spec.RoleAddress, Host]]) -> None:
-    """Refuse to start when a local role's port is taken (remote hosts are checked by `hosts check`)."""
-    for addr, host in procs_hosts:
-        if not isinstance(host, LocalHost):
-            continue
-        bind_host, port = addr.bind.rsplit(":", 1)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            # As gRPC does: only a listener makes the port busy, not old connections in TIME_WAIT.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind((bind_host, int(port)))
-            except OSError as err:
-                raise DeployError(
-                    f"port {port} on {bind_host} (for the {addr.name}) is not free ({err.strerror}); "
-                    f"choose another hostfile.base_port"
-                ) from None
+@dataclass(frozen=True)
+class Prepared:
+    """A resolved run, ready to deploy: its typed config, roles, trace and spec on disk."""
+
+    config: Config
+    container: dict[str, Any]
+    addresses: list[run_spec.RoleAddress]
+    trace: ArrivalTrace
+    spec: run_spec.RunSpec
+
+    @property
+    def files(self) -> list[str]:
+        return [SPEC_FILE, TRACE_FILE]
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = None) -> RunResult:
+def prepare(cfg: DictConfig, run_dir: Path) -> Prepared:
+    """Phase 1: validate, place the roles, materialise the trace, write the spec."""
     t0 = time.monotonic()
     config = typed_config(cfg)
     validate(config)
@@ -111,7 +113,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = N
     addresses = place(config.hostfile, workers)
     trace = load_trace(config)
     write_artifact(trace, run_dir / TRACE_FILE)
-    spec = run_spec.RunSpec(run_id=run_dir.name, config=config, roles=tuple(addresses), trace_file=TRACE_FILE)
+    spec = run_spec.RunSpec(run_id=new_run_id(), config=config, roles=tuple(addresses), trace_file=TRACE_FILE)
     run_spec.dump(spec, container, run_dir / SPEC_FILE)
     (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(container), encoding="utf-8")
     log.info(
@@ -119,26 +121,29 @@ def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = N
         config.system.name, cascade.name, config.trace.name, config.approach.name, workers, len(trace),
         config.time_scale, time.monotonic() - t0,
     )  # fmt: skip
+    return Prepared(config, container, addresses, trace, spec)
 
-    used_hosts = {a.host for a in addresses}
-    hosts = {h.name: connect(h) for h in config.hostfile.hosts if h.name in used_hosts}
-    launcher = Launcher(hosts, {name: str(run_dir) for name in hosts}, config.run)
+
+def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = None) -> RunResult:
+    prepared = prepare(cfg, run_dir)
+    config, container, addresses, trace, spec = (
+        prepared.config, prepared.container, prepared.addresses, prepared.trace, prepared.spec,
+    )  # fmt: skip
+    deployment = Deployment(config, addresses, run_dir, spec.run_id)
     interrupted = False
     failure: BaseException | None = None
     try:
-        check_ports_free([(a, hosts[a.host]) for a in addresses])
-        procs = _deploy(launcher, addresses)
-        _replay(launcher, procs, config, trace)
+        deployment.open([run_dir / SPEC_FILE, run_dir / TRACE_FILE])
+        procs = deployment.deploy()
+        _replay(deployment, procs, config, trace)
     except KeyboardInterrupt:
         interrupted = True
         log.warning("Interrupted: tearing everything down")
     except BaseException as err:
         failure = err
     finally:
-        statuses = launcher.stop_all()
-        for host in hosts.values():
-            host.close()
-    _write_statuses(run_dir, statuses)
+        deployment.close()
+    _write_statuses(run_dir, deployment.statuses)
     if failure is not None and not (run_dir / "roles" / "client" / "client.parquet").exists():
         raise failure
     result = _results(run_dir, config, container, len(trace), interrupted or failure is not None, parent_run_id)
@@ -152,31 +157,18 @@ def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = N
     return result
 
 
-def _deploy(launcher: Launcher, addresses: list[run_spec.RoleAddress]) -> dict[str, RoleProcess]:
-    t0 = time.monotonic()
-    procs: dict[str, RoleProcess] = {}
-    for role in START_ORDER:
-        stage = [a for a in addresses if a.role == role]
-        t = time.monotonic()
-        for p in launcher.start_all(stage):
-            procs[p.name] = p
-        log.debug("Stage ready <role=%s n=%d in=%.2fs>", role, len(stage), time.monotonic() - t)
-    log.info("Deployed %d roles on %d host(s) in %.2f s", len(procs), len(launcher.hosts), time.monotonic() - t0)
-    return procs
-
-
-def _replay(launcher: Launcher, procs: dict[str, RoleProcess], config: Config, trace: ArrivalTrace) -> None:
+def _replay(deployment: Deployment, procs: dict[str, RoleProcess], config: Config, trace: ArrivalTrace) -> None:
+    assert deployment.launcher is not None
     cascade = config.cascade
     assert cascade is not None
     epoch = time.time() + config.run.start_lead_s
     order = sorted(procs.values(), key=lambda p: START_ORDER.index(p.address.role))
-    launcher.start_run(order, epoch)
+    deployment.launcher.start_run(order, epoch)
     log.info("Replaying %d queries over %.0f trace seconds", len(trace), trace.duration_s)
-    client = procs["client"]
-    stub = pbg.ClientStub(client.rpc_channel())
+    stub = pbg.ClientStub(procs["client"].rpc_channel())
     trace_wall = (trace.duration_s + config.run.drain_slo_factor * cascade.slo_s) / config.time_scale
     deadline = time.monotonic() + config.run.start_lead_s + trace_wall + FINISH_SLACK_WALL_S
-    dead_workers: set[str] = set()
+    watched = list(procs.values())
     with ProgressLine(config.run.progress) as bar:
         while True:
             try:
@@ -193,16 +185,8 @@ def _replay(launcher: Launcher, procs: dict[str, RoleProcess], config: Config, t
                         progress.violations,
                     )
                     return
-            for proc in procs.values():
-                if proc.name in dead_workers:
-                    continue
-                status = launcher.ended(proc)
-                if status is None:
-                    continue
-                if proc.address.role in ESSENTIAL:
-                    raise DeployError(f"during the run: {launcher.describe_exit(proc, status)}")
-                dead_workers.add(proc.name)
-                log.warning("Worker lost during the run: %s", launcher.describe_exit(proc, status))
+            gone = deployment.watch(watched)
+            watched = [p for p in watched if p.name not in gone]
             if time.monotonic() > deadline:
                 raise DeployError("the client did not finish the trace in time; see logs/ in the run directory")
             time.sleep(0.5)

@@ -23,3 +23,7 @@ class DeployError(ServelabError):
 
 class AccountingError(ServelabError):
     """The records of a run do not add up: a query was lost or counted twice."""
+
+
+class HostLostError(DeployError):
+    """A remote host stopped answering (its SSH connection died)."""

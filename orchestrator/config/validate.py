@@ -70,6 +70,22 @@ def _validate_hostfile(cfg: Config) -> None:
                 role in ROLES, f"hostfile.hosts[{i}].roles", f"unknown role {role!r} (allowed: {', '.join(ROLES)})"
             )
         _require(host.workers_per_gpu >= 1, f"hostfile.hosts[{i}].workers_per_gpu", "must be >= 1")
+        _require(
+            host.workers_per_gpu == 1 or cfg.execution.mode == "simulated",
+            f"hostfile.hosts[{i}].workers_per_gpu",
+            "only simulated execution may share a GPU between workers (real execution needs 1)",
+        )
+        if host.ssh is not None:
+            _require(
+                bool(host.python),
+                f"hostfile.hosts[{i}].python",
+                "an SSH host needs the interpreter of the environment holding this project",
+            )
+            _require(
+                not (host.workdir or "").startswith("~"),
+                f"hostfile.hosts[{i}].workdir",
+                "must be absolute or relative to the login directory (no ~)",
+            )
 
 
 def _validate_trace(cfg: Config) -> None:

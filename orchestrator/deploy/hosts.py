@@ -20,6 +20,15 @@ from runtime.schema import HostConfig
 
 
 @dataclass(frozen=True)
+class Detached:
+    """A process to start detached: its command, working directory (created) and log file."""
+
+    argv: list[str]
+    cwd: str
+    log: str
+
+
+@dataclass(frozen=True)
 class CommandResult:
     exit_code: int
     stdout: str
@@ -41,16 +50,27 @@ class Host(Protocol):
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult: ...
 
-    def start_detached(self, argv: list[str], cwd: str, log: str) -> int:
-        """Start `argv` in its own session, outliving this connection; returns its process group."""
+    def start_detached(self, jobs: list[Detached]) -> list[int]:
+        """Start each job in a session of its own (creating its directories), outliving this
+        connection; returns their process groups, in order, in one round trip."""
         ...
 
-    def signal_group(self, pgid: int, sig: int) -> None: ...
+    def signal_groups(self, pgids: list[int], sig: int) -> None: ...
 
-    def group_alive(self, pgid: int) -> bool: ...
+    def live_groups(self, pgids: list[int]) -> set[int]:
+        """Those of `pgids` that still have a live (non-zombie) process."""
+        ...
 
     def read_text(self, path: str) -> str | None:
         """The file's text, or None if it does not exist."""
+        ...
+
+    def read_many(self, paths: list[str]) -> dict[str, str]:
+        """The text of each of `paths` that exists (one round trip on a remote host)."""
+        ...
+
+    def alive(self) -> bool:
+        """False once the host is lost (its connection died)."""
         ...
 
     def mkdir(self, path: str) -> None: ...
@@ -78,22 +98,31 @@ class LocalHost:
         proc = subprocess.run(["/bin/sh", "-c", command], check=False, capture_output=True, text=True, timeout=timeout)
         return CommandResult(proc.returncode, proc.stdout, proc.stderr)
 
-    def start_detached(self, argv: list[str], cwd: str, log: str) -> int:
+    def start_detached(self, jobs: list[Detached]) -> list[int]:
         env = dict(os.environ)
         # The roles import this project's packages, wherever this interpreter found them.
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=env,
-            )  # fmt: skip
-        self._children[proc.pid] = proc
-        return proc.pid
+        pgids = []
+        for job in jobs:
+            Path(job.cwd).mkdir(parents=True, exist_ok=True)
+            Path(job.log).parent.mkdir(parents=True, exist_ok=True)
+            with open(job.log, "ab") as out:
+                proc = subprocess.Popen(
+                    job.argv, cwd=job.cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True, env=env,
+                )  # fmt: skip
+            self._children[proc.pid] = proc
+            pgids.append(proc.pid)
+        return pgids
 
-    def signal_group(self, pgid: int, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, sig)
+    def signal_groups(self, pgids: list[int], sig: int) -> None:
+        for pgid in pgids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
+
+    def live_groups(self, pgids: list[int]) -> set[int]:
+        return {p for p in pgids if self.group_alive(p)}
 
     def group_alive(self, pgid: int) -> bool:
         child = self._children.get(pgid)
@@ -113,6 +142,17 @@ class LocalHost:
             return Path(path).read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return None
+
+    def read_many(self, paths: list[str]) -> dict[str, str]:
+        found = {}
+        for path in paths:
+            text = self.read_text(path)
+            if text is not None:
+                found[path] = text
+        return found
+
+    def alive(self) -> bool:
+        return True
 
     def mkdir(self, path: str) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,14 @@
 Each role runs under the supervisor, detached, in a process group of its own; the launcher
 records its host and process group, waits for its Health RPC to say ready (failing fast, with
 the role's last log lines, if it exits first), and at the end stops every group it started:
-TERM, then KILL after `run.stop_timeout_s`. Files on a host live under one run directory:
+TERM, then KILL after `run.stop_timeout_s`, producers before consumers. Files on a host live
+under one run directory:
 
-    <host run dir>/spec.json, trace.csv        what every role reads
+    <host run dir>/spec.json, trace.csv        what every role reads (copied to remote hosts)
     <host run dir>/roles/<name>/               the role's working directory and output files
     <host run dir>/logs/<host>/<name>.log      the role's stdout and stderr
+
+and come back into the local run directory under the same names.
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import tarfile
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 
-from orchestrator.deploy.hosts import Host
-from runtime.exceptions import DeployError
+from orchestrator.deploy.hosts import Detached, Host, LocalHost
+from runtime.exceptions import DeployError, HostLostError
 from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
@@ -36,6 +43,19 @@ log = init_logger(__name__)
 SPEC_FILE = "spec.json"
 STOP_ORDER = ("controller", "worker", "load_balancer", "sink", "client")
 TAIL_LINES = 8
+EXIT_CHECK_EVERY_S = 0.5  # how often a start-up wait looks for roles that already exited
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def parallel(fn: Callable[[T], R], items: Iterable[T], threads: int = 16) -> list[R]:
+    """`fn` over `items` on a thread pool (hosts are slow, not busy), results in order."""
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 @dataclass
@@ -70,56 +90,118 @@ class Launcher:
         self.run_dirs = host_run_dirs
         self.run = run
         self.started: list[RoleProcess] = []
+        self.lost: set[str] = set()  # hosts known to be lost: skipped from now on
+        self._reported: set[str] = set()
+
+    # ------------------------------------------------------------------ files
+    def stage(self, files: list[Path]) -> None:
+        """Copy what every role reads into each host's run directory, hosts in parallel."""
+
+        def one(name: str) -> None:
+            host, root = self.hosts[name], self.run_dirs[name]
+            host.mkdir(root)
+            for f in files:
+                host.put(f, f"{root}/{f.name}")
+
+        parallel(one, self.hosts)
+
+    def collect(self, run_dir: Path) -> None:
+        """Bring every remote host's role files and logs into `run_dir` (one archive per host)."""
+
+        def one(name: str) -> None:
+            host, root = self.hosts[name], self.run_dirs[name]
+            if isinstance(host, LocalHost) or name in self.lost or not host.alive():
+                return
+            bundle = f"{root}/collect.tgz"
+            result = host.run(f"cd {shlex.quote(root)} ; tar czf collect.tgz roles logs", timeout=60)
+            if not result.ok:
+                raise DeployError(f"host {name}: packing role files failed ({result.stderr.strip()[:200]})")
+            local = run_dir / f".collect-{name}.tgz"
+            host.get(bundle, local)
+            with tarfile.open(local) as tar:
+                tar.extractall(run_dir, filter="data")
+            local.unlink()
+
+        for name, err in zip(self.hosts, parallel(lambda n: _quietly(one, n), self.hosts), strict=True):
+            if err is _FAILED:
+                log.error("Files of host %s did not come back", name)
 
     # ------------------------------------------------------------------ start
-    def start(self, address: RoleAddress) -> RoleProcess:
-        host = self.hosts[address.host]
-        root = self.run_dirs[address.host]
-        workdir = f"{root}/roles/{address.name}"
-        log_dir = f"{root}/logs/{address.host}"
-        host.mkdir(workdir)
-        host.mkdir(log_dir)
-        log_file = f"{log_dir}/{address.name}.log"
-        exit_file = f"{workdir}/exit.json"
-        argv = [
-            host.python, "-m", "orchestrator.deploy.supervisor",
-            "--exit-file", exit_file, "--pid-file", f"{workdir}/pid.json", "--",
-            host.python, "-u", "-m", "runtime.roles", address.role,
-            "--spec", f"{root}/{SPEC_FILE}", "--name", address.name, "--out", workdir,
-        ]  # fmt: skip
-        pgid = host.start_detached(argv, cwd=workdir, log=log_file)
-        proc = RoleProcess(address, host, workdir, log_file, exit_file, pgid)
-        self.started.append(proc)
-        log.debug("Started %s <host=%s pgid=%d cmd=%s>", address.name, host.name, pgid, shlex.join(argv))
-        return proc
+    def start_on_host(self, host_name: str, addresses: list[RoleAddress]) -> list[RoleProcess]:
+        """Start the roles of one host (one round trip on a remote host)."""
+        host = self.hosts[host_name]
+        root = self.run_dirs[host_name]
+        jobs, procs = [], []
+        for address in addresses:
+            workdir = f"{root}/roles/{address.name}"
+            argv = [
+                host.python, "-m", "orchestrator.deploy.supervisor",
+                "--exit-file", f"{workdir}/exit.json", "--pid-file", f"{workdir}/pid.json", "--",
+                host.python, "-u", "-m", "runtime.roles", address.role,
+                "--spec", f"{root}/{SPEC_FILE}", "--name", address.name, "--out", workdir,
+            ]  # fmt: skip
+            jobs.append(Detached(argv, workdir, f"{root}/logs/{host_name}/{address.name}.log"))
+        for address, job, pgid in zip(addresses, jobs, host.start_detached(jobs), strict=True):
+            proc = RoleProcess(address, host, job.cwd, job.log, f"{job.cwd}/exit.json", pgid)
+            self.started.append(proc)
+            procs.append(proc)
+            log.debug("Started %s <host=%s pgid=%d cmd=%s>", address.name, host_name, pgid, shlex.join(job.argv))
+        return procs
 
     def start_all(self, addresses: list[RoleAddress]) -> list[RoleProcess]:
-        """Start `addresses` together and wait until every one of them is ready."""
-        procs = [self.start(a) for a in addresses]
+        """Start `addresses` together (hosts in parallel) and wait until every one is ready."""
+        by_host: dict[str, list[RoleAddress]] = defaultdict(list)
+        for a in addresses:
+            by_host[a.host].append(a)
+        started = parallel(lambda h: self.start_on_host(h, by_host[h]), list(by_host))
+        procs = [p for group in started for p in group]
         self.wait_ready(procs)
         return procs
 
     # ------------------------------------------------------------------ watch
     def exit_status(self, proc: RoleProcess) -> dict[str, Any] | None:
-        text = proc.host.read_text(proc.exit_file)
-        if text is None:
-            return None
-        try:
-            status: dict[str, Any] = json.loads(text)
-            return status
-        except json.JSONDecodeError:
-            return None
+        return _parse_exit(proc.host.read_text(proc.exit_file))
 
-    def ended(self, proc: RoleProcess) -> dict[str, Any] | None:
-        """How the role ended, or None while it runs. A group that vanished without an exit
-        file (its supervisor was killed too) counts as ended, by an unknown cause."""
-        status = self.exit_status(proc)
-        if status is None and not proc.host.group_alive(proc.pgid):
-            status = self.exit_status(proc) or {"returncode": None, "signal": None, "note": "supervisor gone"}
-        return status
+    def ended_many(self, procs: list[RoleProcess]) -> dict[str, dict[str, Any]]:
+        """Every role of `procs` that has ended, with how; one round trip per host."""
+        by_host = _by_host(procs, self.lost)
+
+        def one(name: str) -> dict[str, dict[str, Any]]:
+            group = by_host[name]
+            try:
+                texts = group[0].host.read_many([p.exit_file for p in group])
+            except HostLostError:
+                self.lost.add(name)
+                return {}
+            except DeployError as err:  # a hiccup (or a host being lost): look again next time
+                log.debug("Could not read exit files on %s: %s", name, err)
+                return {}
+            out = {}
+            for p in group:
+                status = _parse_exit(texts.get(p.exit_file))
+                if status is None and isinstance(p.host, LocalHost) and not p.host.live_groups([p.pgid]):
+                    status = {"returncode": None, "signal": None, "note": "supervisor gone"}
+                if status is not None:
+                    out[p.name] = status
+            return out
+
+        ended: dict[str, dict[str, Any]] = {}
+        for part in parallel(one, list(by_host)):
+            ended.update(part)
+        return ended
+
+    def lost_hosts(self) -> list[str]:
+        """Hosts found lost since the last call (their connection died)."""
+        self.lost.update(name for name, host in self.hosts.items() if not host.alive())
+        newly = sorted(self.lost - self._reported)
+        self._reported.update(newly)
+        return newly
 
     def log_tail(self, proc: RoleProcess, lines: int = TAIL_LINES) -> str:
-        text = proc.host.read_text(proc.log) or ""
+        try:
+            text = proc.host.read_text(proc.log) or ""
+        except DeployError:
+            return "(log unreachable)"
         tail = [line.strip() for line in text.strip().splitlines()[-lines:] if line.strip()]
         return " | ".join(tail) if tail else "(empty log)"
 
@@ -136,23 +218,23 @@ class Launcher:
     def wait_ready(self, procs: list[RoleProcess]) -> None:
         deadline = time.monotonic() + self.run.ready_timeout_s
         pending = list(procs)
+        next_exit_check = time.monotonic()
         while pending:
+            if time.monotonic() >= next_exit_check:
+                next_exit_check = time.monotonic() + EXIT_CHECK_EVERY_S
+                ended = self.ended_many(pending)
+                for proc in pending:
+                    if proc.name in ended:
+                        raise DeployError(f"start-up failed: {self.describe_exit(proc, ended[proc.name])}")
             for proc in list(pending):
-                status = self.ended(proc)
-                if status is not None:
-                    raise DeployError(f"start-up failed: {self.describe_exit(proc, status)}")
                 try:
                     reply = proc.control().Health(pb.Empty(), timeout=0.5)
                 except grpc.RpcError:
                     continue
                 if reply.ready:
                     pending.remove(proc)
-                    log.debug(
-                        "Ready <role=%s host=%s after=%.2fs>",
-                        proc.name,
-                        proc.host.name,
-                        time.monotonic() - proc.started_at,
-                    )
+                    took = time.monotonic() - proc.started_at
+                    log.debug("Ready <role=%s host=%s after=%.2fs>", proc.name, proc.host.name, took)
             if pending and time.monotonic() > deadline:
                 proc = pending[0]
                 raise DeployError(
@@ -181,31 +263,55 @@ class Launcher:
         if not procs:
             return {}
         t0 = time.monotonic()
+        self.lost_hosts()
 
-        def alive(p: RoleProcess) -> bool:
-            try:
-                return p.host.group_alive(p.pgid)
-            except Exception:  # a lost host: nothing more we can do there
-                return False
+        def live(targets: list[RoleProcess]) -> list[RoleProcess]:
+            """The roles of `targets` still running, one round trip per host."""
+            by_host = _by_host(targets, self.lost)
+
+            def one(name: str) -> set[int]:
+                try:
+                    return self.hosts[name].live_groups([p.pgid for p in by_host[name]])
+                except Exception:  # a host lost now: nothing more can be done there
+                    self.lost.add(name)
+                    return set()
+
+            up = {
+                (name, pgid)
+                for name, groups in zip(by_host, parallel(one, list(by_host)), strict=True)
+                for pgid in groups
+            }
+            return [p for p in targets if (p.host.name, p.pgid) in up]
 
         def signal_all(targets: list[RoleProcess], sig: int) -> None:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda p: _quietly(p.host.signal_group, p.pgid, sig), targets))
+            by_host = _by_host(targets, self.lost)
+            parallel(lambda n: _quietly(self.hosts[n].signal_groups, [p.pgid for p in by_host[n]], sig), list(by_host))
+
+        def wait_gone(targets: list[RoleProcess], timeout: float) -> list[RoleProcess]:
+            deadline = time.monotonic() + timeout
+            while targets and time.monotonic() < deadline:
+                time.sleep(0.05)
+                targets = live(targets)
+            return targets
 
         rank = {role: i for i, role in enumerate(STOP_ORDER)}
         for stage in sorted({rank.get(p.address.role, len(rank)) for p in procs}):
-            running = [p for p in procs if rank.get(p.address.role, len(rank)) == stage and alive(p)]
+            running = live([p for p in procs if rank.get(p.address.role, len(rank)) == stage])
             signal_all(running, signal.SIGTERM)
-            running = _wait_gone(running, alive, self.run.stop_timeout_s)
+            running = wait_gone(running, self.run.stop_timeout_s)
             if running:
                 log.warning("Killing roles that ignored TERM <roles=%s>", ",".join(p.name for p in running))
                 signal_all(running, signal.SIGKILL)
-                running = _wait_gone(running, alive, 2.0)
+                running = wait_gone(running, 2.0)
             for p in running:
                 log.error("Role still running after KILL <role=%s host=%s pgid=%d>", p.name, p.host.name, p.pgid)
+        ended = self.ended_many(procs)
         statuses = {}
         for p in procs:
-            statuses[p.name] = _quietly(self.exit_status, p) or {"returncode": None, "signal": signal.SIGKILL.value}
+            if p.host.name in self.lost:
+                statuses[p.name] = {"returncode": None, "signal": None, "note": f"host {p.host.name} lost"}
+            else:
+                statuses[p.name] = ended.get(p.name) or {"returncode": None, "signal": signal.SIGKILL.value}
             if p.channel is not None:
                 p.channel.close()
         log.info("Stopped %d roles in %.2f s", len(procs), time.monotonic() - t0)
@@ -213,17 +319,30 @@ class Launcher:
         return statuses
 
 
-def _wait_gone(procs: list[RoleProcess], alive: Any, timeout: float) -> list[RoleProcess]:
-    deadline = time.monotonic() + timeout
-    while procs and time.monotonic() < deadline:
-        time.sleep(0.05)
-        procs = [p for p in procs if alive(p)]
-    return procs
+def _parse_exit(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        status: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError:
+        return None  # being written
+    return status
 
 
-def _quietly(fn: Any, *args: Any) -> Any:
+def _by_host(procs: list[RoleProcess], lost: set[str]) -> dict[str, list[RoleProcess]]:
+    by_host: dict[str, list[RoleProcess]] = defaultdict(list)
+    for p in procs:
+        if p.host.name not in lost:
+            by_host[p.host.name].append(p)
+    return by_host
+
+
+_FAILED = object()
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception as err:  # teardown goes on whatever one host says
         log.warning("Teardown step failed: %s", err)
-        return None
+        return _FAILED

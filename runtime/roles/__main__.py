@@ -9,6 +9,8 @@ is taken), 1 for anything unexpected (with its traceback in the role's log).
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -61,4 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The role's files are written by now. Exit at once rather than wait for gRPC threads
+    # still blocked on a peer that vanished (a lost host): a stop must not hang on them.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -73,6 +73,8 @@ class LoadBalancerRole(Role):
                     self.log.warning("Enqueue outcome unknown <worker=%s code=%s>", target.name, err.code())
                     return None
                 self.log.warning("Enqueue failed <worker=%s code=%s>", target.name, err.code())
+                with self.lock:
+                    self.router.on_failure(target.name)
                 tried = tried | {target.name}
                 continue
             with self.lock:

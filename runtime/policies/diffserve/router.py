@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from runtime.records import Tier
 
+FAILED_QUEUE = 1_000_000  # a worker that just failed looks this busy until the next update
+
 
 @dataclass
 class Route:
@@ -50,6 +52,12 @@ class ShortestQueueRouter:
         """The worker's own count right after it enqueued what we sent."""
         if name in self._routes:
             self._routes[name].queue = queue
+
+    def on_failure(self, name: str) -> None:
+        """The worker did not take a query: send it nothing more until the next routing update
+        (the controller evicts it if it stays silent)."""
+        if name in self._routes:
+            self._routes[name].queue = FAILED_QUEUE
 
     def entry_tier(self) -> Tier:
         """Where a new query goes: the light tier, or the heavy one when no light worker exists."""
