@@ -112,6 +112,86 @@ class CascadeConfig:
     prompts_path: str | None = field(default=None, metadata=_help("prompt text file, one per line (real execution)"))
 
 
+# --------------------------------------------------------------------------- model (SpotServe)
+
+
+@dataclass
+class ModelConfig:
+    """A SpotServe LLM: its shape, the memory stand-in, and its per-layer latency profile."""
+
+    name: str = field(default=MISSING, metadata=_help("6.7B, 20B, 30B or tiny"))
+    layers: int = field(default=MISSING, metadata=_help("real decoder layers"))
+    padded_layers: int = field(default=MISSING, metadata=_help("layer count a pipeline degree must divide"))
+    hidden: int = field(default=MISSING, metadata=_help("hidden size"))
+    vocab: int = field(default=51200, metadata=_help("vocabulary size"))
+    max_seq_len: int = field(default=640, metadata=_help("input + output tokens a KV cache holds"))
+    bytes_per_value: int = field(default=4, metadata=_help("4 for fp32 (the artifact's), 2 for fp16"))
+    max_tp: int = field(default=8, metadata=_help("largest tensor-parallel degree profiled"))
+    min_world_size: int = field(
+        default=1, metadata=_help("fewest GPUs (tp x pp) that hold the model: the memory stand-in")
+    )
+    max_batch: int = field(default=4, metadata=_help("largest batch a replica runs (the artifact's --mbs)"))
+    input_len: int = field(default=512, metadata=_help("prompt tokens of every request"))
+    output_len: int = field(default=128, metadata=_help("generated tokens of every request"))
+    final_fix_factor: float = field(default=1.1, metadata=_help("safety multiplier on every latency"))
+    pp_init_comm_ms: float = field(default=0.0, metadata=_help("ms per pipeline boundary, prefill"))
+    pp_incr_comm_ms: float = field(default=0.0, metadata=_help("ms per pipeline boundary, one decode step"))
+    embed_ms: list[float] = field(default_factory=list, metadata=_help("embedding + LM head ms per batch size"))
+    profile_batches: list[int] = field(default_factory=lambda: [1, 2, 4, 8], metadata=_help("profiled batch sizes"))
+    profile_tps: list[int] = field(default_factory=list, metadata=_help("profiled tensor-parallel degrees"))
+    init_ms: list[list[float]] = field(
+        default_factory=list, metadata=_help("prefill ms per layer, [tp index][batch index]")
+    )
+    incr_ms: list[list[float]] = field(
+        default_factory=list, metadata=_help("one decode step ms per layer, [tp index][batch index]")
+    )
+    request_rate_rps: float = field(default=0.35, metadata=_help("the AE's request rate for this model"))
+    required_tpt: float = field(default=0.4, metadata=_help("the throughput the optimizer must meet, requests/s"))
+    source: str = field(default="", metadata=_help("where the numbers come from"))
+
+
+@dataclass
+class SpotConfig:
+    """Spot-instance economics and mechanics of a SpotServe run."""
+
+    gpus_per_instance: int = field(default=4, metadata=_help("GPUs per instance (g4dn.12xlarge: 4 T4)"))
+    grace_period_s: float = field(default=30.0, metadata=_help("notice before a preemption (and an acquisition)"))
+    network_gbps: float = field(default=50.0, metadata=_help("link bandwidth between instances, for migration"))
+    load_gbps: float = field(default=1.0, metadata=_help("bandwidth of reloading a shard from storage"))
+    restart_s: float = field(default=5.0, metadata=_help("starting an inference engine process (trace seconds)"))
+    switch_overhead_s: float = field(default=0.5, metadata=_help("fixed cost added to every reconfiguration"))
+    price_spot_per_hour: float = field(default=1.9046, metadata=_help("USD per instance-hour, spot (g4dn.12xlarge)"))
+    price_ondemand_per_hour: float = field(default=3.912, metadata=_help("USD per instance-hour, on-demand"))
+
+
+@dataclass
+class AvailabilityEventConfig:
+    """One event of an availability trace."""
+
+    at_s: float = field(default=MISSING, metadata=_help("trace seconds"))
+    op: str = field(default=MISSING, metadata=_help("add, remove, tpt (target throughput change) or end"))
+    instances: list[str] = field(default_factory=list, metadata=_help("instance names added or removed"))
+    ondemand: bool = field(default=False, metadata=_help("the added instances are on-demand (priced so)"))
+    required_tpt: float | None = field(default=None, metadata=_help("new target throughput (op tpt)"))
+
+
+@dataclass
+class RequestsConfig:
+    """The LLM request stream of a SpotServe trace."""
+
+    rate_rps: float | None = field(
+        default=None, metadata=_help("mean arrival rate; null: the model's request_rate_rps")
+    )
+    rates_per_minute: list[float] = field(
+        default_factory=list, metadata=_help("a fluctuating rate, one value per minute (workload traces)")
+    )
+    distribution: str = field(default="gamma", metadata=_help("gamma or poisson inter-arrival times"))
+    cv: float = field(default=1.0, metadata=_help("coefficient of variation of inter-arrival times (gamma)"))
+    input_len: int | None = field(default=None, metadata=_help("prompt tokens; null: the model's"))
+    output_len: int | None = field(default=None, metadata=_help("generated tokens; null: the model's"))
+    path: str | None = field(default=None, metadata=_help("replay an artifact id,arrival_s,input_len,offset file"))
+
+
 # --------------------------------------------------------------------------- trace
 
 
@@ -124,6 +204,13 @@ class TraceConfig:
     shape: str = field(default="diurnal", metadata=_help("diurnal (low start, dip, mid peak, decline) or constant"))
     suggested_workers: int = field(default=4, metadata=_help("GPU workers used when hostfile.workers is null"))
     path: str | None = field(default=None, metadata=_help("replay an artifact arrival_ms,prompt_index file instead"))
+    availability: list[AvailabilityEventConfig] = field(
+        default_factory=list, metadata=_help("SpotServe: instance add/remove events")
+    )
+    availability_path: str | None = field(
+        default=None, metadata=_help("SpotServe: read an artifact JSON-lines trace or g4dn.csv instead")
+    )
+    requests: RequestsConfig = field(default_factory=RequestsConfig, metadata=_help("SpotServe: the request stream"))
 
 
 # --------------------------------------------------------------------------- approach
@@ -131,7 +218,10 @@ class TraceConfig:
 
 @dataclass
 class ApproachConfig:
-    name: str = field(default=MISSING, metadata=_help("all_light, all_heavy, static or diffserve"))
+    name: str = field(
+        default=MISSING,
+        metadata=_help("diffserve, all_light, all_heavy, static; spotserve, reparallelization, rerouting"),
+    )
     period_s: float = field(default=5.0, metadata=_help("seconds between two plans of the controller"))
     light_batch: int | None = field(default=None, metadata=_help("fixed light batch (null: the approach decides)"))
     heavy_batch: int | None = field(default=None, metadata=_help("fixed heavy batch (null: the approach decides)"))
@@ -244,6 +334,8 @@ class MetricsConfig:
 class Config:
     system: SystemConfig = field(default_factory=SystemConfig)
     cascade: CascadeConfig | None = None
+    model: ModelConfig | None = None
+    spot: SpotConfig = field(default_factory=SpotConfig)
     trace: TraceConfig = field(default_factory=TraceConfig)
     approach: ApproachConfig = field(default_factory=ApproachConfig)
     hostfile: HostfileConfig = field(default_factory=HostfileConfig)
@@ -253,5 +345,6 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     seed: int = field(default=0, metadata=_help("seed of every random draw (trace, confidences)"))
     time_scale: float = field(default=1.0, metadata=_help("wall-clock run goes this many times faster than the trace"))
+    ablation: int = field(default=0, metadata=_help("SpotServe ablation level 0..4 (Figure 9), cumulative"))
     paths: dict[str, Any] = field(default_factory=dict)
     experiment: str | None = field(default=None, metadata=_help("name of the experiment preset, if any"))
