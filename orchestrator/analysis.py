@@ -45,6 +45,7 @@ def analyze(run_dir: Path, config: Config, queries_in_trace: int, partial: bool)
     decisions = _read_parquet(roles / "controller" / "decisions.parquet")
     ticks = _read_parquet(roles / "controller" / "ticks.parquet")
     records = merge_records(client, sink, cascade.slo_s)
+    records["served_model"] = records["path"].map({"light": cascade.light.name, "heavy": cascade.heavy.name}).fillna("")
     problems = accounting_problems(client, sink, meta)
     base = summarize(records)
     _, windowed = windowed_slo_ratio(records, config.metrics.window_s, config.metrics.smooth)
@@ -70,6 +71,19 @@ def analyze(run_dir: Path, config: Config, queries_in_trace: int, partial: bool)
     }
     series = per_second(records, ticks, cascade.fid_table.x, cascade.fid_table.y, config.metrics.window_s)
     return Analysis(records=records, decisions=decisions, series=series, summary=summary)
+
+
+def measure_fid(analysis: Analysis, run_dir: Path, config: Config) -> pd.DataFrame | None:
+    """Measured FID (real execution with quality.reference): into summary.json and the
+    returned per-window table, next to the table-based estimate."""
+    if config.execution.mode != "real" or not config.quality.reference:
+        return None
+    from orchestrator.fid import write as write_fid
+    from orchestrator.quality.measure import measure
+
+    result = measure(run_dir, analysis.records, config.quality, config.quality.reference)
+    analysis.summary.update({k: v for k, v in write_fid(run_dir, result).items() if k.startswith("fid_")})
+    return result.windows
 
 
 def write(analysis: Analysis, run_dir: Path, config: Config) -> list[Path]:

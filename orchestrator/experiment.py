@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from orchestrator import analysis, tracking
@@ -208,7 +209,12 @@ def _results(
     result = analysis.analyze(run_dir, config, total, partial)
     figures = analysis.write(result, run_dir, config)
     log.info("Computed results and %d figures in %.2f s", len(figures), time.monotonic() - t0)
-    run_id = _track(run_dir, config, container, result, partial, parent_run_id)
+    fid_windows = analysis.measure_fid(result, run_dir, config)
+    if fid_windows is not None:
+        log.info(
+            "Measured FID %.3f over %d images", result.summary["fid_measured"], result.summary["fid_measured_images"]
+        )
+    run_id = _track(run_dir, config, container, result, partial, parent_run_id, fid_windows)
     return RunResult(run_dir=run_dir, summary=result.summary, mlflow_run_id=run_id)
 
 
@@ -219,6 +225,7 @@ def _track(
     result: analysis.Analysis,
     partial: bool,
     parent_run_id: str | None,
+    fid_windows: pd.DataFrame | None = None,
 ) -> str | None:
     summary = result.summary
     if not config.tracking.enabled:
@@ -243,10 +250,14 @@ def _track(
             for second, value in zip(seconds, result.series[key], strict=True)
         ]
         tracking.log_metrics(uri, run_id, points)
+        if fid_windows is not None:
+            measured = zip(fid_windows["window_start_s"], fid_windows["fid"], strict=True)
+            tracking.log_metrics(uri, run_id, [("fid_measured_window", float(v), int(t)) for t, v in measured])
         files = [
             "records.parquet",
             "summary.json",
             "timeseries.parquet",
+            "fid_windows.parquet",
             "config_resolved.yaml",
             "trace.csv",
             "exit_status.json",

@@ -72,7 +72,13 @@ class CurveConfig:
 @dataclass
 class DiscriminatorConfig:
     latency_ms: float = field(default=20.0, metadata=_help("simulated discriminator time per light batch, ms"))
-    weights: str | None = field(default=None, metadata=_help("state-dict file of the discriminator (real execution)"))
+    mode: str = field(
+        default="live",
+        metadata=_help("real execution: live (score each image) or table (the per-prompt confidence table)"),
+    )
+    weights: str | None = field(
+        default=None, metadata=_help("state-dict file (.safetensors or torch state dict); tiny:discriminator")
+    )
     architecture: str = field(default="small_cnn", metadata=_help("small_cnn or efficientnet_v2_s"))
     image_size: int = field(default=224, metadata=_help("input size the discriminator scores at"))
 
@@ -295,6 +301,29 @@ class ExecutionConfig:
     device: str = field(default="auto", metadata=_help("real execution: cuda, cpu or auto"))
     save_images: bool = field(default=False, metadata=_help("real execution: save served images in the run directory"))
     warmup: bool = field(default=True, metadata=_help("real execution: one warm-up generation before ready"))
+    threads: int = field(
+        default=1, metadata=_help("real execution on a CPU: torch threads per worker (0: torch's default)")
+    )
+
+
+@dataclass
+class QualityConfig:
+    """Measured FID of the served images against a reference image folder."""
+
+    reference: str | None = field(
+        default=None, metadata=_help("folder of reference images; set: FID at the end of a real run")
+    )
+    extractor: str = field(
+        default="inception", metadata=_help("inception (TorchScript or torchvision weights), small_cnn, or module")
+    )
+    extractor_path: str | None = field(default=None, metadata=_help("inception weights file; small_cnn state dict"))
+    extractor_target: str | None = field(
+        default=None, metadata=_help("module: 'package.module:factory' returning a torch module with num_features")
+    )
+    window_s: float = field(default=60.0, metadata=_help("FID per window of this many trace seconds (by completion)"))
+    min_images: int = field(default=10, metadata=_help("a window with fewer served images is marked, not computed"))
+    image_size: int = field(default=299, metadata=_help("images are resized to this before the extractor"))
+    batch_size: int = field(default=64, metadata=_help("images per extractor batch"))
 
 
 # --------------------------------------------------------------------------- run mechanics
@@ -343,6 +372,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     run: RunConfig = field(default_factory=RunConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     seed: int = field(default=0, metadata=_help("seed of every random draw (trace, confidences)"))
     time_scale: float = field(default=1.0, metadata=_help("wall-clock run goes this many times faster than the trace"))
     ablation: int = field(default=0, metadata=_help("SpotServe ablation level 0..4 (Figure 9), cumulative"))

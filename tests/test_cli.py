@@ -31,7 +31,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
-        (["cascade=nope"], "cascade: unknown cascade 'nope' (allowed: sdturbo, sdxlltn, sdxs)"),
+        (["cascade=nope"], "cascade: unknown cascade 'nope' (allowed: sdturbo, sdxlltn, sdxs, tiny)"),
         (["trace=5to50qps"], "trace: unknown trace '5to50qps' (allowed: 1to8qps, 2_5to20qps"),
         (["approach=clipper"], "approach: unknown approach 'clipper' (allowed: all_heavy, all_light"),
         (["time_scale=0"], "time_scale: must be > 0 (got 0.0)"),

@@ -11,7 +11,8 @@ from runtime.schema import CascadeConfig, Config, CurveConfig, ProfileConfig
 from traces.confidence import check_curve
 
 SYSTEMS = ("diffserve",)
-EXECUTIONS = ("simulated",)
+EXECUTIONS = ("simulated", "real")
+EXTRACTORS = ("inception", "small_cnn", "module")
 SHAPES = ("diurnal", "constant")
 ROLES = ("controller", "load_balancer", "sink", "client", "worker")
 
@@ -44,6 +45,7 @@ def validate(cfg: Config) -> None:
     assert cfg.cascade is not None
     _validate_cascade(cfg.cascade)
     _validate_approach(cfg, cfg.cascade)
+    _validate_real(cfg, cfg.cascade)
 
 
 def _validate_run(cfg: Config) -> None:
@@ -136,6 +138,41 @@ def _validate_cascade(c: CascadeConfig) -> None:
     )
     _require(0.0 <= c.static.threshold <= 1.0, "cascade.static.threshold", "must be in [0, 1]")
     _require(0.0 < c.static.light_share < 1.0, "cascade.static.light_share", "must be in (0, 1)")
+
+
+def _validate_real(cfg: Config, cascade: CascadeConfig) -> None:
+    d = cascade.discriminator
+    _require(
+        d.mode in ("live", "table"), "cascade.discriminator.mode", f"unknown mode {d.mode!r} (allowed: live, table)"
+    )
+    q = cfg.quality
+    _require(
+        q.extractor in EXTRACTORS, "quality.extractor", f"unknown {q.extractor!r} (allowed: {', '.join(EXTRACTORS)})"
+    )
+    _require(q.window_s > 0, "quality.window_s", f"must be > 0 (got {q.window_s})")
+    _require(
+        q.min_images >= 2, "quality.min_images", f"must be >= 2 (a covariance needs two images; got {q.min_images})"
+    )
+    if q.reference is not None:
+        _require(Path(q.reference).is_dir(), "quality.reference", f"no such folder: {q.reference}")
+    if cfg.execution.mode != "real":
+        return
+    _require(
+        cfg.time_scale == 1.0,
+        "time_scale",
+        f"real execution runs at the models' own speed, so time_scale must be 1 (got {cfg.time_scale})",
+    )
+    _require(
+        cfg.execution.device in ("auto", "cpu") or cfg.execution.device.startswith("cuda"),
+        "execution.device",
+        "allowed: auto, cpu, cuda",
+    )
+    if q.reference is not None:
+        _require(
+            cfg.execution.save_images,
+            "execution.save_images",
+            "measured FID (quality.reference) needs save_images=true",
+        )
 
 
 def _validate_approach(cfg: Config, cascade: CascadeConfig) -> None:

@@ -15,6 +15,15 @@ from runtime.records import Tier
 from runtime.schema import CascadeConfig
 
 
+def profiled_latency_s(cascade: CascadeConfig, tier: Tier, batch: int) -> float:
+    """The profiled time of one batch of `tier`, with the discriminator on the light tier."""
+    model = cascade.light if tier is Tier.LIGHT else cascade.heavy
+    latency = batch_latency_s(model.profile.batch_sizes, model.profile.latency_ms, batch)
+    if tier is Tier.LIGHT:
+        latency += cascade.discriminator.latency_ms / 1000.0
+    return latency
+
+
 class SimulatedExecutor:
     def __init__(self, cascade: CascadeConfig, confidence: np.ndarray, sleep: Callable[[float], None]) -> None:
         self.cascade = cascade
@@ -22,11 +31,7 @@ class SimulatedExecutor:
         self._sleep = sleep
 
     def expected_latency_s(self, tier: Tier, batch: int) -> float:
-        model = self.cascade.light if tier is Tier.LIGHT else self.cascade.heavy
-        latency = batch_latency_s(model.profile.batch_sizes, model.profile.latency_ms, batch)
-        if tier is Tier.LIGHT:
-            latency += self.cascade.discriminator.latency_ms / 1000.0
-        return latency
+        return profiled_latency_s(self.cascade, tier, batch)
 
     def execute(self, tier: Tier, items: list[BatchItem]) -> list[ItemResult]:
         self._sleep(self.expected_latency_s(tier, len(items)))

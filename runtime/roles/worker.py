@@ -51,7 +51,7 @@ def make_executor(role: Role) -> Executor:
     if role.config.execution.mode == "real":
         from runtime.executors.real import RealExecutor  # heavy imports only when asked for
 
-        return RealExecutor(role.spec, role.me, role.out_dir, confidence_table(role.spec))
+        return RealExecutor(role.config, role.me, role.out_dir, confidence_table(role.spec))
     from runtime.executors.simulated import SimulatedExecutor
 
     return SimulatedExecutor(cascade, confidence_table(role.spec), role.clock.sleep)
