@@ -24,6 +24,8 @@ bench: ## every benchmark script (minutes)
 	$(PY) -m benchmarks.testbed_overhead
 	$(PY) -m benchmarks.deploy
 	$(PY) -m benchmarks.real_execution
+	$(PY) -m benchmarks.spotserve_policies
+	$(PY) -m benchmarks.spotserve_run
 
 protos: ## regenerate the gRPC stubs from runtime/protos/servelab.proto
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. runtime/protos/servelab.proto

@@ -13,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from orchestrator.config import GROUPS
+from orchestrator.config import GROUPS, SYSTEM_GROUPS
 from runtime.exceptions import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -44,6 +44,16 @@ def overrides_of(argv: list[str]) -> list[str]:
 
 
 def check_group_choices(overrides: list[str], extra: list[Path] | None = None) -> None:
+    systems = [v for o in overrides if o.startswith("system=") for v in o.split("=", 1)[1].split(",")] or ["diffserve"]
+    for item in overrides:
+        key = item.partition("=")[0].lstrip("+~")
+        owner = SYSTEM_GROUPS.get(key)
+        if owner is not None and any(s != owner for s in systems):
+            other = next(s for s in systems if s != owner)
+            wanted = "model=6.7B|20B|30B|tiny" if other == "spotserve" else "cascade=sdturbo|sdxs|sdxlltn|tiny"
+            raise ConfigError(
+                f"{key}: the {other} system takes {wanted}, not a {key} (add system={owner} to run {owner})"
+            )
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")

@@ -11,6 +11,7 @@ Phases, each logged with its duration:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -23,18 +24,20 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from orchestrator import analysis, tracking
+from orchestrator.config.spotserve import spot_workers
 from orchestrator.config.validate import validate, workers_wanted
 from orchestrator.deploy.deployment import Deployment
 from orchestrator.deploy.launcher import SPEC_FILE, RoleProcess
 from orchestrator.deploy.placement import START_ORDER, place
 from orchestrator.progress import ProgressLine
 from runtime import spec as run_spec
-from runtime.exceptions import AccountingError, ConfigError, DeployError, TraceFormatError
+from runtime.exceptions import AccountingError, ConfigError, DeployError, ServelabError, TraceFormatError
 from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.schema import Config
 from traces.diffserve import ArrivalTrace, generate, read_artifact, write_artifact
+from traces.spotserve import availability_to_config, load_availability, load_requests
 
 log = init_logger("orchestrator")
 
@@ -67,6 +70,14 @@ def typed_config(cfg: DictConfig) -> Config:
 
 def load_trace(config: Config) -> ArrivalTrace:
     """The arrivals the client will replay: an artifact file, or our seeded generator."""
+    if config.system.name == "spotserve":
+        assert config.model is not None
+        requests = load_requests(config.trace, config.model, config.seed)
+        if len(requests) == 0:
+            raise ConfigError(
+                f"trace.requests: no request arrives within the {config.trace.duration_s:g} s of trace {config.trace.name}"
+            )
+        return ArrivalTrace(config.trace.name, requests.arrival_s, requests.ids)
     cascade = config.cascade
     assert cascade is not None
     t = config.trace
@@ -84,6 +95,26 @@ def load_trace(config: Config) -> ArrivalTrace:
             f"{where}: prompt index {top} is beyond the cascade's {cascade.num_prompts} prompts (cascade.num_prompts)"
         )
     return trace
+
+
+def inline_availability(config: Config, container: dict[str, Any]) -> None:
+    """Replace `trace.availability_path` by the events read from it, in the typed config and in
+    the container the spec is written from: roles, on any host and in any directory, then
+    replay exactly the events validated here, and the resolved config records them. The trace
+    takes the file's name and its length (the end event), so the requests stop with the fleet
+    and the run is not filed under the configured trace it replaced."""
+    path = Path(str(config.trace.availability_path))
+    events = availability_to_config(load_availability(config.trace))
+    changes = {
+        "availability": events,
+        "availability_path": None,
+        "duration_s": events[-1].at_s,
+        "name": path.stem,
+    }
+    for key, value in changes.items():
+        setattr(config.trace, key, value)
+        container["trace"][key] = [dataclasses.asdict(e) for e in events] if key == "availability" else value
+    log.info("Read %d availability events (%g trace seconds) from %s", len(events), events[-1].at_s, path)
 
 
 @dataclass(frozen=True)
@@ -106,20 +137,25 @@ def prepare(cfg: DictConfig, run_dir: Path) -> Prepared:
     t0 = time.monotonic()
     config = typed_config(cfg)
     validate(config)
-    cascade = config.cascade
-    assert cascade is not None
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    if config.trace.availability_path:
+        inline_availability(config, container)
     run_dir.mkdir(parents=True, exist_ok=True)
     workers = workers_wanted(config)
-    addresses = place(config.hostfile, workers)
+    if config.system.name == "spotserve":
+        instances, _ = spot_workers(config)
+        addresses = place(config.hostfile, workers, instances, config.spot.gpus_per_instance)
+    else:
+        addresses = place(config.hostfile, workers)
     trace = load_trace(config)
     write_artifact(trace, run_dir / TRACE_FILE)
     spec = run_spec.RunSpec(run_id=new_run_id(), config=config, roles=tuple(addresses), trace_file=TRACE_FILE)
     run_spec.dump(spec, container, run_dir / SPEC_FILE)
     (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(container), encoding="utf-8")
+    subject = config.cascade.name if config.cascade else config.model.name if config.model else "?"
     log.info(
-        "Resolved <system=%s cascade=%s trace=%s approach=%s workers=%d queries=%d time_scale=%g> in %.2f s",
-        config.system.name, cascade.name, config.trace.name, config.approach.name, workers, len(trace),
+        "Resolved <system=%s subject=%s trace=%s approach=%s workers=%d queries=%d time_scale=%g> in %.2f s",
+        config.system.name, subject, config.trace.name, config.approach.name, workers, len(trace),
         config.time_scale, time.monotonic() - t0,
     )  # fmt: skip
     return Prepared(config, container, addresses, trace, spec)
@@ -160,17 +196,17 @@ def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = N
 
 def _replay(deployment: Deployment, procs: dict[str, RoleProcess], config: Config, trace: ArrivalTrace) -> None:
     assert deployment.launcher is not None
-    cascade = config.cascade
-    assert cascade is not None
     epoch = time.time() + config.run.start_lead_s
     order = sorted(procs.values(), key=lambda p: START_ORDER.index(p.address.role))
     deployment.launcher.start_run(order, epoch)
     log.info("Replaying %d queries over %.0f trace seconds", len(trace), trace.duration_s)
     stub = pbg.ClientStub(procs["client"].rpc_channel())
-    trace_wall = (trace.duration_s + config.run.drain_slo_factor * cascade.slo_s) / config.time_scale
+    drain = config.run.drain_slo_factor * config.cascade.slo_s if config.cascade else 0.0
+    trace_wall = (max(trace.duration_s, config.trace.duration_s) + drain) / config.time_scale
     deadline = time.monotonic() + config.run.start_lead_s + trace_wall + FINISH_SLACK_WALL_S
     watched = list(procs.values())
-    with ProgressLine(config.run.progress) as bar:
+    slo = config.cascade is not None
+    with ProgressLine(config.run.progress, slo) as bar:
         while True:
             try:
                 progress = stub.Progress(pb.Empty(), timeout=2.0)
@@ -179,12 +215,12 @@ def _replay(deployment: Deployment, procs: dict[str, RoleProcess], config: Confi
             if progress is not None:
                 bar.update(progress)
                 if progress.done:
-                    log.info(
-                        "Replay done: sent %d, completed %d, violations %d",
-                        progress.sent,
-                        progress.completed,
-                        progress.violations,
+                    outcome = (
+                        f"violations {progress.violations}"
+                        if slo
+                        else f"in flight {progress.sent - progress.completed}"
                     )
+                    log.info("Replay done: sent %d, completed %d, %s", progress.sent, progress.completed, outcome)
                     return
             gone = deployment.watch(watched)
             watched = [p for p in watched if p.name not in gone]
@@ -232,15 +268,19 @@ def _track(
         return None
     t0 = time.monotonic()
     uri = tracking.absolute_uri(config.tracking.uri)
-    tags = {k: str(summary[k]) for k in ("system", "approach", "cascade", "trace")}
+    keys = ("system", "approach", "cascade", "model", "trace", "trace_kind", "ablation")
+    tags = {k: str(summary[k]) for k in keys if k in summary}
     tags["run_dir"] = str(run_dir)
-    name = f"{summary['approach']}-{summary['cascade']}-{summary['trace']}"
+    subject = summary.get("cascade") or summary.get("model")
+    name = f"{summary['approach']}{'-ablation' + str(summary['ablation']) if summary.get('ablation') else ''}-{subject}-{summary['trace']}"
+    numbers = [(k, float(v), 0) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    # MLflow keeps one latest value per key: a series named like a summary metric would replace it.
+    clash = sorted(set(result.series.columns) & {k for k, _, _ in numbers})
+    if clash:
+        raise ServelabError(f"time series named like summary metrics: {', '.join(clash)}")
     try:
         run_id = tracking.start_run(uri, config.tracking.experiment, name, tags, parent_run_id)
         tracking.log_params(uri, run_id, tracking.flatten({k: v for k, v in container.items() if k != "paths"}))
-        numbers = [
-            (k, float(v), 0) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)
-        ]
         tracking.log_metrics(uri, run_id, numbers)
         # Per-second series as step metrics (step = trace second), sent in batches.
         seconds = result.series["second"]

@@ -122,3 +122,58 @@ def per_second(
     out["light_fraction_window"] = np.where(win_done > 0, win_light / np.maximum(win_done, 1), np.nan)
     out["fid_estimate_window"] = fid_from_table(out["light_fraction_window"].to_numpy(), fid_x, fid_y)
     return out
+
+
+# SpotServe's percentiles: the artifact's stat_latency (mean, P90, P95..P99) plus the median.
+SPOT_PERCENTILES = (50, 90, 95, 96, 97, 98, 99)
+
+
+def latency_stats(records: pd.DataFrame) -> dict[str, float]:
+    """Mean and nearest-rank percentiles of completed requests' latency (docs/metrics.md)."""
+    latency = records["latency_s"]
+    out = {"latency_mean_s": float(latency.mean()) if latency.notna().any() else math.nan}
+    for q in SPOT_PERCENTILES:
+        out[f"latency_p{q}_s"] = percentile(latency, q)
+    return out
+
+
+def spot_cost(
+    spot_hours: float, ondemand_hours: float, price_spot: float, price_ondemand: float, tokens: int
+) -> dict[str, float]:
+    """Cost of the instances alive over the trace, and per 1000 tokens of completed requests
+    (docs/metrics.md, "cost")."""
+    cost = spot_hours * price_spot + ondemand_hours * price_ondemand
+    return {
+        "spot_instance_hours": spot_hours,
+        "ondemand_instance_hours": ondemand_hours,
+        "cost_usd": cost,
+        "tokens": float(tokens),
+        "cost_per_1k_tokens_usd": cost / (tokens / 1000.0) if tokens else math.nan,
+    }
+
+
+def spot_per_second(records: pd.DataFrame, ticks: pd.DataFrame, horizon_s: float) -> pd.DataFrame:
+    """Per trace second: arrivals, completions (by completion time), the mean latency of those
+    completions, and the pool and fleet at the end of the second."""
+    horizon = math.ceil(max(horizon_s, 0.0)) + 1
+    out = pd.DataFrame({"second": np.arange(horizon)})
+    sent = np.floor(records["sent_at"].to_numpy(float)).astype(int)
+    out["arrivals"] = np.bincount(sent[(sent >= 0) & (sent < horizon)], minlength=horizon)[:horizon]
+    done = records[records["outcome"].isin([o.value for o in Outcome if o.is_completed])]
+    sec = np.floor(done["notice_at"].to_numpy(float)).astype(int)
+    ok = (sec >= 0) & (sec < horizon)
+    out["completions"] = np.bincount(sec[ok], minlength=horizon)[:horizon]
+    total = np.bincount(sec[ok], weights=done["latency_s"].to_numpy(float)[ok], minlength=horizon)[:horizon]
+    out["completion_latency_mean_s"] = np.where(
+        out["completions"] > 0, total / np.maximum(out["completions"], 1), np.nan
+    )
+    if len(ticks):
+        state = ticks[ticks["time"] >= 0].copy()
+        state["second"] = np.floor(state["time"]).astype(int)
+        cols = [
+            c for c in ("waiting", "pinned", "alive_instances", "replicas", "dp", "tp", "pp", "batch") if c in state
+        ]
+        last = state.groupby("second")[cols].last()
+        out = out.merge(last, left_on="second", right_index=True, how="left")
+        out[cols] = out[cols].ffill()
+    return out

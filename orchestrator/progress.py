@@ -1,4 +1,5 @@
-"""The live progress line of a run: queries sent / total, current rate, completions, violations.
+"""The live progress line of a run: queries sent / total, current rate, completions, and the
+SLO violations so far (DiffServe) or the requests still in flight (SpotServe, which has no SLO).
 
 On a terminal it is one line redrawn in place (rich); otherwise a plain line every
 `interval_s` wall seconds, so that logs and CI output stay readable.
@@ -15,18 +16,19 @@ from rich.live import Live
 from rich.text import Text
 
 
-def line(p: Any) -> str:
+def line(p: Any, slo: bool = True) -> str:
     """One progress line from a ProgressReply."""
+    head = f"t={p.trace_time:7.1f}s  sent {p.sent}/{p.total}  rate {p.rate:5.1f} q/s  completed {p.completed}"
+    if not slo:
+        return f"{head}  in flight {p.sent - p.completed}"
     share = f"{100.0 * p.violations / p.completed:.1f}%" if p.completed else "-"
-    return (
-        f"t={p.trace_time:7.1f}s  sent {p.sent}/{p.total}  rate {p.rate:5.1f} q/s  "
-        f"completed {p.completed}  violations {p.violations} ({share})"
-    )
+    return f"{head}  violations {p.violations} ({share})"
 
 
 class ProgressLine:
-    def __init__(self, enabled: bool, interval_s: float = 10.0) -> None:
+    def __init__(self, enabled: bool, slo: bool = True, interval_s: float = 10.0) -> None:
         self.enabled = enabled
+        self.slo = slo
         self.tty = sys.stderr.isatty()
         self.interval_s = interval_s
         self._last = 0.0
@@ -41,7 +43,7 @@ class ProgressLine:
     def update(self, progress: Any) -> None:
         if not self.enabled:
             return
-        text = line(progress)
+        text = line(progress, self.slo)
         if self._live is not None:
             self._live.update(Text(text))
         elif time.monotonic() - self._last >= self.interval_s or progress.done:

@@ -1,6 +1,6 @@
 """Sweeps (`python -m orchestrator -m ...`): a Hydra callback that groups the jobs under one
 MLflow parent run, keeps a line per finished job, and at the end prints the comparison table,
-draws the comparison figure and lists the failed jobs (exit code 1 if any failed).
+draws the comparison figures (orchestrator.report) and lists the failed jobs (exit code 1 if any failed).
 
 Jobs run one after another (Hydra's basic launcher); a failed job does not stop the sweep,
 because the task function returns its failure instead of raising it.
@@ -68,14 +68,15 @@ class SweepCallback(Callback):
         parent = info.get("parent_run_id")
         if parent:
             uri = info["tracking_uri"]
-            figure = sweep_dir / "comparison.png"
+            figures: list[Path] = []
             try:
-                compare(uri, info["experiment"], parent, None, figure)
-                tracking.log_artifacts(uri, parent, [(figure, None), (sweep_dir / JOBS_FILE, None)])
+                figures = compare(uri, info["experiment"], parent, None, sweep_dir)
+                tracking.log_artifacts(uri, parent, [(f, None) for f in [*figures, sweep_dir / JOBS_FILE]])
             except ServelabError as err:
                 print(f"error: {err}", file=sys.stderr)
             tracking.end_run(uri, parent, "FAILED" if failed else "FINISHED")
-            print(f"Comparison figure: {figure}")
+            for figure in figures:
+                print(f"Comparison figure: {figure}")
         print(f"Sweep: {len(jobs) - len(failed)} of {len(jobs)} jobs completed; sweep directory {sweep_dir}")
         if failed:
             print("Failed jobs:")

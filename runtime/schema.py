@@ -163,7 +163,9 @@ class SpotConfig:
     gpus_per_instance: int = field(default=4, metadata=_help("GPUs per instance (g4dn.12xlarge: 4 T4)"))
     grace_period_s: float = field(default=30.0, metadata=_help("notice before a preemption (and an acquisition)"))
     network_gbps: float = field(default=50.0, metadata=_help("link bandwidth between instances, for migration"))
-    load_gbps: float = field(default=1.0, metadata=_help("bandwidth of reloading a shard from storage"))
+    load_gbps: float = field(
+        default=8.0, metadata=_help("Gbit/s a GPU reloads its shard from storage at (8: ~1 GB/s local disk)")
+    )
     restart_s: float = field(default=5.0, metadata=_help("starting an inference engine process (trace seconds)"))
     switch_overhead_s: float = field(default=0.5, metadata=_help("fixed cost added to every reconfiguration"))
     price_spot_per_hour: float = field(default=1.9046, metadata=_help("USD per instance-hour, spot (g4dn.12xlarge)"))

@@ -26,7 +26,8 @@ class RoleAddress:
     host: str  # host name from the hostfile
     address: str  # host:port the others dial
     bind: str  # host:port the role listens on
-    gpu: int | None = None  # GPU index for real execution workers
+    gpu: int | None = None  # GPU index (real execution; SpotServe: index on its instance)
+    instance: str | None = None  # SpotServe: the spot instance this worker's GPU belongs to
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -76,3 +78,13 @@ def run_job(tmp_path: Path) -> Callable[..., RunResult]:
         return run_experiment(cfg, tmp_path / name)
 
     return _run
+
+
+def assert_summary_metrics_read_back(mlflow_metrics: dict[str, float], summary: dict[str, Any]) -> None:
+    """Every finite number of summary.json is the MLflow run's metric of that name (a step
+    metric of the same name would have replaced it with its last value)."""
+    numbers = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    finite = {k: v for k, v in numbers.items() if math.isfinite(v)}
+    assert finite, "summary.json has numbers"
+    wrong = {k: (v, mlflow_metrics.get(k)) for k, v in finite.items() if mlflow_metrics.get(k) != pytest.approx(v)}
+    assert not wrong, f"summary vs MLflow: {wrong}"

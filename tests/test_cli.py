@@ -17,7 +17,14 @@ from tests.conftest import ROOT, free_base_port, processes_mentioning
 
 def orchestrate(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "orchestrator", f"paths.output_dir={tmp_path}", "run.progress=false", *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)  # a run that should not have started: stop its roles too
+            out, err = proc.communicate(timeout=120)
+            pytest.fail(f"still running after {timeout} s: {err[-2000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pattern: str) -> None:
@@ -50,12 +57,40 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
             ["approach=static", "approach.heavy_workers=30"],
             "approach.light_workers: the static plan needs 32 GPU workers but the run has 12",
         ),
+        (["system=spotserve", "model=99B"], "model: unknown model '99B' (allowed: 20B, 30B, 6.7B, tiny)"),
+        (["system=spotserve", "trace=Cs"], "trace: unknown trace 'Cs' (allowed:"),
+        (["system=spotserve", "model.required_tpt=0"], "model.required_tpt: must be > 0 (got 0.0)"),
+        (["system=spotserve", "spot.grace_period_s=-1"], "spot.grace_period_s: must be >= 0 (got -1.0)"),
+        (
+            ["system=spotserve", "model=30B", "trace=od3"],
+            "model: 30B fits on no configuration of the first 12 GPUs (it needs 16: model.min_world_size)",
+        ),
+        (["system=spotserve", "ablation=7"], "ablation: unknown level 7 (allowed: 0..4)"),
+        (["system=spotserve", "trace.availability_path=/no/such.txt"], "trace.availability_path: no such file"),
+        (["system=spotserve", "cascade=sdxs"], "cascade: the spotserve system takes model=6.7B|20B|30B|tiny"),
+        (["trace=Bs"], "trace: Bs is a SpotServe availability trace: it needs system=spotserve"),
     ],
 )
 def test_config_errors_are_one_line(tmp_path: Path, args: list[str], pattern: str) -> None:
     proc = orchestrate(tmp_path, *args)
     assert_one_line_error(proc, 2, pattern)
-    assert not list(tmp_path.glob("diffserve/runs/*")), "nothing started"
+    assert not list(tmp_path.glob("*/runs/*")), "nothing started"
+
+
+@pytest.mark.parametrize(
+    ("line", "pattern"),
+    [
+        ('[-5, "remove", {"nodes": ["a"]}]', ":2: must be a time >= 0"),
+        ('[5, "kill", {"nodes": ["a"]}]', ":2: unknown op 'kill'"),
+        ('[5, "remove", {"nodes": ["z"]}]', ":2: cannot remove 'z': it is not alive"),
+    ],
+)
+def test_bad_availability_line_names_file_and_line(tmp_path: Path, line: str, pattern: str) -> None:
+    trace = tmp_path / "avail.txt"
+    trace.write_text(f'[0, "add", {{"nodes": ["a", "b", "c"]}}]\n{line}\n[60000, "DONE", {{"nodes": []}}]\n')
+    proc = orchestrate(tmp_path, "system=spotserve", "model=6.7B", f"trace.availability_path={trace}")
+    assert_one_line_error(proc, 2, f"{trace}{pattern}")
+    assert not list(tmp_path.glob("*/runs/*")), "nothing started"
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.config.spotserve import SPOT_APPROACHES
 from orchestrator.config.validate import validate, workers_wanted
 from orchestrator.deploy.placement import place
 from orchestrator.experiment import typed_config
@@ -19,10 +20,38 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("group", ["cascade", "trace", "approach", "hostfile", "execution", "system"])
+def system_of(group: str, option: str) -> str:
+    """The system an option belongs to: SpotServe's models, availability traces and approaches."""
+    text = (CONF / group / f"{option}.yaml").read_text()
+    spot = group == "model" or (group == "trace" and "availability:" in text) or option in SPOT_APPROACHES
+    return "spotserve" if spot else "diffserve"
+
+
+@pytest.mark.parametrize("group", ["cascade", "model", "trace", "approach", "hostfile", "execution", "system"])
 def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
     for option in options(group):
-        validate(typed_config(compose_config(f"{group}={option}")))
+        system = option if group == "system" else system_of(group, option)
+        validate(typed_config(compose_config(f"system={system}", f"{group}={option}")))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trace=As"], r"^trace: As is a SpotServe availability trace: it needs system=spotserve$"),
+        (["system=spotserve", "trace=3to24qps"], r"^trace: 3to24qps has no availability events"),
+        (
+            ["approach=rerouting"],
+            r"^approach: unknown approach 'rerouting' \(a SpotServe approach: it needs system=spotserve\)",
+        ),
+        (
+            ["system=spotserve", "approach=static"],
+            r"^approach: unknown SpotServe approach 'static' \(a DiffServe approach",
+        ),
+    ],
+)
+def test_options_of_the_other_system_are_refused(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate(typed_config(compose_config(*overrides)))
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator.experiment import RunResult
 from orchestrator.tracking import absolute_uri
-from tests.conftest import processes_mentioning
+from tests.conftest import assert_summary_metrics_read_back, processes_mentioning
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +67,7 @@ def test_static_run_accounts_for_every_query(run_job: Callable[..., RunResult]) 
     assert run.data.params["cascade.name"] == "sdxs" and run.data.params["approach.name"] == "static"
     assert run.data.metrics["queries_sent"] == s["queries_sent"]
     assert run.data.metrics["slo_violation_ratio"] == pytest.approx(s["slo_violation_ratio"])
+    assert_summary_metrics_read_back(run.data.metrics, s)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"records.parquet", "summary.json", "config_resolved.yaml", "logs"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "logs/localhost")} >= {"logs/localhost/client.log"}

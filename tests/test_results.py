@@ -96,3 +96,13 @@ def test_nearest_rank_percentile_by_hand() -> None:
     assert percentile(np.array([1.0, 2.0, 3.0, 4.0]), 90) == 4.0  # rank ceil(0.9 * 4) = 4
     assert math.isnan(percentile(np.array([]), 50))
     assert slo_violation_ratio({"completed_on_time": 3, "completed_late": 1, "dropped": 0, "unfinished": 0}) == 0.25
+
+
+def test_progress_line_shows_violations_with_an_slo_and_requests_in_flight_without() -> None:
+    from types import SimpleNamespace
+
+    from orchestrator.progress import line
+
+    p = SimpleNamespace(trace_time=12.0, sent=40, total=100, rate=3.5, completed=30, violations=3)
+    assert line(p).endswith("completed 30  violations 3 (10.0%)")
+    assert line(p, slo=False).endswith("completed 30  in flight 10")

@@ -35,7 +35,7 @@ def test_sweep_keeps_going_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     assert "Failed jobs:" in out and out.count(f"{bad}:2: expected 'arrival_ms,prompt_index'") == 2
     assert "Traceback" not in proc.stderr
     sweep_dir = next(tmp_path.glob("diffserve/multiruns/*"))
-    with Image.open(sweep_dir / "comparison.png") as img:
+    with Image.open(sweep_dir / "figure6.png") as img:
         assert img.size[0] > 500 and img.size[1] > 300
     assert processes_mentioning(str(tmp_path)) == []
 
@@ -47,10 +47,10 @@ def test_sweep_keeps_going_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
     assert sorted(c.data.tags["approach"] for c in children) == ["all_light", "diffserve"]
     assert all(c.info.status == "FINISHED" for c in children)
-    assert {a.path for a in client.list_artifacts(parent)} >= {"comparison.png", "jobs.jsonl"}
+    assert {a.path for a in client.list_artifacts(parent)} >= {"figure6.png", "jobs.jsonl"}
 
-    figure = tmp_path / "figure6.png"
-    code = report_main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--out", str(figure)])
+    figure = tmp_path / "report" / "figure6.png"
+    code = report_main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--out-dir", str(figure.parent)])
     table = capsys.readouterr().out
     assert code == 0 and figure.stat().st_size > 10_000
     assert "all_light" in table and "diffserve" in table and "sdxs" in table

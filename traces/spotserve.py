@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from runtime.exceptions import ConfigError, TraceFormatError
-from runtime.schema import AvailabilityEventConfig
+from runtime.schema import AvailabilityEventConfig, ModelConfig, TraceConfig
 
 OPS = ("add", "remove", "tpt", "end")
 # The artifact's op names and ours: "other" only changes the required throughput, "DONE" ends the run.
@@ -44,7 +44,7 @@ class AvailabilityEvent:
 
     | op     | instances            | ondemand                     | required_tpt           |
     | ------ | -------------------- | ---------------------------- | ---------------------- |
-    | add    | the ones that join   | True: priced on-demand       | None                   |
+    | add    | the ones that join   | True: priced on-demand       | None; see split_start  |
     | remove | the ones that leave  | False                        | None                   |
     | tpt    | ()                   | False                        | new target, req/s > 0  |
     | end    | ()                   | False                        | None                   |
@@ -154,6 +154,16 @@ def availability_from_config(events: Sequence[AvailabilityEventConfig]) -> list[
     if not replay.ended:
         raise ConfigError("trace.availability: the last event must be op end (when the run stops)")
     return out
+
+
+def availability_to_config(events: Sequence[AvailabilityEvent]) -> list[AvailabilityEventConfig]:
+    """The inverse of `availability_from_config`: events as `trace.availability` entries."""
+    return [
+        AvailabilityEventConfig(
+            at_s=e.at_s, op=e.op, instances=list(e.instances), ondemand=e.ondemand, required_tpt=e.required_tpt
+        )
+        for e in events
+    ]
 
 
 def _open_lines(path: str | Path) -> tuple[Path, list[str]]:
@@ -465,4 +475,65 @@ def read_requests(path: str | Path, output_len: int = 128) -> RequestTrace:
         arrival_s=np.asarray(times, dtype=float)[order],
         input_len=np.asarray(inputs, dtype=np.int64)[order],
         output_len=np.full(len(times), output_len, dtype=np.int64),
+    )
+
+
+def load_availability(trace: TraceConfig) -> list[AvailabilityEvent]:
+    """The run's availability events: `trace.availability_path` (an artifact JSON-lines segment,
+    or the full `g4dn.csv`) when set, else the events written in the trace config."""
+    if trace.availability_path:
+        if Path(trace.availability_path).suffix == ".csv":
+            return read_g4dn_csv(trace.availability_path)
+        return read_availability_jsonl(trace.availability_path)
+    return availability_from_config(trace.availability)
+
+
+class Start(NamedTuple):
+    """How a run begins: the first event (an add at time 0 carrying the starting target, if
+    the trace set one at time 0) and the events replayed after it."""
+
+    first: AvailabilityEvent
+    rest: list[AvailabilityEvent]
+
+
+def split_start(events: Sequence[AvailabilityEvent]) -> Start:
+    """The run's starting fleet: every add and tpt event at time 0, whatever their order (the
+    workload traces set their target before adding instances), folded into one add event."""
+    lead = 0
+    while lead < len(events) and events[lead].at_s == 0 and events[lead].op in ("add", "tpt"):
+        lead += 1
+    adds = [e for e in events[:lead] if e.op == "add"]
+    if not adds:
+        raise ConfigError("trace.availability: must add instances at time 0 (the fleet the run starts with)")
+    tpts = [e.required_tpt for e in events[:lead] if e.op == "tpt"]
+    first = AvailabilityEvent(
+        at_s=0.0,
+        op="add",
+        instances=tuple(name for e in adds for name in e.instances),
+        ondemand=all(e.ondemand for e in adds),
+        required_tpt=tpts[-1] if tpts else None,
+    )
+    return Start(first, list(events[lead:]))
+
+
+def instances_in_order(events: Sequence[AvailabilityEvent]) -> list[str]:
+    """Every instance the trace ever adds, in the order they first appear."""
+    seen: dict[str, None] = {}
+    for e in events:
+        if e.op == "add":
+            for name in e.instances:
+                seen.setdefault(name, None)
+    return list(seen)
+
+
+def load_requests(trace: TraceConfig, model: ModelConfig, seed: int) -> RequestTrace:
+    """The run's requests: an artifact query file, or our seeded generator over the trace."""
+    r = trace.requests
+    input_len = r.input_len or model.input_len
+    output_len = r.output_len or model.output_len
+    if r.path:
+        return read_requests(r.path, output_len)
+    rate = r.rate_rps if r.rate_rps is not None else model.request_rate_rps
+    return generate_requests(
+        rate, trace.duration_s, r.distribution, r.cv, seed, input_len, output_len, r.rates_per_minute
     )

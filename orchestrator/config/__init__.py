@@ -9,7 +9,9 @@ from runtime.schema import Config
 SCHEMA_NAME = "schema"
 
 # The groups a user picks an option of on the command line, in the order of the defaults list.
-GROUPS = ("system", "cascade", "trace", "approach", "hostfile", "execution", "experiment")
+GROUPS = ("system", "cascade", "model", "trace", "approach", "hostfile", "execution", "experiment")
+# The groups that belong to one system only.
+SYSTEM_GROUPS = {"cascade": "diffserve", "model": "spotserve"}
 
 
 def register() -> None:

@@ -10,7 +10,7 @@ from runtime.profiles import batch_latency_s
 from runtime.schema import CascadeConfig, Config, CurveConfig, ProfileConfig
 from traces.confidence import check_curve
 
-SYSTEMS = ("diffserve",)
+SYSTEMS = ("diffserve", "spotserve")
 EXECUTIONS = ("simulated", "real")
 EXTRACTORS = ("inception", "small_cnn", "module")
 SHAPES = ("diurnal", "constant")
@@ -23,7 +23,12 @@ def _require(ok: bool, key: str, message: str) -> None:
 
 
 def workers_wanted(cfg: Config) -> int:
-    """GPU workers of the run: hostfile.workers, else what the trace suggests."""
+    """GPU workers of the run: hostfile.workers, else what the trace suggests (SpotServe: one
+    per GPU of every instance of the trace)."""
+    if cfg.system.name == "spotserve":
+        from orchestrator.config.spotserve import spot_workers
+
+        return spot_workers(cfg)[1]
     return cfg.hostfile.workers if cfg.hostfile.workers is not None else cfg.trace.suggested_workers
 
 
@@ -40,6 +45,19 @@ def validate(cfg: Config) -> None:
         "execution.mode",
         f"unknown mode {cfg.execution.mode!r} (allowed: {', '.join(EXECUTIONS)})",
     )
+    spot_trace = bool(cfg.trace.availability or cfg.trace.availability_path)
+    _require(
+        spot_trace == (cfg.system.name == "spotserve"),
+        "trace",
+        f"{cfg.trace.name} is a SpotServe availability trace: it needs system=spotserve"
+        if spot_trace
+        else f"{cfg.trace.name} has no availability events (a DiffServe trace: it needs system=diffserve)",
+    )
+    if cfg.system.name == "spotserve":
+        from orchestrator.config.spotserve import validate_spotserve
+
+        validate_spotserve(cfg)
+        return
     _validate_trace(cfg)
     _require(cfg.cascade is not None, "cascade", "the diffserve system needs a cascade (e.g. cascade=sdxs)")
     assert cfg.cascade is not None
@@ -177,11 +195,15 @@ def _validate_real(cfg: Config, cascade: CascadeConfig) -> None:
 
 def _validate_approach(cfg: Config, cascade: CascadeConfig) -> None:
     # Imported here: the registry pulls in every approach module.
+    from orchestrator.config.spotserve import SPOT_APPROACHES
     from runtime.policies.diffserve.registry import APPROACHES, make_approach
 
     a = cfg.approach
+    hint = " (a SpotServe approach: it needs system=spotserve)" if a.name in SPOT_APPROACHES else ""
     _require(
-        a.name in APPROACHES, "approach", f"unknown approach {a.name!r} (allowed: {', '.join(sorted(APPROACHES))})"
+        a.name in APPROACHES,
+        "approach",
+        f"unknown approach {a.name!r}{hint} (allowed: {', '.join(sorted(APPROACHES))})",
     )
     _require(a.period_s > 0, "approach.period_s", f"must be > 0 (got {a.period_s})")
     _require(bool(a.batch_sizes) and all(b >= 1 for b in a.batch_sizes), "approach.batch_sizes", "must be >= 1")

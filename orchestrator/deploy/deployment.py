@@ -150,7 +150,10 @@ class Deployment:
             proc = next(p for p in procs if p.name == name)
             if proc.address.role in ESSENTIAL:
                 raise DeployError(f"during the run: {self.launcher.describe_exit(proc, status)}")
-            log.warning("Worker lost during the run: %s", self.launcher.describe_exit(proc, status))
+            if status.get("returncode") == 0:  # it was told to go (a SpotServe preemption)
+                log.debug("Worker ended during the run: %s", name)
+            else:
+                log.warning("Worker lost during the run: %s", self.launcher.describe_exit(proc, status))
             lost_workers.append(name)
         return lost_workers
 

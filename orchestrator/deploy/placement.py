@@ -22,8 +22,12 @@ def worker_capacity(host: HostConfig) -> int | None:
     return len(host.gpus) * host.workers_per_gpu if host.gpus else None
 
 
-def place(hostfile: HostfileConfig, workers: int) -> list[RoleAddress]:
-    """Every role of the run with its host, bind and advertised addresses, in start order."""
+def place(
+    hostfile: HostfileConfig, workers: int, instances: list[str] | None = None, gpus_per_instance: int = 4
+) -> list[RoleAddress]:
+    """Every role of the run with its host, bind and advertised addresses, in start order.
+    With `instances` (SpotServe), worker i is GPU i % gpus_per_instance of instance
+    instances[i // gpus_per_instance]."""
     hosts = hostfile.hosts
     placed: dict[str, HostConfig] = {}
     for role in SINGLE_ROLES:
@@ -41,7 +45,9 @@ def place(hostfile: HostfileConfig, workers: int) -> list[RoleAddress]:
     next_port: dict[str, int] = defaultdict(lambda: hostfile.base_port)
     used: dict[str, str] = {}
 
-    def address(role: str, name: str, host: HostConfig, gpu: int | None = None) -> RoleAddress:
+    def address(
+        role: str, name: str, host: HostConfig, gpu: int | None = None, instance: str | None = None
+    ) -> RoleAddress:
         bind_host = host.bind_address or host.address
         port = next_port[host.address]
         next_port[host.address] += 1
@@ -49,10 +55,18 @@ def place(hostfile: HostfileConfig, workers: int) -> list[RoleAddress]:
         if key in used:
             raise ConfigError(f"hostfile.hosts: port clash at {key} between {used[key]} and {name}")
         used[key] = name
-        return RoleAddress(name=name, role=role, host=host.name, address=key, bind=f"{bind_host}:{port}", gpu=gpu)
+        return RoleAddress(
+            name=name, role=role, host=host.name, address=key, bind=f"{bind_host}:{port}", gpu=gpu, instance=instance
+        )
 
     roles = [address(role, role, placed[role]) for role in SINGLE_ROLES]
-    roles += [address("worker", f"worker-{i}", host, gpu) for i, (host, gpu) in enumerate(assignment)]
+    if instances is not None:
+        roles += [
+            address("worker", f"worker-{i}", host, i % gpus_per_instance, instances[i // gpus_per_instance])
+            for i, (host, _) in enumerate(assignment)
+        ]
+    else:
+        roles += [address("worker", f"worker-{i}", host, gpu) for i, (host, gpu) in enumerate(assignment)]
     order = {r: i for i, r in enumerate(START_ORDER)}
     return sorted(roles, key=lambda r: order[r.role])
 

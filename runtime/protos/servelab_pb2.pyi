@@ -61,7 +61,7 @@ class Stage(_message.Message):
     def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., worker: _Optional[str] = ..., enqueued_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("id", "prompt_index", "sent_at", "admitted_at", "stages", "scored", "confidence", "threshold", "dropped", "drop_reason", "prompt", "image_path", "note")
+    __slots__ = ("id", "prompt_index", "sent_at", "admitted_at", "stages", "scored", "confidence", "threshold", "dropped", "drop_reason", "prompt", "image_path", "note", "tokens_done", "restarts", "replica", "output_len")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_INDEX_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
@@ -75,6 +75,10 @@ class Query(_message.Message):
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     IMAGE_PATH_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_DONE_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_LEN_FIELD_NUMBER: _ClassVar[int]
     id: int
     prompt_index: int
     sent_at: float
@@ -88,7 +92,11 @@ class Query(_message.Message):
     prompt: str
     image_path: str
     note: str
-    def __init__(self, id: _Optional[int] = ..., prompt_index: _Optional[int] = ..., sent_at: _Optional[float] = ..., admitted_at: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., scored: _Optional[bool] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., dropped: _Optional[bool] = ..., drop_reason: _Optional[str] = ..., prompt: _Optional[str] = ..., image_path: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+    tokens_done: int
+    restarts: int
+    replica: int
+    output_len: int
+    def __init__(self, id: _Optional[int] = ..., prompt_index: _Optional[int] = ..., sent_at: _Optional[float] = ..., admitted_at: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., scored: _Optional[bool] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., dropped: _Optional[bool] = ..., drop_reason: _Optional[str] = ..., prompt: _Optional[str] = ..., image_path: _Optional[str] = ..., note: _Optional[str] = ..., tokens_done: _Optional[int] = ..., restarts: _Optional[int] = ..., replica: _Optional[int] = ..., output_len: _Optional[int] = ...) -> None: ...
 
 class QueryBatch(_message.Message):
     __slots__ = ("queries",)
@@ -245,3 +253,93 @@ class RegisterRequest(_message.Message):
     name: str
     role: str
     def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class BatchTiming(_message.Message):
+    __slots__ = ("prefill_s", "step_s", "embed_s")
+    PREFILL_S_FIELD_NUMBER: _ClassVar[int]
+    STEP_S_FIELD_NUMBER: _ClassVar[int]
+    EMBED_S_FIELD_NUMBER: _ClassVar[int]
+    prefill_s: _containers.RepeatedScalarFieldContainer[float]
+    step_s: _containers.RepeatedScalarFieldContainer[float]
+    embed_s: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, prefill_s: _Optional[_Iterable[float]] = ..., step_s: _Optional[_Iterable[float]] = ..., embed_s: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ReplicaAssignment(_message.Message):
+    __slots__ = ("replica", "config", "members", "leader", "ready_at", "batch", "timing", "output_len")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    READY_AT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_LEN_FIELD_NUMBER: _ClassVar[int]
+    replica: int
+    config: str
+    members: _containers.RepeatedScalarFieldContainer[str]
+    leader: bool
+    ready_at: float
+    batch: int
+    timing: BatchTiming
+    output_len: int
+    def __init__(self, replica: _Optional[int] = ..., config: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., leader: _Optional[bool] = ..., ready_at: _Optional[float] = ..., batch: _Optional[int] = ..., timing: _Optional[_Union[BatchTiming, _Mapping]] = ..., output_len: _Optional[int] = ...) -> None: ...
+
+class DrainRequest(_message.Message):
+    __slots__ = ("replica", "deadline", "keep_progress")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    KEEP_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    replica: int
+    deadline: float
+    keep_progress: bool
+    def __init__(self, replica: _Optional[int] = ..., deadline: _Optional[float] = ..., keep_progress: _Optional[bool] = ...) -> None: ...
+
+class DrainReply(_message.Message):
+    __slots__ = ("replica", "interrupted", "tokens")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    replica: int
+    interrupted: _containers.RepeatedCompositeFieldContainer[Query]
+    tokens: int
+    def __init__(self, replica: _Optional[int] = ..., interrupted: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., tokens: _Optional[int] = ...) -> None: ...
+
+class NextBatchRequest(_message.Message):
+    __slots__ = ("replica", "max_batch", "wait_s")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
+    WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    replica: int
+    max_batch: int
+    wait_s: float
+    def __init__(self, replica: _Optional[int] = ..., max_batch: _Optional[int] = ..., wait_s: _Optional[float] = ...) -> None: ...
+
+class NextBatchReply(_message.Message):
+    __slots__ = ("queries", "start_step")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    START_STEP_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[Query]
+    start_step: int
+    def __init__(self, queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., start_step: _Optional[int] = ...) -> None: ...
+
+class RequeueRequest(_message.Message):
+    __slots__ = ("queries", "pin_replica", "start_step")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    PIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    START_STEP_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[Query]
+    pin_replica: int
+    start_step: int
+    def __init__(self, queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., pin_replica: _Optional[int] = ..., start_step: _Optional[int] = ...) -> None: ...
+
+class PoolStats(_message.Message):
+    __slots__ = ("submitted", "waiting", "pinned", "now")
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    NOW_FIELD_NUMBER: _ClassVar[int]
+    submitted: int
+    waiting: int
+    pinned: int
+    now: float
+    def __init__(self, submitted: _Optional[int] = ..., waiting: _Optional[int] = ..., pinned: _Optional[int] = ..., now: _Optional[float] = ...) -> None: ...

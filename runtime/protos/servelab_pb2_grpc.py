@@ -804,3 +804,449 @@ class Controller:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class SpotWorkerStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Assign = channel.unary_unary(
+                '/servelab.SpotWorker/Assign',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.ReplicaAssignment.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                _registered_method=True)
+        self.Release = channel.unary_unary(
+                '/servelab.SpotWorker/Release',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                _registered_method=True)
+        self.Drain = channel.unary_unary(
+                '/servelab.SpotWorker/Drain',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.DrainRequest.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.DrainReply.FromString,
+                _registered_method=True)
+        self.Preempt = channel.unary_unary(
+                '/servelab.SpotWorker/Preempt',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                _registered_method=True)
+        self.Heartbeat = channel.unary_unary(
+                '/servelab.SpotWorker/Heartbeat',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.WorkerStatus.FromString,
+                _registered_method=True)
+
+
+class SpotWorkerServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Assign(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Release(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Drain(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Preempt(self, request, context):
+        """the instance goes: the worker exits
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Heartbeat(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SpotWorkerServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Assign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Assign,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.ReplicaAssignment.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            ),
+            'Release': grpc.unary_unary_rpc_method_handler(
+                    servicer.Release,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            ),
+            'Drain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Drain,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.DrainRequest.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.DrainReply.SerializeToString,
+            ),
+            'Preempt': grpc.unary_unary_rpc_method_handler(
+                    servicer.Preempt,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            ),
+            'Heartbeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.Heartbeat,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.WorkerStatus.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'servelab.SpotWorker', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('servelab.SpotWorker', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SpotWorker:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Assign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.SpotWorker/Assign',
+            runtime_dot_protos_dot_servelab__pb2.ReplicaAssignment.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Release(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.SpotWorker/Release',
+            runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Drain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.SpotWorker/Drain',
+            runtime_dot_protos_dot_servelab__pb2.DrainRequest.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.DrainReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Preempt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.SpotWorker/Preempt',
+            runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Heartbeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.SpotWorker/Heartbeat',
+            runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.WorkerStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class RequestPoolStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.NextBatch = channel.unary_unary(
+                '/servelab.RequestPool/NextBatch',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.NextBatchRequest.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.NextBatchReply.FromString,
+                _registered_method=True)
+        self.Requeue = channel.unary_unary(
+                '/servelab.RequestPool/Requeue',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.RequeueRequest.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                _registered_method=True)
+        self.Unpin = channel.unary_unary(
+                '/servelab.RequestPool/Unpin',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.DrainRequest.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                _registered_method=True)
+        self.PoolStatus = channel.unary_unary(
+                '/servelab.RequestPool/PoolStatus',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.PoolStats.FromString,
+                _registered_method=True)
+
+
+class RequestPoolServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def NextBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Requeue(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unpin(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PoolStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RequestPoolServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'NextBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.NextBatch,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.NextBatchRequest.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.NextBatchReply.SerializeToString,
+            ),
+            'Requeue': grpc.unary_unary_rpc_method_handler(
+                    servicer.Requeue,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.RequeueRequest.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            ),
+            'Unpin': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unpin,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.DrainRequest.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            ),
+            'PoolStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.PoolStatus,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.PoolStats.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'servelab.RequestPool', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('servelab.RequestPool', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class RequestPool:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def NextBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.RequestPool/NextBatch',
+            runtime_dot_protos_dot_servelab__pb2.NextBatchRequest.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.NextBatchReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Requeue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.RequestPool/Requeue',
+            runtime_dot_protos_dot_servelab__pb2.RequeueRequest.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unpin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.RequestPool/Unpin',
+            runtime_dot_protos_dot_servelab__pb2.DrainRequest.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PoolStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.RequestPool/PoolStatus',
+            runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.PoolStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

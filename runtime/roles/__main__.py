@@ -23,6 +23,13 @@ ROLES = ("controller", "load_balancer", "worker", "sink", "client")
 
 def build(role: str, spec_path: Path, name: str, out_dir: Path):  # type: ignore[no-untyped-def]
     spec = load(spec_path)
+    if spec.config.system.name == "spotserve" and role in ("controller", "load_balancer", "worker"):
+        from runtime.roles.spot_controller import SpotControllerRole
+        from runtime.roles.spot_load_balancer import SpotLoadBalancerRole
+        from runtime.roles.spot_worker import SpotWorkerRole
+
+        cls = {"controller": SpotControllerRole, "load_balancer": SpotLoadBalancerRole, "worker": SpotWorkerRole}[role]
+        return cls(spec, name, out_dir)
     if role == "controller":
         from runtime.roles.controller import ControllerRole
 

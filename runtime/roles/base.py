@@ -64,6 +64,21 @@ class Role:
             self._channels[name] = channel(self.spec.role(name).address)
         return self._channels[name]
 
+    def register_with_controller(self) -> None:
+        """Register with the controller, retrying until the start-up deadline: many workers
+        start at once on a busy host. NOT_FOUND (the controller does not know this name) is final."""
+        controller = pbg.ControllerStub(self.channel_to(self.spec.only("controller").name))
+        deadline = time.monotonic() + self.config.run.ready_timeout_s
+        while True:
+            try:
+                controller.Register(pb.RegisterRequest(name=self.name, role=self.role), timeout=self.rpc_timeout)
+                return
+            except grpc.RpcError as err:
+                if time.monotonic() > deadline or err.code() is grpc.StatusCode.NOT_FOUND:
+                    raise
+                self.log.warning("Registration failed, retrying <code=%s>", err.code())
+                time.sleep(0.5)
+
     # ------------------------------------------------------------------ life
     def serve(self) -> int:
         srv = server(self.me.bind)

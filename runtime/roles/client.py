@@ -9,6 +9,7 @@ remaining notices, writes one row per query, and reports done.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import deque
 from pathlib import Path
@@ -34,12 +35,12 @@ class ClientRole(Role):
     def __init__(self, spec: RunSpec, name: str, out_dir: Path, spec_dir: Path) -> None:
         super().__init__(spec, name, out_dir)
         cascade = self.config.cascade
-        assert cascade is not None
-        self.slo_s = cascade.slo_s
+        # SpotServe has no SLO: a request counts until the trace's end, then it is unfinished.
+        self.slo_s = cascade.slo_s if cascade is not None else math.inf
         self.trace: ArrivalTrace = read_artifact(spec_dir / spec.trace_file, name=self.config.trace.name)
-        self.prompts = (
-            load_prompts(cascade.prompts_path, cascade.num_prompts) if self.config.execution.mode == "real" else None
-        )
+        real = self.config.execution.mode == "real" and cascade is not None
+        self.prompts = load_prompts(cascade.prompts_path, cascade.num_prompts) if real and cascade else None
+        self.output_len = self.config.model.output_len if self.config.model is not None else 0
         self.lock = threading.Lock()
         n = len(self.trace)
         self.sent_at: list[float | None] = [None] * n
@@ -72,7 +73,7 @@ class ClientRole(Role):
             if self.stopping.is_set():
                 break
             self.clock.sleep_until(float(arrivals[i]))
-            q = pb.Query(id=i, prompt_index=int(prompts[i]))
+            q = pb.Query(id=i, prompt_index=int(prompts[i]), output_len=self.output_len)
             if self.prompts is not None:
                 q.prompt = self.prompts[int(prompts[i]) % len(self.prompts)]
             now = self.clock.now()
@@ -84,7 +85,10 @@ class ClientRole(Role):
             future = self._lb.Submit.future(q, timeout=self.rpc_timeout)
             future.add_done_callback(lambda f, i=i: self._submitted(i, f))
         last = float(arrivals[-1]) if len(self.trace) else 0.0
-        drain_until = last + self.config.run.drain_slo_factor * self.slo_s
+        if math.isinf(self.slo_s):
+            drain_until = max(last, self.config.trace.duration_s)
+        else:
+            drain_until = last + self.config.run.drain_slo_factor * self.slo_s
         while self.clock.now() < drain_until and not self.stopping.is_set():
             with self.lock:
                 if self.noticed >= self.sent:

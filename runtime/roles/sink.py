@@ -35,6 +35,11 @@ def query_row(q: pb.Query, sink_at: float) -> dict[str, Any]:
         "threshold": float(q.threshold) if q.scored else None,
         "image_path": q.image_path,
         "note": q.note,
+        "tokens_done": q.tokens_done,
+        "restarts": q.restarts,
+        "replica": q.replica,
+        "attempts": len(q.stages),
+        "first_started_at": q.stages[0].started_at if q.stages else None,
     }
     for tier in (Tier.LIGHT, Tier.HEAVY):
         stage = next((s for s in q.stages if TIER_FROM_PB[s.tier] is tier), None)
@@ -48,8 +53,11 @@ def query_row(q: pb.Query, sink_at: float) -> dict[str, Any]:
 
 
 def served_path(q: pb.Query) -> str:
-    """The tier whose image the user got: the last stage that ran, or '' if none did."""
-    return TIER_FROM_PB[q.stages[-1].tier].value if q.stages and not q.dropped else ""
+    """The tier whose image the user got: the last stage that ran, or '' if none did (or the
+    stage has no tier, as in SpotServe)."""
+    if not q.stages or q.dropped or q.stages[-1].tier == pb.TIER_UNSPECIFIED:
+        return ""
+    return TIER_FROM_PB[q.stages[-1].tier].value
 
 
 class SinkRole(Role):

@@ -10,7 +10,6 @@ the sink with its timeline. The controller sets the tier, batch sizes and thresh
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,18 +94,7 @@ class WorkerRole(Role):
 
     def after_bind(self) -> None:
         self._service.start()
-        controller = pbg.ControllerStub(self.channel_to(self.spec.only("controller").name))
-        # Many workers start at once on a busy host: keep trying until the start-up deadline.
-        deadline = time.monotonic() + self.config.run.ready_timeout_s
-        while True:
-            try:
-                controller.Register(pb.RegisterRequest(name=self.name, role=self.role), timeout=self.rpc_timeout)
-                break
-            except grpc.RpcError as err:
-                if time.monotonic() > deadline or err.code() is grpc.StatusCode.NOT_FOUND:
-                    raise
-                self.log.warning("Registration failed, retrying <code=%s>", err.code())
-                time.sleep(0.5)
+        self.register_with_controller()
         self.registered = True
 
     def ready(self) -> bool:

@@ -1,0 +1,93 @@
+"""Validation of a SpotServe experiment (system=spotserve): the model, the spot economics,
+the availability trace and the approach, before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runtime.exceptions import ConfigError
+from runtime.policies.spotserve.ablation import LEVELS
+from runtime.policies.spotserve.config_optimizer import choose
+from runtime.policies.spotserve.cost_model import check_profile
+from runtime.schema import Config
+from traces.spotserve import AvailabilityEvent, instances_in_order, load_availability, split_start
+
+SPOT_APPROACHES = ("spotserve", "reparallelization", "rerouting")
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def spot_workers(cfg: Config, events: list[AvailabilityEvent] | None = None) -> tuple[list[str], int]:
+    """(instances in the order they appear, GPU workers): one worker per GPU of every instance
+    the trace ever adds (later ones wait, warm, until their instance arrives)."""
+    instances = instances_in_order(events if events is not None else load_availability(cfg.trace))
+    return instances, len(instances) * cfg.spot.gpus_per_instance
+
+
+def validate_spotserve(cfg: Config) -> None:
+    _require(cfg.model is not None, "model", "the spotserve system needs a model (model=6.7B|20B|30B|tiny)")
+    assert cfg.model is not None
+    model, spot = cfg.model, cfg.spot
+    a = cfg.approach.name
+    hint = (
+        " (a DiffServe approach: it needs system=diffserve)"
+        if a in ("diffserve", "static", "all_light", "all_heavy")
+        else ""
+    )
+    _require(
+        a in SPOT_APPROACHES,
+        "approach",
+        f"unknown SpotServe approach {a!r}{hint} (allowed: {', '.join(SPOT_APPROACHES)})",
+    )
+    _require(cfg.ablation in LEVELS, "ablation", f"unknown level {cfg.ablation} (allowed: 0..4)")
+    _require(
+        cfg.ablation == 0 or a == "spotserve",
+        "ablation",
+        f"levels 1..4 take features out of spotserve; {a} has none (use 0)",
+    )
+    _require(
+        cfg.execution.mode == "simulated", "execution.mode", "spotserve runs simulated execution (allowed: simulated)"
+    )
+    _require(spot.gpus_per_instance >= 1, "spot.gpus_per_instance", f"must be >= 1 (got {spot.gpus_per_instance})")
+    _require(spot.grace_period_s >= 0, "spot.grace_period_s", f"must be >= 0 (got {spot.grace_period_s})")
+    for key in ("network_gbps", "load_gbps"):
+        value = getattr(spot, key)
+        _require(value > 0, f"spot.{key}", f"must be > 0 (got {value})")
+    for key in ("restart_s", "switch_overhead_s", "price_spot_per_hour", "price_ondemand_per_hour"):
+        value = getattr(spot, key)
+        _require(value >= 0, f"spot.{key}", f"must be >= 0 (got {value})")
+    _require(model.required_tpt > 0, "model.required_tpt", f"must be > 0 (got {model.required_tpt})")
+    check_profile(model)
+    for key, path in (
+        ("trace.availability_path", cfg.trace.availability_path),
+        ("trace.requests.path", cfg.trace.requests.path),
+    ):
+        _require(path is None or Path(path).is_file(), key, f"no such file: {path}")
+    events = load_availability(cfg.trace)
+    start = split_start(events)
+    _require(events[-1].op == "end", "trace.availability", "must finish with an end event")
+    for i, e in enumerate(events):
+        if e.op == "tpt":
+            _require(
+                e.required_tpt is not None and e.required_tpt > 0,
+                f"trace.availability[{i}].required_tpt",
+                f"must be > 0 (got {e.required_tpt})",
+            )
+    first = len(start.first.instances) * spot.gpus_per_instance
+    tpt = start.first.required_tpt or model.required_tpt
+    _require(
+        not choose(model, first, tpt).config.is_zero,
+        "model",
+        f"{model.name} fits on no configuration of the first {first} GPUs "
+        f"(it needs {model.min_world_size}: model.min_world_size); the trace starts with {len(start.first.instances)} instances",
+    )
+    _, workers = spot_workers(cfg, events)
+    if cfg.hostfile.workers is not None:
+        _require(
+            cfg.hostfile.workers == workers,
+            "hostfile.workers",
+            f"the trace has {workers // spot.gpus_per_instance} instances of {spot.gpus_per_instance} GPUs: {workers} workers (or null)",
+        )

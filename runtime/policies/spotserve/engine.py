@@ -1,0 +1,78 @@
+"""How long a replica's batch takes, and how far it got when it must stop (pure).
+
+Request-level batching, as in the artifact: a batch of b requests runs a prefill (skipped
+when it resumes with its KV cache), then decode steps until output_len tokens, then the
+embedding/LM-head cost; every request of the batch finishes together. Progress is committed
+per decode step, so a replica stopped at time t has committed floor((t - decode start)/step).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from runtime.policies.spotserve.cost_model import ParallelConfig, decode_step_ms, embed_ms, prefill_ms
+from runtime.schema import ModelConfig
+
+
+@dataclass(frozen=True)
+class BatchTiming:
+    """Seconds per batch size b (index b - 1), final_fix_factor included."""
+
+    prefill_s: tuple[float, ...]
+    step_s: tuple[float, ...]
+    embed_s: tuple[float, ...]
+
+    def duration_s(self, batch: int, start_step: int, output_len: int) -> float:
+        prefill = self.prefill_s[batch - 1] if start_step == 0 else 0.0
+        return prefill + (output_len - start_step) * self.step_s[batch - 1] + self.embed_s[batch - 1]
+
+
+def timing(model: ModelConfig, cfg: ParallelConfig) -> BatchTiming:
+    f = model.final_fix_factor / 1000.0
+    rows = []
+    for b in range(1, cfg.batch + 1):
+        c = ParallelConfig(cfg.dp, cfg.tp, cfg.pp, b, cfg.m1, cfg.m2)
+        rows.append((prefill_ms(model, c) * f, decode_step_ms(model, c) * f, 2 * embed_ms(model, b) * f))
+    prefill, step, embed = (tuple(col) for col in zip(*rows, strict=True))
+    return BatchTiming(prefill, step, embed)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One batch on a replica: when it started and how it is timed."""
+
+    started_at: float
+    batch: int
+    start_step: int
+    output_len: int
+    timing: BatchTiming
+
+    @property
+    def decode_start(self) -> float:
+        prefill = self.timing.prefill_s[self.batch - 1] if self.start_step == 0 else 0.0
+        return self.started_at + prefill
+
+    @property
+    def finish_at(self) -> float:
+        return self.started_at + self.timing.duration_s(self.batch, self.start_step, self.output_len)
+
+    def committed_at(self, t: float) -> int:
+        """Tokens committed (the KV length in decode steps) if the replica stops at time t."""
+        if t >= self.finish_at:
+            return self.output_len
+        if t < self.decode_start:
+            return self.start_step
+        step = self.timing.step_s[self.batch - 1]
+        return min(self.output_len, self.start_step + math.floor((t - self.decode_start) / step + 1e-9))
+
+
+def worth_starting(
+    timing: BatchTiming, batch: int, start_step: int, output_len: int, now: float, deadline: float, keep_progress: bool
+) -> bool:
+    """Whether a replica that must stop at `deadline` should start this batch now: when the
+    whole batch fits, or (progress kept) when its prefill and at least one step fit."""
+    run = Run(now, batch, start_step, output_len, timing)
+    if run.finish_at <= deadline:
+        return True
+    return keep_progress and run.committed_at(deadline) > start_step

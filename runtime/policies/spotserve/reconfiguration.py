@@ -1,0 +1,202 @@
+"""What a SpotServe-side approach decides on an availability event, returned as data.
+
+Each event (an instance added or removed, the target throughput changed, the end) is heard
+`grace_period` seconds before it happens. The approach answers twice:
+
+1. `notice(...) -> Notice`: the next configuration, which replicas must stop by when
+   (`Drain`: commit what fits before the deadline, keep that progress or not), which run on
+   untouched, and when to build the new replicas;
+2. after the drains report the batches they stopped in, `rebuild(...) -> Rebuild`: the new
+   replicas (GPUs by position), when each is ready, which old replica's interrupted batch each
+   continues (its KV cache moved with it), which interrupted requests restart from token 0,
+   and the migration it took.
+
+| type        | applied by           | meaning                                                    |
+| ----------- | -------------------- | ---------------------------------------------------------- |
+| Drain       | replica leader       | stop by `deadline`; keep committed tokens or not           |
+| Notice      | controller           | new configuration, drains, kept replicas, rebuild time     |
+| ReplicaPlan | workers of a replica | its GPUs, ready time, the batch it resumes                 |
+| Rebuild     | controller, pool     | new replicas, resumed/restarted batches, migration cost    |
+| Stopped     | drained leader       | the requests it stopped in, the tokens they committed      |
+| Requeue     | pool                 | batches pinned to new replicas, requests back from token 0 |
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from runtime.policies.spotserve.ablation import Features
+from runtime.policies.spotserve.config_optimizer import Choice, choose, fixed_shape
+from runtime.policies.spotserve.cost_model import ZERO, ParallelConfig
+from runtime.policies.spotserve.device_mapper import rank_order
+from runtime.policies.spotserve.fleet import Fleet, Replica, instance_gpus, replicas_from
+from runtime.policies.spotserve.layout import Gpu, InterruptedBatch
+from runtime.schema import ModelConfig, SpotConfig
+from traces.spotserve import AvailabilityEvent
+
+
+@dataclass(frozen=True)
+class Drain:
+    replica: int
+    deadline: float
+    keep_progress: bool
+
+
+@dataclass(frozen=True)
+class Notice:
+    event: AvailabilityEvent
+    alive_after: tuple[str, ...]
+    choice: Choice
+    drains: tuple[Drain, ...] = ()
+    keep: tuple[int, ...] = ()
+    estimate_s: float = 0.0
+    rebuild_at: float = 0.0
+    reason: str = ""
+
+    @property
+    def changes(self) -> bool:
+        """False when the fleet goes on as it is (nothing drains, nothing new)."""
+        return bool(self.drains) or self.reason != "unchanged"
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    replica: Replica
+    ready_at: float
+    resumes: int | None = None  # the old replica whose interrupted batch it continues
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    fleet: Fleet
+    new: tuple[ReplicaPlan, ...] = ()
+    resumed: Mapping[int, int] = field(default_factory=dict)  # old replica -> new replica
+    restarted: tuple[int, ...] = ()  # old replicas whose interrupted requests restart
+    moved_bytes: float = 0.0
+    kept_bytes: float = 0.0
+    migration_s: float = 0.0
+    reason: str = ""
+
+
+def alive_after(alive: tuple[str, ...], event: AvailabilityEvent) -> tuple[str, ...]:
+    if event.op == "add":
+        return alive + tuple(i for i in event.instances if i not in alive)
+    if event.op == "remove":
+        return tuple(i for i in alive if i not in event.instances)
+    if event.op == "end":
+        return ()
+    return alive
+
+
+def same_shape(a: ParallelConfig, b: ParallelConfig) -> bool:
+    return (a.tp, a.pp, a.batch, a.m1, a.m2) == (b.tp, b.pp, b.batch, b.m1, b.m2)
+
+
+class SpotApproach(ABC):
+    """Base of the SpotServe-side approaches; subclasses set `name` and decide the two steps."""
+
+    name: ClassVar[str]
+
+    def __init__(self, model: ModelConfig, spot: SpotConfig, features: Features, max_instances: int) -> None:
+        self.model = model
+        self.spot = spot
+        self.features = features
+        self.max_instances = max_instances
+        self.next_id = 0
+        self.shape: ParallelConfig | None = None  # frozen tp/pp/batch/m1/m2, when frozen
+
+    # ------------------------------------------------------------------ shared helpers
+    def gpus(self, instances: tuple[str, ...]) -> list[Gpu]:
+        return instance_gpus(instances, self.spot.gpus_per_instance)
+
+    def choose(self, instances: tuple[str, ...], required_tpt: float) -> Choice:
+        gpus = len(instances) * self.spot.gpus_per_instance
+        if self.shape is None:
+            return choose(self.model, gpus, required_tpt)
+        s = self.shape
+        return fixed_shape(self.model, gpus, s.tp, s.pp, s.batch, s.m1, s.m2, required_tpt=required_tpt)
+
+    def fresh_ids(self, count: int) -> int:
+        first = self.next_id
+        self.next_id += count
+        return first
+
+    def initial(self, instances: tuple[str, ...], required_tpt: float, now: float = 0.0) -> Rebuild:
+        """The configuration of the first instances; its replicas are warm (ready at `now`),
+        as the artifact loads every shard before the trace starts."""
+        choice = self.choose(instances, required_tpt)
+        cfg = choice.config
+        mapping = rank_order(self.model, ZERO, {}, cfg, self.gpus(instances))
+        replicas = replicas_from(mapping, self.fresh_ids(cfg.dp))
+        fleet = Fleet(instances, cfg, tuple(replicas))
+        return Rebuild(fleet, tuple(ReplicaPlan(r, now) for r in replicas), reason=choice.reason)
+
+    def end(self, fleet: Fleet, event: AvailabilityEvent) -> Notice:
+        drains = tuple(Drain(r.id, event.at_s, False) for r in fleet.replicas)
+        return Notice(
+            event,
+            (),
+            Choice(ZERO, float("inf"), 0.0, False, "end"),
+            drains,
+            rebuild_at=event.at_s,
+            reason="end of the trace",
+        )
+
+    def unchanged(self, fleet: Fleet, event: AvailabilityEvent, alive: tuple[str, ...], choice: Choice) -> Notice:
+        keep = tuple(r.id for r in fleet.replicas)
+        return Notice(event, alive, choice, keep=keep, rebuild_at=event.at_s, reason="unchanged")
+
+    # ------------------------------------------------------------------ the two steps
+    @abstractmethod
+    def notice(self, fleet: Fleet, event: AvailabilityEvent, required_tpt: float, now: float) -> Notice:
+        """The decision `grace_period` before `event` (now <= event.at_s)."""
+
+    @abstractmethod
+    def rebuild(self, fleet: Fleet, notice: Notice, interrupted: Mapping[int, InterruptedBatch]) -> Rebuild:
+        """The new replicas once the drains of `notice` stopped; `interrupted`: old replica id
+        -> the batch it stopped in (only replicas that stopped mid-batch)."""
+
+
+def nothing_runs(notice: Notice, interrupted: Mapping[int, InterruptedBatch]) -> Rebuild:
+    """No replica after the change (too few GPUs, or the end): interrupted requests restart."""
+    return Rebuild(Fleet(notice.alive_after, ZERO, ()), restarted=tuple(interrupted), reason=notice.reason)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """A drained replica's report: the requests of the batch it stopped in (none if it was
+    idle) and the decode steps they committed (0 when the drain kept no progress)."""
+
+    requests: tuple[int, ...]
+    tokens: int
+
+
+def interrupted_batches(notice: Notice, stopped: Mapping[int, Stopped], input_len: int) -> dict[int, InterruptedBatch]:
+    """Old replica -> the batch it stopped in, with the KV length that can move (0: none)."""
+    keeps = {d.replica: d.keep_progress for d in notice.drains}
+    return {
+        rid: InterruptedBatch(len(s.requests), input_len + s.tokens if keeps.get(rid) and s.tokens > 0 else 0)
+        for rid, s in stopped.items()
+        if s.requests
+    }
+
+
+@dataclass(frozen=True)
+class Requeue:
+    pinned: tuple[tuple[int, tuple[int, ...], int], ...] = ()  # (new replica, requests, start step)
+    restarted: tuple[int, ...] = ()  # requests back in the queue from token 0
+
+
+def requeue(built: Rebuild, stopped: Mapping[int, Stopped]) -> Requeue:
+    """Where the interrupted requests go: a resumed batch is pinned to the replica its KV cache
+    moved to and continues from its committed token; every other one restarts."""
+    pinned = tuple(
+        (new, stopped[old].requests, stopped[old].tokens)
+        for old, new in built.resumed.items()
+        if old in stopped and stopped[old].requests
+    )
+    restarted = tuple(r for old, s in stopped.items() if old not in built.resumed for r in s.requests)
+    return Requeue(pinned, restarted)
