@@ -105,11 +105,13 @@ def inline_availability(config: Config, container: dict[str, Any]) -> None:
     and the run is not filed under the configured trace it replaced."""
     path = Path(str(config.trace.availability_path))
     events = availability_to_config(load_availability(config.trace))
+    window = "-".join(f"{t:g}" for t in config.trace.availability_window_s)
     changes = {
         "availability": events,
         "availability_path": None,
+        "availability_window_s": [],
         "duration_s": events[-1].at_s,
-        "name": path.stem,
+        "name": f"{path.stem}_{window}" if window else path.stem,
     }
     for key, value in changes.items():
         setattr(config.trace, key, value)

@@ -218,6 +218,9 @@ class TraceConfig:
     availability_path: str | None = field(
         default=None, metadata=_help("SpotServe: read an artifact JSON-lines trace or g4dn.csv instead")
     )
+    availability_window_s: list[float] = field(
+        default_factory=list, metadata=_help("SpotServe: [start_s, end_s] of g4dn.csv to replay (empty: all of it)")
+    )
     requests: RequestsConfig = field(default_factory=RequestsConfig, metadata=_help("SpotServe: the request stream"))
 
 

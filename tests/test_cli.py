@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import ROOT, free_base_port, processes_mentioning
 
+G4DN = ROOT.parent / "shared" / "reference" / "spotserve" / "traces" / "availability" / "g4dn.csv"
+
 
 def orchestrate(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "orchestrator", f"paths.output_dir={tmp_path}", "run.progress=false", *args]
@@ -68,6 +70,14 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
         (["system=spotserve", "ablation=7"], "ablation: unknown level 7 (allowed: 0..4)"),
         (["system=spotserve", "trace.availability_path=/no/such.txt"], "trace.availability_path: no such file"),
         (["system=spotserve", "cascade=sdxs"], "cascade: the spotserve system takes model=6.7B|20B|30B|tiny"),
+        (
+            ["system=spotserve", "trace.availability_window_s=[0,60]"],
+            "trace.availability_window_s: only for a g4dn.csv trace.availability_path",
+        ),
+        (
+            ["system=spotserve", f"trace.availability_path={G4DN}", "trace.availability_window_s=[600,60]"],
+            "trace.availability_window_s: must be [start_s, end_s] with 0 <= start_s < end_s (got [600.0, 60.0])",
+        ),
         (["trace=Bs"], "trace: Bs is a SpotServe availability trace: it needs system=spotserve"),
     ],
 )

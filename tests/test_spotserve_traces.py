@@ -18,6 +18,7 @@ from traces.spotserve import (
     availability_from_config,
     generate_requests,
     instance_hours,
+    load_availability,
     read_availability_jsonl,
     read_g4dn_csv,
     read_requests,
@@ -390,3 +391,19 @@ def test_request_reader_names_file_and_line(tmp_path: Path, text: str, match: st
     """A malformed query line is one TraceFormatError naming the file and line."""
     with pytest.raises(TraceFormatError, match=match):
         read_requests(write(tmp_path, text, "q.txt"))
+
+
+def test_a_window_of_g4dn_csv_is_replayed_from_the_config() -> None:
+    """`trace.availability_window_s` picks minutes 212-234 of g4dn.csv: the artifact's
+    uncompressed trace_0304.txt, whose 203 instance-minutes its cost plot hard-codes."""
+    cfg = typed_config(
+        compose_config(
+            "system=spotserve",
+            f"trace.availability_path={AVAILABILITY / 'g4dn.csv'}",
+            "trace.availability_window_s=[12720,14040]",
+        )
+    )
+    events = load_availability(cfg.trace)
+    assert events == read_g4dn_csv(AVAILABILITY / "g4dn.csv", 12720, 14040)
+    assert events[-1] == AvailabilityEvent(1320.0, "end")
+    assert instance_hours(events) == pytest.approx((203 / 60, 0.0))

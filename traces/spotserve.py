@@ -483,7 +483,7 @@ def load_availability(trace: TraceConfig) -> list[AvailabilityEvent]:
     or the full `g4dn.csv`) when set, else the events written in the trace config."""
     if trace.availability_path:
         if Path(trace.availability_path).suffix == ".csv":
-            return read_g4dn_csv(trace.availability_path)
+            return read_g4dn_csv(trace.availability_path, *trace.availability_window_s)
         return read_availability_jsonl(trace.availability_path)
     return availability_from_config(trace.availability)
 

@@ -66,6 +66,16 @@ def validate_spotserve(cfg: Config) -> None:
         ("trace.requests.path", cfg.trace.requests.path),
     ):
         _require(path is None or Path(path).is_file(), key, f"no such file: {path}")
+    window = list(cfg.trace.availability_window_s)
+    if window:
+        csv = Path(cfg.trace.availability_path or "").suffix == ".csv"
+        key = "trace.availability_window_s"
+        _require(csv, key, "only for a g4dn.csv trace.availability_path")
+        _require(
+            len(window) == 2 and 0 <= window[0] < window[1],
+            key,
+            f"must be [start_s, end_s] with 0 <= start_s < end_s (got {window})",
+        )
     events = load_availability(cfg.trace)
     start = split_start(events)
     _require(events[-1].op == "end", "trace.availability", "must finish with an end event")
