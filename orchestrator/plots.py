@@ -67,26 +67,37 @@ def threshold_over_time(series: pd.DataFrame, title: str, path: Path) -> Path:
 
 def slo_violation_over_time(series: pd.DataFrame, overall: float, title: str, path: Path, window_s: float) -> Path:
     """Figure 5 (middle): SLO violation ratio of the queries arriving in each trailing window."""
-    fig, ax = plt.subplots(figsize=SIZE_IN)
-    ratio = _smooth(series["slo_violation_ratio_window"].to_numpy(float), 5)
-    ax.plot(series["second"], ratio, color="#e7298a", label=f"{window_s:g}-s windows, 5-point mean")
-    ax.axhline(overall, color="#444444", ls="--", lw=1, label=f"whole run {overall:.3f}")
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("SLO violation ratio")
-    ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8)
-    return _finish(fig, path)
+    column, label = "slo_violation_ratio_window", "SLO violation ratio"
+    return _window_line(series, column, "#e7298a", label, f"{overall:.3f}", overall, title, path, window_s, True)
 
 
 def fid_over_time(series: pd.DataFrame, overall: float, title: str, path: Path, window_s: float) -> Path:
     """Figure 5 (right): FID over time, estimated from the published FID-vs-light-fraction table."""
+    column, label = "fid_estimate_window", "FID (table-based estimate)"
+    return _window_line(series, column, "#7570b3", label, f"{overall:.2f}", overall, title, path, window_s, False)
+
+
+def _window_line(
+    series: pd.DataFrame,
+    column: str,
+    color: str,
+    ylabel: str,
+    overall_text: str,
+    overall: float,
+    title: str,
+    path: Path,
+    window_s: float,
+    from_zero: bool,
+) -> Path:
+    """A windowed per-second series (5-point mean) with the whole run's value as a dashed line."""
     fig, ax = plt.subplots(figsize=SIZE_IN)
-    fid = _smooth(series["fid_estimate_window"].to_numpy(float), 5)
-    ax.plot(series["second"], fid, color="#7570b3", label=f"{window_s:g}-s windows, 5-point mean")
-    ax.axhline(overall, color="#444444", ls="--", lw=1, label=f"whole run {overall:.2f}")
+    values = _smooth(series[column].to_numpy(float), 5)
+    ax.plot(series["second"], values, color=color, label=f"{window_s:g}-s windows, 5-point mean")
+    ax.axhline(overall, color="#444444", ls="--", lw=1, label=f"whole run {overall_text}")
+    if from_zero:
+        ax.set_ylim(bottom=0)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("FID (table-based estimate)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     return _finish(fig, path)
