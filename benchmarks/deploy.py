@@ -18,7 +18,8 @@ from pathlib import Path
 
 from benchmarks.common import compose_config, say, table
 from orchestrator.deploy.deployment import Deployment
-from orchestrator.experiment import prepare
+from orchestrator.deploy.launcher import SPEC_FILE
+from orchestrator.experiment import TRACE_FILE, prepare
 from tests.lab import Lab, sshd_available
 
 CPU = ["controller", "load_balancer", "sink", "client"]
@@ -41,11 +42,11 @@ def measure(hosts: int, repeats: int = 3) -> list[object]:
             cfg = compose_config(
                 f"hydra.searchpath=[file://{conf}]", "hostfile=lab", "trace.duration_s=5", f"paths.output_dir={tmp}"
             )
-            prepared = prepare(cfg, run_dir)
-            dep = Deployment(prepared.config, prepared.addresses, run_dir, prepared.spec.run_id)
+            plan, spec = prepare(cfg, run_dir)
+            dep = Deployment(plan.config, list(plan.addresses), run_dir, spec.run_id)
             t0 = time.monotonic()
             try:
-                dep.open([run_dir / f for f in prepared.files])
+                dep.open([run_dir / SPEC_FILE, run_dir / TRACE_FILE])
                 t1 = time.monotonic()
                 dep.deploy()
                 t2 = time.monotonic()
@@ -55,7 +56,7 @@ def measure(hosts: int, repeats: int = 3) -> list[object]:
             opened.append(t1 - t0)
             deployed.append(t2 - t0)
             stopped.append(t3 - t2)
-        roles = len(prepared.addresses)
+        roles = len(plan.addresses)
     return [
         hosts,
         roles,

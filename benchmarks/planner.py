@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from benchmarks.common import compose_config, say, table
-from orchestrator.experiment import typed_config
+from orchestrator.plan import typed_config
 from runtime.policies.diffserve.planner import CascadeModel, plan_cascade
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from benchmarks.common import compose_config, say, table
-from orchestrator.experiment import typed_config
+from orchestrator.plan import typed_config
 from runtime.policies.spotserve.config_optimizer import choose
 from runtime.policies.spotserve.device_mapper import map_devices, rank_order, resume_order
 from runtime.policies.spotserve.layout import Gpu, InterruptedBatch, positions

@@ -13,7 +13,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from orchestrator.config import GROUPS, SYSTEM_GROUPS
+from orchestrator.config import GROUPS
+from orchestrator.systems import get_system, owner_of_approach, owner_of_group, system_names
 from runtime.exceptions import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -44,26 +45,35 @@ def overrides_of(argv: list[str]) -> list[str]:
 
 
 def check_group_choices(overrides: list[str], extra: list[Path] | None = None) -> None:
-    systems = [v for o in overrides if o.startswith("system=") for v in o.split("=", 1)[1].split(",")] or ["diffserve"]
+    """A group option that does not exist, or that belongs to another system, in one line."""
+    named = [v for o in overrides if o.startswith("system=") for v in o.split("=", 1)[1].split(",")]
+    systems = [s for s in named or system_names()[:1] if s in system_names()]
     for item in overrides:
         key = item.partition("=")[0].lstrip("+~")
-        owner = SYSTEM_GROUPS.get(key)
-        if owner is not None and any(s != owner for s in systems):
-            other = next(s for s in systems if s != owner)
-            wanted = "model=6.7B|20B|30B|tiny" if other == "spotserve" else "cascade=sdturbo|sdxs|sdxlltn|tiny"
+        owner = owner_of_group(key)
+        for other in (s for s in systems if owner is not None and s != owner.name):
+            assert owner is not None
+            group = get_system(other).subject_key
+            wanted = f"{group}={'|'.join(group_options(group, extra))}"
             raise ConfigError(
-                f"{key}: the {other} system takes {wanted}, not a {key} (add system={owner} to run {owner})"
+                f"{key}: the {other} system takes {wanted}, not a {key} (add system={owner.name} to run {owner.name})"
             )
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")
         if not sep or key not in GROUPS:
             continue
+        options, label = group_options(key, extra), key
+        if key == "approach" and systems:
+            # Every system's approaches share the group: name only those of the systems asked for.
+            options = sorted(a for s in systems for a in get_system(s).approaches)
+            label = f"{'/'.join(systems)} approach"
         for raw in value.split(","):
             choice = raw.strip()
-            options = group_options(key, extra)
             if choice and choice != "null" and choice not in options:
-                raise ConfigError(f"{key}: unknown {key} {choice!r} (allowed: {', '.join(options)})")
+                owner = owner_of_approach(choice) if key == "approach" else None
+                hint = f" (a {owner.name} approach: it needs system={owner.name})" if owner else ""
+                raise ConfigError(f"{key}: unknown {label} {choice!r}{hint} (allowed: {', '.join(options)})")
 
 
 def job_overrides(overrides: list[str]) -> list[list[str]]:
@@ -83,8 +93,7 @@ def precheck(argv: list[str]) -> int:
     """Compose and validate every job of `argv`; raises ConfigError; returns the number of jobs."""
     if any(a.split("=")[0] in INFO_FLAGS for a in argv):
         return 0
-    from orchestrator.config.validate import validate
-    from orchestrator.experiment import typed_config
+    from orchestrator.plan import resolve
 
     overrides = overrides_of(argv)
     searchpath = [a for a in argv if a.startswith("hydra.searchpath=")]
@@ -98,9 +107,8 @@ def precheck(argv: list[str]) -> int:
         for job in jobs:
             try:
                 cfg = compose(config_name="config", overrides=[*searchpath, *job])
-                config = typed_config(cfg)
+                resolve(cfg)
             except (HydraException, OmegaConfBaseException) as err:
                 raise ConfigError(_one_line(err)) from None
-            validate(config)
     GlobalHydra.instance().clear()
     return len(jobs)

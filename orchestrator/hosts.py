@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,13 +26,11 @@ from hydra.core.global_hydra import GlobalHydra
 
 from orchestrator.cli import CONF_DIR, precheck
 from orchestrator.config import register
-from orchestrator.config.validate import workers_wanted
 from orchestrator.deploy.deployment import DEFAULT_REMOTE_WORKDIR, busy_ports
-from orchestrator.deploy.fingerprint import fingerprint
+from orchestrator.deploy.fingerprint import PACKAGES, fingerprint
 from orchestrator.deploy.hosts import Host, LocalHost, connect
 from orchestrator.deploy.launcher import parallel
-from orchestrator.deploy.placement import place
-from orchestrator.experiment import typed_config
+from orchestrator.plan import RunPlan, resolve
 from runtime.exceptions import DeployError, ServelabError
 from runtime.schema import Config, HostConfig
 
@@ -46,17 +45,22 @@ class Check:
     detail: str
 
 
-def load_config(overrides: list[str]) -> Config:
+def load_plan(overrides: list[str]) -> RunPlan:
     register()
     precheck(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     GlobalHydra.instance().clear()
-    return typed_config(cfg)
+    return resolve(cfg)
 
 
-def check_host(config: Config, host_cfg: HostConfig, local_fp: str) -> list[Check]:
+def load_config(overrides: list[str]) -> Config:
+    return load_plan(overrides).config
+
+
+def check_host(plan: RunPlan, host_cfg: HostConfig, local_fp: str) -> list[Check]:
+    config = plan.config
     name = host_cfg.name
     t0 = time.monotonic()
     try:
@@ -94,7 +98,7 @@ def check_host(config: Config, host_cfg: HostConfig, local_fp: str) -> list[Chec
                     name, "gpus", not missing, f"visible {sorted(seen)}" + (f", missing {missing}" if missing else "")
                 )
             )
-        mine = [a.bind for a in place(config.hostfile, workers_wanted(config)) if a.host == name]
+        mine = [a.bind for a in plan.addresses if a.host == name]
         busy = busy_ports(host, mine)
         checks.append(
             Check(name, "ports", not busy, ", ".join(f"{b} busy ({why})" for b, why in busy) or f"{len(mine)} free")
@@ -108,12 +112,13 @@ def check_host(config: Config, host_cfg: HostConfig, local_fp: str) -> list[Chec
     return checks
 
 
-def check(config: Config) -> int:
+def check(plan: RunPlan) -> int:
+    config = plan.config
     from rich.console import Console
     from rich.table import Table
 
     local_fp = fingerprint()
-    results = parallel(lambda h: check_host(config, h, local_fp), config.hostfile.hosts)
+    results = parallel(lambda h: check_host(plan, h, local_fp), config.hostfile.hosts)
     table = Table(title=f"hostfile {config.hostfile.name}")
     for col in ("host", "check", "", "detail"):
         table.add_column(col)
@@ -128,8 +133,16 @@ def check(config: Config) -> int:
 
 
 def build_wheel(out: Path) -> Path:
+    """A wheel of this project's sources, built from a clean copy: a build/ folder left in the
+    checkout by an earlier build would otherwise add modules that no longer exist."""
     root = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(root)]
+    src = out / "src"
+    src.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    for package in PACKAGES:
+        shutil.copytree(root / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wheels = sorted(out.glob("servelab-*.whl"))
     if proc.returncode != 0 or not wheels:
@@ -179,11 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. hostfile=mycluster execution=real")
     args = parser.parse_intermixed_args(argv)
     try:
-        config = load_config(args.overrides)
+        plan = load_plan(args.overrides)
+        config = plan.config
         unknown = set(args.host) - {h.name for h in config.hostfile.hosts}
         if unknown:
             raise ServelabError(f"--host: no host {sorted(unknown)[0]!r} in hostfile {config.hostfile.name}")
-        return check(config) if args.command == "check" else sync(config, args.deps, args.host)
+        return check(plan) if args.command == "check" else sync(plan.config, args.deps, args.host)
     except ServelabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

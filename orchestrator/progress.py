@@ -1,5 +1,5 @@
-"""The live progress line of a run: queries sent / total, current rate, completions, and the
-SLO violations so far (DiffServe) or the requests still in flight (SpotServe, which has no SLO).
+"""The live progress line of a run: queries sent / total, current rate, completions, and how
+the system judges the rest (SLO violations so far, or requests still in flight).
 
 On a terminal it is one line redrawn in place (rich); otherwise a plain line every
 `interval_s` wall seconds, so that logs and CI output stay readable.
@@ -9,26 +9,26 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+Outcome = Callable[[int, int, int], str]  # (sent, completed, violations) -> the line's end
 
-def line(p: Any, slo: bool = True) -> str:
+
+def line(p: Any, outcome: Outcome) -> str:
     """One progress line from a ProgressReply."""
     head = f"t={p.trace_time:7.1f}s  sent {p.sent}/{p.total}  rate {p.rate:5.1f} q/s  completed {p.completed}"
-    if not slo:
-        return f"{head}  in flight {p.sent - p.completed}"
-    share = f"{100.0 * p.violations / p.completed:.1f}%" if p.completed else "-"
-    return f"{head}  violations {p.violations} ({share})"
+    return f"{head}  {outcome(p.sent, p.completed, p.violations)}"
 
 
 class ProgressLine:
-    def __init__(self, enabled: bool, slo: bool = True, interval_s: float = 10.0) -> None:
+    def __init__(self, enabled: bool, outcome: Outcome, interval_s: float = 10.0) -> None:
         self.enabled = enabled
-        self.slo = slo
+        self.outcome = outcome
         self.tty = sys.stderr.isatty()
         self.interval_s = interval_s
         self._last = 0.0
@@ -43,7 +43,7 @@ class ProgressLine:
     def update(self, progress: Any) -> None:
         if not self.enabled:
             return
-        text = line(progress, self.slo)
+        text = line(progress, self.outcome)
         if self._live is not None:
             self._live.update(Text(text))
         elif time.monotonic() - self._last >= self.interval_s or progress.done:

@@ -345,7 +345,12 @@ class TrackingConfig:
 class RunConfig:
     drain_slo_factor: float = field(default=2.0, metadata=_help("after the last arrival, wait up to this many SLOs"))
     heartbeat_s: float = field(default=1.0, metadata=_help("controller heartbeat period (trace seconds)"))
-    evict_after_s: float = field(default=3.0, metadata=_help("a worker silent this long (wall seconds) is evicted"))
+    evict_after_missed: int = field(
+        default=3, metadata=_help("a worker is evicted after this many heartbeats in a row without an answer")
+    )
+    heartbeat_timeout_s: float = field(
+        default=1.0, metadata=_help("wall seconds a heartbeat may take before it counts as missed")
+    )
     rpc_timeout_s: float = field(default=2.0, metadata=_help("deadline of every RPC, wall seconds"))
     ready_timeout_s: float = field(default=60.0, metadata=_help("wall seconds a role may take to become ready"))
     stop_timeout_s: float = field(default=5.0, metadata=_help("wall seconds between TERM and KILL at teardown"))
@@ -354,6 +359,9 @@ class RunConfig:
         default=1.0, metadata=_help("workers drop a query whose projected latency exceeds this many SLOs")
     )
     progress: bool = field(default=True, metadata=_help("print a live progress line"))
+    send_lag_limit_s: float = field(
+        default=1.0, metadata=_help("a run whose client sent queries this many trace seconds late (p99) fell behind")
+    )
 
 
 @dataclass
@@ -380,6 +388,12 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     seed: int = field(default=0, metadata=_help("seed of every random draw (trace, confidences)"))
     time_scale: float = field(default=1.0, metadata=_help("wall-clock run goes this many times faster than the trace"))
+    clock: str = field(
+        default="wall",
+        metadata=_help(
+            "wall: the live testbed (processes, gRPC, real time); virtual: the same cores on a discrete-event clock"
+        ),
+    )
     ablation: int = field(default=0, metadata=_help("SpotServe ablation level 0..4 (Figure 9), cumulative"))
     paths: dict[str, Any] = field(default_factory=dict)
     experiment: str | None = field(default=None, metadata=_help("name of the experiment preset, if any"))

@@ -1,14 +1,16 @@
 """The run spec: everything a role is told about its run, written by the orchestrator as JSON.
 
 It holds the resolved config (the same schema the orchestrator validated), every role's name,
-host and address (roles are told where the others are; nothing is discovered), and the name
-of the materialised trace file. Roles read it once at start-up.
+host and address (roles are told where the others are; nothing is discovered), which class
+implements each role of the run's system (chosen by the system's registry entry, so the role
+launcher never branches on a system), and the name of the materialised trace file. Roles read
+it once at start-up.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,12 @@ class RunSpec:
     config: Config
     roles: tuple[RoleAddress, ...]
     trace_file: str  # file name next to the spec: the arrivals the client replays
+    targets: dict[str, str] = field(default_factory=dict)  # role -> "package.module:Class"
+    directory: Path = Path()  # where the spec was read from (not written)
+
+    @property
+    def trace_path(self) -> Path:
+        return self.directory / self.trace_file
 
     def role(self, name: str) -> RoleAddress:
         for r in self.roles:
@@ -67,6 +75,7 @@ def dump(spec: RunSpec, config_container: dict[str, Any], path: Path) -> None:
         "config": config_container,
         "roles": [asdict(r) for r in spec.roles],
         "trace_file": spec.trace_file,
+        "targets": spec.targets,
     }
     path.write_text(json.dumps(payload, indent=1), encoding="utf-8")
 
@@ -78,4 +87,6 @@ def load(path: Path) -> RunSpec:
         config=config_from_container(payload["config"]),
         roles=tuple(RoleAddress(**r) for r in payload["roles"]),
         trace_file=payload["trace_file"],
+        targets=payload.get("targets", {}),
+        directory=path.parent,
     )

@@ -73,8 +73,11 @@ def processes_mentioning(text: str) -> list[int]:
 def run_job(tmp_path: Path) -> Callable[..., RunResult]:
     """Run one real experiment (real processes, gRPC, SQLite MLflow) in tmp_path."""
 
-    def _run(*overrides: str, name: str = "run") -> RunResult:
-        cfg = compose_config(*E2E, f"hostfile.base_port={free_base_port()}", f"paths.output_dir={tmp_path}", *overrides)
+    def _run(*overrides: str, name: str = "run", tracking: bool = True) -> RunResult:
+        extra = () if tracking else ("tracking.enabled=false",)
+        cfg = compose_config(
+            *E2E, f"hostfile.base_port={free_base_port()}", f"paths.output_dir={tmp_path}", *extra, *overrides
+        )
         return run_experiment(cfg, tmp_path / name)
 
     return _run

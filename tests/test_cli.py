@@ -42,7 +42,17 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
     [
         (["cascade=nope"], "cascade: unknown cascade 'nope' (allowed: sdturbo, sdxlltn, sdxs, tiny)"),
         (["trace=5to50qps"], "trace: unknown trace '5to50qps' (allowed: 1to8qps, 2_5to20qps"),
-        (["approach=clipper"], "approach: unknown approach 'clipper' (allowed: all_heavy, all_light"),
+        (["approach=clipper"], "approach: unknown diffserve approach 'clipper' (allowed: all_heavy, all_light"),
+        (["clock=fast"], "clock: unknown clock 'fast' (allowed: wall, virtual)"),
+        (
+            ["clock=virtual", "cascade=tiny", "execution=real"],
+            "clock: the virtual clock replays simulated execution only (use clock=wall with execution=real)",
+        ),
+        (
+            ["time_scale=100"],
+            "time_scale: 100 makes the controller heartbeat every 0.01 wall seconds (run.heartbeat_s / time_scale), "
+            "faster than the 0.02 s the wall testbed keeps; allowed: time_scale <= 50 with run.heartbeat_s=1, or clock=virtual",
+        ),
         (["time_scale=0"], "time_scale: must be > 0 (got 0.0)"),
         (["time_scale=-1"], "time_scale: must be > 0"),
         (["hostfile.workers=0"], "hostfile.workers: must be >= 1 GPU worker (got 0)"),
@@ -69,7 +79,10 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
         ),
         (["system=spotserve", "ablation=7"], "ablation: unknown level 7 (allowed: 0..4)"),
         (["system=spotserve", "trace.availability_path=/no/such.txt"], "trace.availability_path: no such file"),
-        (["system=spotserve", "cascade=sdxs"], "cascade: the spotserve system takes model=6.7B|20B|30B|tiny"),
+        (
+            ["system=spotserve", "cascade=sdxs"],
+            "cascade: the spotserve system takes model=20B|30B|6.7B|tiny, not a cascade (add system=diffserve to run diffserve)",
+        ),
         (
             ["system=spotserve", "trace.availability_window_s=[0,60]"],
             "trace.availability_window_s: only for a g4dn.csv trace.availability_path",

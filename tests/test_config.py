@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config.spotserve import SPOT_APPROACHES
-from orchestrator.config.validate import validate, workers_wanted
 from orchestrator.deploy.placement import place
-from orchestrator.experiment import typed_config
+from orchestrator.plan import resolve, typed_config
 from runtime.exceptions import ConfigError
+from runtime.policies.spotserve.registry import APPROACHES as SPOT_APPROACHES
 from runtime.schema import HostConfig, HostfileConfig
 from tests.conftest import CONF, compose_config
 
@@ -31,7 +30,7 @@ def system_of(group: str, option: str) -> str:
 def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
     for option in options(group):
         system = option if group == "system" else system_of(group, option)
-        validate(typed_config(compose_config(f"system={system}", f"{group}={option}")))
+        resolve(compose_config(f"system={system}", f"{group}={option}"))
 
 
 @pytest.mark.parametrize(
@@ -41,31 +40,30 @@ def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
         (["system=spotserve", "trace=3to24qps"], r"^trace: 3to24qps has no availability events"),
         (
             ["approach=rerouting"],
-            r"^approach: unknown approach 'rerouting' \(a SpotServe approach: it needs system=spotserve\)",
+            r"^approach: unknown diffserve approach 'rerouting' \(a spotserve approach: it needs system=spotserve\)",
         ),
         (
             ["system=spotserve", "approach=static"],
-            r"^approach: unknown SpotServe approach 'static' \(a DiffServe approach",
+            r"^approach: unknown spotserve approach 'static' \(a diffserve approach",
         ),
     ],
 )
 def test_options_of_the_other_system_are_refused(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        validate(typed_config(compose_config(*overrides)))
+        resolve(compose_config(*overrides))
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_every_experiment_preset_validates(experiment: str) -> None:
-    validate(typed_config(compose_config(f"experiment={experiment}")))
+    resolve(compose_config(f"experiment={experiment}"))
 
 
 @pytest.mark.parametrize(
     ("trace", "workers"), [("1to8qps", 4), ("2to16qps", 8), ("2_5to20qps", 10), ("3to24qps", 12), ("4to32qps", 16)]
 )
 def test_workers_default_to_what_the_trace_suggests(trace: str, workers: int) -> None:
-    cfg = typed_config(compose_config(f"trace={trace}"))
-    assert workers_wanted(cfg) == workers
-    assert workers_wanted(typed_config(compose_config(f"trace={trace}", "hostfile.workers=3"))) == 3
+    assert resolve(compose_config(f"trace={trace}")).workers == workers
+    assert resolve(compose_config(f"trace={trace}", "hostfile.workers=3")).workers == 3
 
 
 @pytest.mark.parametrize(
@@ -87,9 +85,9 @@ def test_workers_default_to_what_the_trace_suggests(trace: str, workers: int) ->
     ],
 )
 def test_bad_values_name_the_key(override: str, message: str) -> None:
-    cfg = typed_config(compose_config("approach=static", "trace=3to24qps", override))
+    cfg = compose_config("approach=static", "trace=3to24qps", override)
     with pytest.raises(ConfigError, match=message):
-        validate(cfg)
+        resolve(cfg)
 
 
 def test_one_slo_per_cascade() -> None:
@@ -102,8 +100,7 @@ def hostfile(*hosts: HostConfig, base: int = 50050) -> HostfileConfig:
 
 
 def test_local_placement_is_in_start_order_with_unique_ports() -> None:
-    cfg = typed_config(compose_config("trace=2to16qps"))
-    roles = place(cfg.hostfile, workers_wanted(cfg))
+    roles = list(resolve(compose_config("trace=2to16qps")).addresses)
     assert [r.role for r in roles][:3] == ["controller", "load_balancer", "sink"]
     assert roles[-1].role == "client"
     assert len([r for r in roles if r.role == "worker"]) == 8

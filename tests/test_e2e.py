@@ -71,17 +71,3 @@ def test_static_run_accounts_for_every_query(run_job: Callable[..., RunResult]) 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"records.parquet", "summary.json", "config_resolved.yaml", "logs"} <= artifacts
     assert {a.path for a in client.list_artifacts(run.info.run_id, "logs/localhost")} >= {"logs/localhost/client.log"}
-
-
-def test_all_light_sends_nothing_heavy_and_all_heavy_everything(run_job: Callable[..., RunResult]) -> None:
-    light = run_job("approach=all_light", name="light")
-    rec = pd.read_parquet(light.run_dir / "records.parquet")
-    assert light.summary["light_fraction"] == 1.0
-    assert rec["heavy_worker"].isna().all() and rec["light_worker"].notna().sum() >= light.summary["completed_on_time"]
-
-    heavy = run_job("approach=all_heavy", name="heavy")
-    rec = pd.read_parquet(heavy.run_dir / "records.parquet")
-    assert heavy.summary["light_fraction"] == 0.0
-    done = rec[rec["outcome"].str.startswith("completed")]
-    assert rec["light_worker"].isna().all() and done["heavy_worker"].notna().all()
-    assert heavy.summary["accounting_ok"] and light.summary["accounting_ok"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.experiment import typed_config
+from orchestrator.plan import typed_config
 from runtime.policies.diffserve.plan import Observation
 from runtime.policies.diffserve.planner import CascadeModel, DiffServe, plan_cascade
 from tests.conftest import compose_config

@@ -24,7 +24,7 @@ from tests.conftest import compose_config
 
 
 def cascade(name: str = "sdxs"):  # type: ignore[no-untyped-def]
-    from orchestrator.experiment import typed_config
+    from orchestrator.plan import typed_config
 
     return typed_config(compose_config(f"cascade={name}"))
 
@@ -37,12 +37,12 @@ class Item:
 
 def test_router_joins_the_shortest_queue_and_counts_what_it_sent() -> None:
     r = ShortestQueueRouter()
-    r.update([Route("a", "x:1", Tier.LIGHT, 3), Route("b", "x:2", Tier.LIGHT, 1), Route("h", "x:3", Tier.HEAVY, 0)])
+    r.update([Route("a", Tier.LIGHT, 3), Route("b", Tier.LIGHT, 1), Route("h", Tier.HEAVY, 0)], reported_at=0.0)
     picked = r.pick(Tier.LIGHT)
     assert picked is not None and picked.name == "b"
-    r.on_sent("b")
-    r.on_sent("b")
-    r.on_sent("b")  # b is now at 4 in the router's view
+    r.on_sent("b", 1.0)
+    r.on_sent("b", 1.1)
+    r.on_sent("b", 1.2)  # b is now at 4 in the router's view
     picked = r.pick(Tier.LIGHT)
     assert picked is not None and picked.name == "a"
     assert r.pick(Tier.LIGHT, exclude=frozenset({"a", "b"})) is None
@@ -51,10 +51,10 @@ def test_router_joins_the_shortest_queue_and_counts_what_it_sent() -> None:
 
 def test_router_spreads_ties_and_falls_back_to_heavy() -> None:
     r = ShortestQueueRouter()
-    r.update([Route(n, n, Tier.LIGHT, 0) for n in "abcd"])
+    r.update([Route(n, Tier.LIGHT, 0) for n in "abcd"], reported_at=0.0)
     seen = {r.pick(Tier.LIGHT).name for _ in range(8)}  # type: ignore[union-attr]
     assert seen == set("abcd"), "equal queues share the load"
-    r.update([Route("h", "h", Tier.HEAVY, 0)])
+    r.update([Route("h", Tier.HEAVY, 0)], reported_at=1.0)
     assert r.entry_tier() is Tier.HEAVY
 
 
@@ -70,9 +70,9 @@ def test_batcher_takes_the_oldest_tier_up_to_its_max() -> None:
 def test_defer_and_drop_rules() -> None:
     assert defers(0.1, 0.2) and not defers(0.2, 0.2) and not defers(0.0, 0.0)
     assert defers(0.99, 1.0)
-    assert should_drop(now=4.0, sent_at=0.0, stage_latency_s=1.5, slo_s=5.0, drop_factor=1.0)
-    assert not should_drop(now=3.0, sent_at=0.0, stage_latency_s=1.5, slo_s=5.0, drop_factor=1.0)
-    assert not should_drop(now=4.0, sent_at=0.0, stage_latency_s=1.5, slo_s=5.0, drop_factor=2.0)
+    assert should_drop(elapsed_s=4.0, stage_latency_s=1.5, slo_s=5.0, drop_factor=1.0)
+    assert not should_drop(elapsed_s=3.0, stage_latency_s=1.5, slo_s=5.0, drop_factor=1.0)
+    assert not should_drop(elapsed_s=4.0, stage_latency_s=1.5, slo_s=5.0, drop_factor=2.0)
 
 
 def test_assignment_moves_as_few_workers_as_possible() -> None:
@@ -145,3 +145,30 @@ def test_demand_estimators() -> None:
     assert inflight.update(arrivals=0, dt_s=1.0, inflight=0) == pytest.approx(12), "frozen when idle, as the artifact"
     with pytest.raises(ValueError, match="allowed: ewma, inflight"):
         DemandEstimator("psychic", 0.5, 1.0)
+
+
+def test_router_merges_a_report_with_what_it_sent_since() -> None:
+    """A report taken at t counts the sends before t; the router adds the ones after it."""
+    r = ShortestQueueRouter()
+    r.update([Route("a", Tier.LIGHT, 0), Route("b", Tier.LIGHT, 2)], reported_at=0.0)
+    for t in (1.0, 2.0, 3.0):
+        r.on_sent("a", t)
+    r.update([Route("a", Tier.LIGHT, 1), Route("b", Tier.LIGHT, 2)], reported_at=2.5)  # saw the sends at 1 and 2
+    assert r.workers(Tier.LIGHT)[0].estimate == 2, "reported 1 + the send at 3.0 the report cannot have seen"
+    r.on_reply("a", 5, 3.0)
+    assert r.workers(Tier.LIGHT)[0].estimate == 5, "an enqueue reply is the worker's own count"
+    r.update([Route("a", Tier.HEAVY, 0)], reported_at=4.0)
+    assert r.workers(Tier.HEAVY)[0].estimate == 0, "a worker that changed tier starts afresh"
+
+
+def test_demand_is_smoothed_on_trace_time_not_per_sample() -> None:
+    """Samples every second and one sample every three seconds reach the same estimate."""
+    every_second = DemandEstimator("ewma", alpha=0.3, factor=1.0, period_s=1.0)
+    every_third = DemandEstimator("ewma", alpha=0.3, factor=1.0, period_s=1.0)
+    every_second.update(0, 1.0, 0)
+    every_third.update(0, 1.0, 0)
+    for _ in range(3):
+        every_second.update(10, 1.0, 0)
+    every_third.update(30, 3.0, 0)
+    assert every_second.value == pytest.approx(every_third.value)
+    assert every_second.value == pytest.approx(10 * (1 - 0.7**3))

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import torch
 
-from orchestrator.experiment import RunResult, typed_config
+from orchestrator.experiment import RunResult
+from orchestrator.plan import typed_config
 from orchestrator.quality.frechet import fid, frechet_distance
 from runtime.exceptions import ConfigError
 from runtime.models import discriminator
@@ -152,9 +153,9 @@ def test_discriminator_weights_are_state_dicts_only(tmp_path: Path) -> None:
 
 
 def test_real_execution_refuses_time_compression() -> None:
-    from orchestrator.config.validate import validate
+    from orchestrator.plan import resolve
 
     with pytest.raises(ConfigError, match=r"^time_scale: real execution runs at the models' own speed"):
-        validate(typed_config(compose_config("cascade=tiny", "execution=real", "time_scale=5")))
+        resolve(compose_config("cascade=tiny", "execution=real", "time_scale=5"))
     with pytest.raises(ConfigError, match=r"^execution.save_images: measured FID"):
-        validate(typed_config(compose_config("cascade=tiny", "execution=real", f"quality.reference={ROOT}")))
+        resolve(compose_config("cascade=tiny", "execution=real", f"quality.reference={ROOT}"))

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from orchestrator import plots
-from orchestrator.report import figure6_panels, figure7_points, figure9_rows, spotserve_figures
+from orchestrator.systems.spotserve.figures import latency_over_time_by_approach
+from orchestrator.systems.spotserve.report import comparison_figures as spotserve_figures
+from orchestrator.systems.spotserve.report import figure6_panels, figure7_points, figure9_rows
 from runtime.policies.spotserve.ablation import LABELS
 
 
@@ -80,6 +81,6 @@ def test_figure8_draws_each_approach_over_completion_time(tmp_path: Path) -> Non
         )
         for a, lo in (("spotserve", 20), ("reparallelization", 30), ("rerouting", 60))
     }
-    path = plots.latency_over_time_by_approach({"20B A": runs, "20B B": runs}, tmp_path / "figure8.png", "test")
+    path = latency_over_time_by_approach({"20B A": runs, "20B B": runs}, tmp_path / "figure8.png", "test")
     with Image.open(path) as img:
         assert img.size[0] > 800

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.metrics import percentile, slo_violation_ratio, summarize
 from orchestrator.results import accounting_problems, count_outcomes, merge_records
+from orchestrator.systems.diffserve.metrics import light_fraction
 
 
 def client_frame(rows: list[tuple[int, float | None, float | None, bool, str, str]]) -> pd.DataFrame:
@@ -84,7 +85,7 @@ def test_summary_from_records() -> None:
     s = summarize(rec)
     assert s["queries_sent"] == 5
     assert s["slo_violation_ratio"] == pytest.approx(4 / 5)
-    assert s["light_fraction"] == pytest.approx(0.5)
+    assert light_fraction(rec) == pytest.approx(0.5)
     assert s["drop_reasons"] == {"slo_unreachable": 1, "no_worker": 1}
     assert s["latency_p50_s"] == 1.0 and s["latency_p99_s"] == 8.0
 
@@ -102,7 +103,8 @@ def test_progress_line_shows_violations_with_an_slo_and_requests_in_flight_witho
     from types import SimpleNamespace
 
     from orchestrator.progress import line
+    from orchestrator.systems import get_system
 
     p = SimpleNamespace(trace_time=12.0, sent=40, total=100, rate=3.5, completed=30, violations=3)
-    assert line(p).endswith("completed 30  violations 3 (10.0%)")
-    assert line(p, slo=False).endswith("completed 30  in flight 10")
+    assert line(p, get_system("diffserve").progress_outcome).endswith("completed 30  violations 3 (10.0%)")
+    assert line(p, get_system("spotserve").progress_outcome).endswith("completed 30  in flight 10")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from orchestrator.experiment import typed_config
+from orchestrator.plan import typed_config
 from runtime.exceptions import ConfigError
 from runtime.policies.spotserve.config_optimizer import choose, enumerate_configs, fixed_shape
 from runtime.policies.spotserve.cost_model import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestrator.experiment import typed_config
+from orchestrator.plan import typed_config
 from runtime.exceptions import ConfigError, TraceFormatError
 from runtime.schema import AvailabilityEventConfig
 from tests.conftest import REFERENCE, compose_config

@@ -64,3 +64,10 @@ def read_artifact_dist(path: str | Path, values_per_prompt: int = 4) -> np.ndarr
             f"{p}: {len(values)} values is not a positive multiple of {values_per_prompt} (values per prompt)"
         )
     return 1.0 - np.asarray(values).reshape(-1, values_per_prompt).mean(axis=1)
+
+
+def for_cascade(
+    curve_t: list[float], curve_f: list[float], num_prompts: int, seed: int, path: str | None
+) -> np.ndarray:
+    """The run's per-prompt confidence: the artifact file at `path` when given, else drawn."""
+    return read_artifact_dist(path) if path else draw(curve_t, curve_f, num_prompts, seed)

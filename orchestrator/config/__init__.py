@@ -10,8 +10,6 @@ SCHEMA_NAME = "schema"
 
 # The groups a user picks an option of on the command line, in the order of the defaults list.
 GROUPS = ("system", "cascade", "model", "trace", "approach", "hostfile", "execution", "experiment")
-# The groups that belong to one system only.
-SYSTEM_GROUPS = {"cascade": "diffserve", "model": "spotserve"}
 
 
 def register() -> None:

@@ -1,7 +1,7 @@
 """Simulated execution: a batch takes the profiled latency of its actual size (interpolated),
 plus the discriminator's time on the light tier, and the confidence of each query comes from
 the per-prompt table. Sleeping goes through the injected `sleep`, so the clock decides what a
-second is."""
+second is; the virtual clock asks for `expected_latency_s` and `results` instead of sleeping."""
 
 from __future__ import annotations
 
@@ -29,12 +29,20 @@ class SimulatedExecutor:
         self.cascade = cascade
         self.confidence = confidence
         self._sleep = sleep
+        self._latency: dict[tuple[Tier, int], float] = {}  # the profile interpolated once per batch size
 
     def expected_latency_s(self, tier: Tier, batch: int) -> float:
-        return profiled_latency_s(self.cascade, tier, batch)
+        key = (tier, batch)
+        if key not in self._latency:
+            self._latency[key] = profiled_latency_s(self.cascade, tier, batch)
+        return self._latency[key]
 
     def execute(self, tier: Tier, items: list[BatchItem]) -> list[ItemResult]:
         self._sleep(self.expected_latency_s(tier, len(items)))
+        return self.results(tier, items)
+
+    def results(self, tier: Tier, items: list[BatchItem]) -> list[ItemResult]:
+        """What a batch yields, without the wait (the virtual clock schedules the wait itself)."""
         model = self.cascade.light.name if tier is Tier.LIGHT else self.cascade.heavy.name
         if tier is Tier.LIGHT:
             return [ItemResult(confidence=float(self.confidence[i.prompt_index]), model=model) for i in items]

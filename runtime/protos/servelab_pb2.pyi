@@ -61,7 +61,7 @@ class Stage(_message.Message):
     def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., worker: _Optional[str] = ..., enqueued_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("id", "prompt_index", "sent_at", "admitted_at", "stages", "scored", "confidence", "threshold", "dropped", "drop_reason", "prompt", "image_path", "note", "tokens_done", "restarts", "replica", "output_len")
+    __slots__ = ("id", "prompt_index", "sent_at", "admitted_at", "stages", "scored", "confidence", "threshold", "dropped", "drop_reason", "prompt", "image_path", "note", "tokens_done", "restarts", "replica", "output_len", "elapsed_s")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROMPT_INDEX_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class Query(_message.Message):
     RESTARTS_FIELD_NUMBER: _ClassVar[int]
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_LEN_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_S_FIELD_NUMBER: _ClassVar[int]
     id: int
     prompt_index: int
     sent_at: float
@@ -96,7 +97,8 @@ class Query(_message.Message):
     restarts: int
     replica: int
     output_len: int
-    def __init__(self, id: _Optional[int] = ..., prompt_index: _Optional[int] = ..., sent_at: _Optional[float] = ..., admitted_at: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., scored: _Optional[bool] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., dropped: _Optional[bool] = ..., drop_reason: _Optional[str] = ..., prompt: _Optional[str] = ..., image_path: _Optional[str] = ..., note: _Optional[str] = ..., tokens_done: _Optional[int] = ..., restarts: _Optional[int] = ..., replica: _Optional[int] = ..., output_len: _Optional[int] = ...) -> None: ...
+    elapsed_s: float
+    def __init__(self, id: _Optional[int] = ..., prompt_index: _Optional[int] = ..., sent_at: _Optional[float] = ..., admitted_at: _Optional[float] = ..., stages: _Optional[_Iterable[_Union[Stage, _Mapping]]] = ..., scored: _Optional[bool] = ..., confidence: _Optional[float] = ..., threshold: _Optional[float] = ..., dropped: _Optional[bool] = ..., drop_reason: _Optional[str] = ..., prompt: _Optional[str] = ..., image_path: _Optional[str] = ..., note: _Optional[str] = ..., tokens_done: _Optional[int] = ..., restarts: _Optional[int] = ..., replica: _Optional[int] = ..., output_len: _Optional[int] = ..., elapsed_s: _Optional[float] = ...) -> None: ...
 
 class QueryBatch(_message.Message):
     __slots__ = ("queries",)

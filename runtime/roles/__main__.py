@@ -2,13 +2,15 @@
 
     python -m runtime.roles worker --spec /path/spec.json --name worker-3 [--out DIR]
 
-Exit codes: 0 after a clean stop, 3 for an error the role reports in one line (e.g. the port
-is taken), 1 for anything unexpected (with its traceback in the role's log).
+The spec names the class of each role of the run's system (`targets`, chosen by the system's
+registry entry). Exit codes: 0 after a clean stop, 3 for an error the role reports in one line
+(e.g. the port is taken), 1 for anything unexpected (with its traceback in the role's log).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -16,39 +18,21 @@ from pathlib import Path
 
 from runtime.exceptions import ServelabError
 from runtime.logs import configure_role_logging, init_logger
+from runtime.roles.base import Role
 from runtime.spec import load
 
 ROLES = ("controller", "load_balancer", "worker", "sink", "client")
 
 
-def build(role: str, spec_path: Path, name: str, out_dir: Path):  # type: ignore[no-untyped-def]
+def build(role: str, spec_path: Path, name: str, out_dir: Path) -> Role:
     spec = load(spec_path)
-    if spec.config.system.name == "spotserve" and role in ("controller", "load_balancer", "worker"):
-        from runtime.roles.spot_controller import SpotControllerRole
-        from runtime.roles.spot_load_balancer import SpotLoadBalancerRole
-        from runtime.roles.spot_worker import SpotWorkerRole
-
-        cls = {"controller": SpotControllerRole, "load_balancer": SpotLoadBalancerRole, "worker": SpotWorkerRole}[role]
-        return cls(spec, name, out_dir)
-    if role == "controller":
-        from runtime.roles.controller import ControllerRole
-
-        return ControllerRole(spec, name, out_dir)
-    if role == "load_balancer":
-        from runtime.roles.load_balancer import LoadBalancerRole
-
-        return LoadBalancerRole(spec, name, out_dir)
-    if role == "worker":
-        from runtime.roles.worker import WorkerRole
-
-        return WorkerRole(spec, name, out_dir)
-    if role == "sink":
-        from runtime.roles.sink import SinkRole
-
-        return SinkRole(spec, name, out_dir)
-    from runtime.roles.client import ClientRole
-
-    return ClientRole(spec, name, out_dir, spec_path.parent)
+    target = spec.targets.get(role)
+    if target is None:
+        raise ServelabError(f"the run spec names no class for the {role} role")
+    module, _, cls = target.partition(":")
+    role_cls = getattr(importlib.import_module(module), cls)
+    built: Role = role_cls(spec, name, out_dir)
+    return built
 
 
 def main(argv: list[str] | None = None) -> int:

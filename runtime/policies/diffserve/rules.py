@@ -1,4 +1,5 @@
-"""The two per-query rules of the cascade: defer on low confidence, drop when hopeless."""
+"""The per-query rules of the cascade: defer on low confidence, drop when hopeless, and what
+becomes of a deferred query that the heavy tier cannot take."""
 
 from __future__ import annotations
 
@@ -9,6 +10,19 @@ def defers(confidence: float, threshold: float) -> bool:
     return confidence < threshold
 
 
-def should_drop(now: float, sent_at: float, stage_latency_s: float, slo_s: float, drop_factor: float) -> bool:
-    """Drop a query whose latency, if this stage ran it now, would exceed drop_factor x SLO."""
-    return (now + stage_latency_s - sent_at) > drop_factor * slo_s
+def should_drop(elapsed_s: float, stage_latency_s: float, slo_s: float, drop_factor: float) -> bool:
+    """Drop a query whose latency, if this stage ran it now, would exceed drop_factor x SLO.
+    `elapsed_s` is the query's age now, summed from each stage's own clock (no host's clock is
+    compared with another's)."""
+    return elapsed_s + stage_latency_s > drop_factor * slo_s
+
+
+def keeps_light_result(scored: bool) -> bool:
+    """One rule for a deferred query the heavy tier cannot serve (no heavy worker, none
+    reachable, or the heavy worker finds it past the drop rule): it already has a light
+    image, and a served image beats a drop, so it completes with that image."""
+    return scored
+
+
+def kept_light_note(reason: str) -> str:
+    return f"kept light result: {reason} at the heavy tier"

@@ -1,47 +1,37 @@
-"""Validation of a SpotServe experiment (system=spotserve): the model, the spot economics,
-the availability trace and the approach, before anything starts."""
+"""Validation of a SpotServe experiment: the model, the spot economics, the availability trace
+and the approach, before anything starts. The availability events are read here, once, and
+handed on (orchestrator/systems/spotserve/__init__.py inlines them into the run's config)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.exceptions import ConfigError
+from orchestrator.config.validate import require as _require
 from runtime.policies.spotserve.ablation import LEVELS
 from runtime.policies.spotserve.config_optimizer import choose
 from runtime.policies.spotserve.cost_model import check_profile
 from runtime.schema import Config
 from traces.spotserve import AvailabilityEvent, instances_in_order, load_availability, split_start
 
-SPOT_APPROACHES = ("spotserve", "reparallelization", "rerouting")
 
-
-def _require(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
-def spot_workers(cfg: Config, events: list[AvailabilityEvent] | None = None) -> tuple[list[str], int]:
+def spot_workers(cfg: Config, events: list[AvailabilityEvent]) -> tuple[list[str], int]:
     """(instances in the order they appear, GPU workers): one worker per GPU of every instance
     the trace ever adds (later ones wait, warm, until their instance arrives)."""
-    instances = instances_in_order(events if events is not None else load_availability(cfg.trace))
+    instances = instances_in_order(events)
     return instances, len(instances) * cfg.spot.gpus_per_instance
 
 
-def validate_spotserve(cfg: Config) -> None:
+def validate(cfg: Config) -> list[AvailabilityEvent]:
+    """Every SpotServe key; returns the availability events (read once)."""
+    _require(
+        bool(cfg.trace.availability or cfg.trace.availability_path),
+        "trace",
+        f"{cfg.trace.name} has no availability events (a DiffServe trace: it needs system=diffserve)",
+    )
     _require(cfg.model is not None, "model", "the spotserve system needs a model (model=6.7B|20B|30B|tiny)")
     assert cfg.model is not None
     model, spot = cfg.model, cfg.spot
     a = cfg.approach.name
-    hint = (
-        " (a DiffServe approach: it needs system=diffserve)"
-        if a in ("diffserve", "static", "all_light", "all_heavy")
-        else ""
-    )
-    _require(
-        a in SPOT_APPROACHES,
-        "approach",
-        f"unknown SpotServe approach {a!r}{hint} (allowed: {', '.join(SPOT_APPROACHES)})",
-    )
     _require(cfg.ablation in LEVELS, "ablation", f"unknown level {cfg.ablation} (allowed: 0..4)")
     _require(
         cfg.ablation == 0 or a == "spotserve",
@@ -101,3 +91,4 @@ def validate_spotserve(cfg: Config) -> None:
             "hostfile.workers",
             f"the trace has {workers // spot.gpus_per_instance} instances of {spot.gpus_per_instance} GPUs: {workers} workers (or null)",
         )
+    return events

@@ -1,0 +1,70 @@
+"""The run plan: a config resolved once, by its system's registry entry, into everything the
+later phases read (typed config, workers, trace, role addresses, the system's own details).
+
+    plan = resolve(cfg)   # validates in one pass; ConfigError / TraceFormatError naming the key or file
+
+Nothing is written and nothing starts: the command line resolves every job of a sweep this way
+before the first one runs, and `run_experiment` resolves its job again to run it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from orchestrator.config.validate import validate_common
+from orchestrator.systems import get_system, owner_of_approach
+from orchestrator.systems.base import Resolved, System
+from runtime.exceptions import ConfigError
+from runtime.schema import Config
+from runtime.spec import RoleAddress
+from traces.diffserve import ArrivalTrace
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    config: Config
+    container: dict[str, Any]  # the resolved config as plain data: spec, config_resolved.yaml, MLflow params
+    system: System
+    resolved: Resolved
+
+    @property
+    def workers(self) -> int:
+        return self.resolved.workers
+
+    @property
+    def trace(self) -> ArrivalTrace:
+        return self.resolved.trace
+
+    @property
+    def addresses(self) -> tuple[RoleAddress, ...]:
+        return self.resolved.addresses
+
+    @property
+    def subject(self) -> str:
+        return self.resolved.subject
+
+
+def typed_config(cfg: DictConfig) -> Config:
+    obj = OmegaConf.to_object(cfg)
+    if not isinstance(obj, Config):
+        raise ConfigError("config: the composed config does not follow the schema (is `schema` in the defaults list?)")
+    return obj
+
+
+def resolve(cfg: DictConfig) -> RunPlan:
+    config = typed_config(cfg)
+    system = get_system(config.system.name)
+    validate_common(config)
+    approach = config.approach.name
+    owner = owner_of_approach(approach)
+    if approach not in system.approaches:
+        hint = f" (a {owner.name} approach: it needs system={owner.name})" if owner is not None else ""
+        raise ConfigError(
+            f"approach: unknown {system.name} approach {approach!r}{hint} (allowed: {', '.join(sorted(system.approaches))})"
+        )
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    resolved = system.resolve(config, container)
+    return RunPlan(config, container, system, resolved)

@@ -1,0 +1,119 @@
+"""What a serving system tells the testbed: everything that differs between DiffServe and
+SpotServe, behind one interface. Shared code asks the run's `System` and never branches on a
+system's name.
+
+| member              | used by                 | what it says                                          |
+| ------------------- | ----------------------- | ----------------------------------------------------- |
+| name, subject_key   | config, tracking        | the system; the group naming what it serves           |
+| approaches          | validation, errors      | the approaches it has (others belong to another one)  |
+| has_slo             | progress line, console  | whether queries have a latency SLO                    |
+| role_targets        | the run spec            | the class of each role                                |
+| resolve             | orchestrator.plan       | validation, files read once, workers, trace, places   |
+| drain_s             | the wall run's watch    | how long the client waits after the last arrival      |
+| run_virtual         | clock=virtual           | the engine model that replays the run in-process      |
+| analyze, figures    | results                 | summary, per-second series, the run's figures         |
+| console_rows        | the end-of-run table    | the headline numbers                                  |
+| report_*            | orchestrator.report     | grouping keys, columns, comparison figures            |
+| fidelity_*          | orchestrator.fidelity   | what the two clocks are compared on                   |
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from runtime.schema import Config
+from runtime.spec import RoleAddress
+from traces.diffserve import ArrivalTrace
+
+if TYPE_CHECKING:
+    from orchestrator.analysis import Analysis
+    from orchestrator.plan import RunPlan
+
+Column = tuple[str, str]  # summary key, heading
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a system makes of a validated config: the run's GPU workers, the arrivals the client
+    replays, where every role runs, the name of what is served, and the system's own details
+    (SpotServe: its availability events), read once and handed to every later phase."""
+
+    workers: int
+    trace: ArrivalTrace
+    addresses: tuple[RoleAddress, ...]
+    subject: str
+    details: Any = None
+
+
+@dataclass(frozen=True)
+class VirtualRun:
+    """What the engine reports about a virtual-clock run."""
+
+    events: int
+    engine_s: float
+    trace_s: float
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class System(ABC):
+    name: ClassVar[str]
+    subject_key: ClassVar[str]
+    approaches: ClassVar[tuple[str, ...]]
+    has_slo: ClassVar[bool]
+    role_targets: ClassVar[Mapping[str, str]]
+    report_keys: ClassVar[tuple[str, ...]]
+    report_columns: ClassVar[tuple[Column, ...]]
+    fidelity_metrics: ClassVar[tuple[Column, ...]]
+    fidelity_series: ClassVar[tuple[Column, ...]]  # per-second series the fidelity figure overlays
+
+    @abstractmethod
+    def resolve(self, config: Config, container: dict[str, Any]) -> Resolved:
+        """Validate the system's part of `config` (ConfigError naming the key) and resolve it;
+        may rewrite `config` and `container` (e.g. events read from a file, inlined)."""
+
+    @abstractmethod
+    def drain_s(self, config: Config) -> float:
+        """Trace seconds the client waits for notices after the last arrival."""
+
+    @abstractmethod
+    def run_virtual(self, plan: RunPlan, run_dir: Path) -> VirtualRun:
+        """Replay the run on the virtual clock and write the roles' files under run_dir/roles/."""
+
+    @abstractmethod
+    def analyze(self, run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+        """Records, accounting, summary and per-second series from the roles' files."""
+
+    @abstractmethod
+    def figures(self, analysis: Analysis, run_dir: Path, plan: RunPlan) -> list[Path]:
+        """The run's own figures (run_dir/figures/)."""
+
+    @abstractmethod
+    def console_rows(self, summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The end-of-run table: (label, value) rows."""
+
+    @abstractmethod
+    def report_figures(self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
+        """The comparison figures of finished runs (one row per group of runs)."""
+
+    def title(self, summary: Mapping[str, Any]) -> str:
+        """approach / subject / trace, the run's one-line name."""
+        return f"{summary['approach']} / {summary.get(self.subject_key, '?')} / {summary['trace']}"
+
+    def run_name(self, summary: Mapping[str, Any]) -> str:
+        return f"{summary['approach']}-{summary.get(self.subject_key, '?')}-{summary['trace']}"
+
+    def tags(self, summary: Mapping[str, Any]) -> dict[str, str]:
+        """MLflow tags that group and filter runs."""
+        keys = ("system", *self.report_keys, "clock")
+        return {k: str(summary[k]) for k in dict.fromkeys(keys) if k in summary}
+
+    def progress_outcome(self, sent: int, completed: int, violations: int) -> str:
+        """The end of the progress line: violations with an SLO, else requests in flight."""
+        if not self.has_slo:
+            return f"in flight {sent - completed}"
+        share = f"{100.0 * violations / completed:.1f}%" if completed else "-"
+        return f"violations {violations} ({share})"

@@ -1,0 +1,134 @@
+"""DiffServe's registry entry: a light/heavy diffusion cascade with a discriminator and a
+controller that re-plans workers, batch sizes and the threshold (MLSys'25)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from orchestrator.deploy.placement import place
+from orchestrator.systems.base import Column, Resolved, System, VirtualRun
+from orchestrator.systems.diffserve import analysis as ds_analysis
+from orchestrator.systems.diffserve import figures as ds_figures
+from orchestrator.systems.diffserve.validate import validate, workers_wanted
+from runtime.exceptions import TraceFormatError
+from runtime.policies.diffserve.registry import APPROACHES
+from runtime.schema import CascadeConfig, Config
+from traces.diffserve import ArrivalTrace, generate, read_artifact
+
+if TYPE_CHECKING:
+    from orchestrator.analysis import Analysis
+    from orchestrator.plan import RunPlan
+
+
+def load_trace(config: Config, cascade: CascadeConfig) -> ArrivalTrace:
+    """The arrivals the client will replay: an artifact file, or our seeded generator."""
+    t = config.trace
+    if t.path:
+        trace = read_artifact(t.path, name=t.name)
+        where = f"{t.path} (trace.path)"
+    else:
+        trace = generate(t.name, t.low_qps, t.high_qps, t.duration_s, cascade.num_prompts, config.seed, t.shape)
+        where = f"trace {t.name}"
+    if len(trace) == 0:
+        raise TraceFormatError(f"{where}: the trace has no arrivals")
+    top = int(trace.prompt_index.max())
+    if top >= cascade.num_prompts:
+        raise TraceFormatError(
+            f"{where}: prompt index {top} is beyond the cascade's {cascade.num_prompts} prompts (cascade.num_prompts)"
+        )
+    return trace
+
+
+class DiffServe(System):
+    name: ClassVar[str] = "diffserve"
+    subject_key: ClassVar[str] = "cascade"
+    approaches: ClassVar[tuple[str, ...]] = tuple(APPROACHES)
+    has_slo: ClassVar[bool] = True
+    role_targets: ClassVar[Mapping[str, str]] = {
+        "controller": "runtime.roles.diffserve.controller:ControllerRole",
+        "load_balancer": "runtime.roles.diffserve.load_balancer:LoadBalancerRole",
+        "worker": "runtime.roles.diffserve.worker:WorkerRole",
+        "sink": "runtime.roles.sink:SinkRole",
+        "client": "runtime.roles.client:ClientRole",
+    }
+    report_keys: ClassVar[tuple[str, ...]] = ("approach", "cascade", "trace")
+    report_columns: ClassVar[tuple[Column, ...]] = (
+        ("slo_violation_ratio", "SLO viol."),
+        ("slo_violation_ratio_windowed", "SLO viol. (windowed)"),
+        ("fid", "FID (table est.)"),
+        ("latency_p99_s", "p99 (s)"),
+        ("light_fraction", "light frac."),
+    )
+    fidelity_metrics: ClassVar[tuple[Column, ...]] = (
+        ("slo_violation_ratio", "SLO violation ratio"),
+        ("slo_violation_ratio_windowed", "windowed SLO ratio"),
+        ("light_fraction", "light fraction"),
+        ("fid", "FID (table est.)"),
+        ("latency_p50_s", "latency p50 (s)"),
+        ("latency_p99_s", "latency p99 (s)"),
+        ("plans", "plans"),
+        ("dropped", "drops"),
+    )
+    fidelity_series: ClassVar[tuple[Column, ...]] = (
+        ("threshold", "threshold (1.0: every query to the heavy model)"),
+        ("slo_violation_ratio_window", "SLO violation ratio, 5-s windows"),
+    )
+
+    def resolve(self, config: Config, container: dict[str, Any]) -> Resolved:
+        cascade = validate(config)
+        workers = workers_wanted(config)
+        trace = load_trace(config, cascade)
+        return Resolved(workers, trace, tuple(place(config.hostfile, workers)), cascade.name)
+
+    def drain_s(self, config: Config) -> float:
+        assert config.cascade is not None
+        return config.run.drain_slo_factor * config.cascade.slo_s
+
+    def run_virtual(self, plan: RunPlan, run_dir: Path) -> VirtualRun:
+        from runtime.engine.diffserve import DiffServeModel
+        from runtime.engine.loop import Engine
+        from traces.confidence import for_cascade
+
+        config = plan.config
+        c = config.cascade
+        assert c is not None
+        confidence = for_cascade(c.deferral_curve.x, c.deferral_curve.y, c.num_prompts, config.seed, c.confidence_path)
+        workers = [a.name for a in plan.addresses if a.role == "worker"]
+        t0 = time.perf_counter()
+        model = DiffServeModel(config, plan.trace.arrival_s, plan.trace.prompt_index, workers, confidence,
+                               self.drain_s(config))  # fmt: skip
+        engine = Engine(model)
+        engine.schedule_all(model.start())
+        reached = engine.run(stop=lambda: model.finished)
+        took = time.perf_counter() - t0
+        model.write(run_dir)
+        return VirtualRun(engine.handled, took, reached)
+
+    def analyze(self, run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+        return ds_analysis.analyze(run_dir, plan, partial)
+
+    def figures(self, result: Analysis, run_dir: Path, plan: RunPlan) -> list[Path]:
+        if result.records.empty:
+            return []
+        title = self.title(result.summary)
+        return ds_figures.run_figures(
+            result.series, result.summary, title, run_dir / "figures", plan.config.metrics.window_s
+        )
+
+    def console_rows(self, s: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return [
+            ("queries sent", str(s["queries_sent"])),
+            ("completed on time", str(s["completed_on_time"])),
+            ("completed late", str(s["completed_late"])),
+            ("dropped", str(s["dropped"])),
+            ("unfinished", str(s["unfinished"])),
+            ("SLO violation ratio", f"{s['slo_violation_ratio']:.4f}"),
+            ("latency p50 / p99 (s)", f"{s['latency_p50_s']:.3f} / {s['latency_p99_s']:.3f}"),
+            ("light fraction", f"{s['light_fraction']:.3f}"),
+        ]
+
+    def report_figures(self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
+        return ds_figures.comparison_figures(rows, out_dir, title)

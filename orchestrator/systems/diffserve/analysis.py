@@ -1,0 +1,65 @@
+"""A DiffServe run's results from its roles' files: one record per query, the accounting, the
+summary (SLO violations, FID estimate, light fraction, ...), the per-second series and, with
+real execution and a reference folder, the measured FID."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.analysis import Analysis, read_role_files, run_summary, testbed_stats
+from orchestrator.metrics import summarize
+from orchestrator.results import accounting_problems, merge_records
+from orchestrator.systems.diffserve.metrics import fid_from_table, light_fraction, per_second, windowed_slo_ratio
+
+if TYPE_CHECKING:
+    from orchestrator.plan import RunPlan
+
+
+def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+    config = plan.config
+    cascade = config.cascade
+    assert cascade is not None
+    files = read_role_files(run_dir)
+    records = merge_records(files.client, files.sink, cascade.slo_s)
+    records["served_model"] = records["path"].map({"light": cascade.light.name, "heavy": cascade.heavy.name}).fillna("")
+    problems = accounting_problems(files.client, files.sink, files.meta)
+    base = summarize(records)
+    light = light_fraction(records)
+    _, windowed = windowed_slo_ratio(records, config.metrics.window_s, config.metrics.smooth)
+    decisions = files.decisions
+    summary: dict[str, Any] = {
+        **run_summary(plan),
+        "slo_s": cascade.slo_s,
+        "queries_in_trace": len(plan.trace),
+        **base,
+        "light_fraction": light,
+        "slo_violation_ratio_windowed": windowed,
+        "fid": float(fid_from_table(light, cascade.fid_table.x, cascade.fid_table.y)),
+        "fid_method": "table-based estimate from the light-served fraction",
+        "plans": len(decisions),
+        "infeasible_plans": int((~decisions["feasible"]).sum()) if len(decisions) else 0,
+        **testbed_stats(files, plan),
+        "partial": partial,
+        "accounting_ok": not problems,
+        "accounting_problems": problems,
+    }
+    series = per_second(records, files.ticks, cascade.fid_table.x, cascade.fid_table.y, config.metrics.window_s)
+    analysis = Analysis(records=records, decisions=decisions, series=series, summary=summary)
+    return _with_measured_fid(analysis, run_dir, plan)
+
+
+def _with_measured_fid(analysis: Analysis, run_dir: Path, plan: RunPlan) -> Analysis:
+    """Measured FID (real execution with quality.reference), next to the table-based estimate:
+    into the summary, and per window as MLflow step metrics."""
+    config = plan.config
+    if config.execution.mode != "real" or not config.quality.reference:
+        return analysis
+    from orchestrator.fid import write as write_fid
+    from orchestrator.quality.measure import measure
+
+    result = measure(run_dir, analysis.records, config.quality, config.quality.reference)
+    analysis.summary.update({k: v for k, v in write_fid(run_dir, result).items() if k.startswith("fid_")})
+    w = result.windows
+    points = [("fid_measured_window", float(v), int(t)) for t, v in zip(w["window_start_s"], w["fid"], strict=True)]
+    return Analysis(analysis.records, analysis.decisions, analysis.series, analysis.summary, points)

@@ -1,0 +1,105 @@
+"""DiffServe's figures: Figure 5's trio for one run (threshold, SLO violation ratio and FID over
+time) and Figure 6's bars for a comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from orchestrator.plots import SIZE_IN, finish, smooth
+
+APPROACH_COLORS = {
+    "diffserve": "#1b9e77",
+    "static": "#7570b3",
+    "all_light": "#d95f02",
+    "all_heavy": "#e7298a",
+}
+
+
+def threshold_over_time(series: pd.DataFrame, title: str, path: Path) -> Path:
+    """Figure 5 (left): the controller's threshold over time, with the demand it planned for."""
+    fig, ax = plt.subplots(figsize=SIZE_IN)
+    ax.step(series["second"], series["threshold"], where="post", color="#1b9e77", label="threshold")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("confidence threshold")
+    ax.set_title(title)
+    ax2 = ax.twinx()
+    ax2.plot(
+        series["second"],
+        smooth(series["arrivals"].to_numpy(float), 5),
+        color="#999999",
+        lw=1,
+        label="arrivals (5 s mean)",
+    )
+    if "demand" in series:
+        ax2.plot(series["second"], series["demand"], color="#d95f02", lw=1, ls="--", label="estimated demand")
+    ax2.set_ylabel("queries / s")
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+    ax.legend(lines, labels, loc="upper right", fontsize=8)
+    return finish(fig, path)
+
+
+def slo_violation_over_time(series: pd.DataFrame, overall: float, title: str, path: Path, window_s: float) -> Path:
+    """Figure 5 (middle): SLO violation ratio of the queries arriving in each trailing window."""
+    column, label = "slo_violation_ratio_window", "SLO violation ratio"
+    return _window_line(series, column, "#e7298a", label, f"{overall:.3f}", overall, title, path, window_s, True)
+
+
+def fid_over_time(series: pd.DataFrame, overall: float, title: str, path: Path, window_s: float) -> Path:
+    """Figure 5 (right): FID over time, estimated from the published FID-vs-light-fraction table."""
+    column, label = "fid_estimate_window", "FID (table-based estimate)"
+    return _window_line(series, column, "#7570b3", label, f"{overall:.2f}", overall, title, path, window_s, False)
+
+
+def _window_line(
+    series: pd.DataFrame,
+    column: str,
+    color: str,
+    ylabel: str,
+    overall_text: str,
+    overall: float,
+    title: str,
+    path: Path,
+    window_s: float,
+    from_zero: bool,
+) -> Path:
+    """A windowed per-second series (5-point mean) with the whole run's value as a dashed line."""
+    fig, ax = plt.subplots(figsize=SIZE_IN)
+    values = smooth(series[column].to_numpy(float), 5)
+    ax.plot(series["second"], values, color=color, label=f"{window_s:g}-s windows, 5-point mean")
+    ax.axhline(overall, color="#444444", ls="--", lw=1, label=f"whole run {overall_text}")
+    if from_zero:
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    return finish(fig, path)
+
+
+RUN_FIGURES = ("threshold.png", "slo_violation_ratio.png", "fid.png")
+
+
+def run_figures(
+    series: pd.DataFrame, summary: dict[str, Any], title: str, out_dir: Path, window_s: float
+) -> list[Path]:
+    """Figure 5's trio for one run."""
+    return [
+        threshold_over_time(series, title, out_dir / RUN_FIGURES[0]),
+        slo_violation_over_time(series, summary["slo_violation_ratio"], title, out_dir / RUN_FIGURES[1], window_s),
+        fid_over_time(series, summary["fid"], title, out_dir / RUN_FIGURES[2], window_s),
+    ]
+
+
+def comparison_figures(rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
+    """Figure 6: the SLO violation ratio and FID per approach, grouped by cascade."""
+    from orchestrator.plots import grouped_bars
+
+    metrics = [("slo_violation_ratio", "SLO violation ratio"), ("fid", "FID (table-based estimate)")]
+    path = out_dir / "figure6.png"
+    return [grouped_bars(rows, metrics, "cascade", path, f"DiffServe Figure 6 ({title})", APPROACH_COLORS)]

@@ -1,0 +1,150 @@
+"""SpotServe's registry entry: LLM serving on spot instances that come and go, with
+re-parallelization, migration planning and token-level recovery, against the
+reparallelization and rerouting baselines (ASPLOS'24)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from orchestrator.deploy.placement import place
+from orchestrator.systems.base import Column, Resolved, System, VirtualRun
+from orchestrator.systems.spotserve import analysis as spot_analysis
+from orchestrator.systems.spotserve import report as spot_report
+from orchestrator.systems.spotserve.figures import latency_over_time
+from orchestrator.systems.spotserve.validate import spot_workers, validate
+from runtime.exceptions import ConfigError
+from runtime.logs import init_logger
+from runtime.policies.spotserve.registry import APPROACHES
+from runtime.schema import Config
+from traces.diffserve import ArrivalTrace
+from traces.spotserve import AvailabilityEvent, availability_to_config, load_requests
+
+if TYPE_CHECKING:
+    from orchestrator.analysis import Analysis
+    from orchestrator.plan import RunPlan
+
+log = init_logger("orchestrator")
+
+
+def inline_availability(config: Config, container: dict[str, Any], events: list[AvailabilityEvent]) -> None:
+    """Replace `trace.availability_path` by the events read from it, in the typed config and in
+    the container the spec is written from: roles, on any host and in any directory, then
+    replay exactly the events validated here, and the resolved config records them. The trace
+    takes the file's name and its length (the end event), so the requests stop with the fleet
+    and the run is not filed under the configured trace it replaced."""
+    path = Path(str(config.trace.availability_path))
+    inline = availability_to_config(events)
+    window = "-".join(f"{t:g}" for t in config.trace.availability_window_s)
+    changes = {
+        "availability": inline,
+        "availability_path": None,
+        "availability_window_s": [],
+        "duration_s": inline[-1].at_s,
+        "name": f"{path.stem}_{window}" if window else path.stem,
+    }
+    for key, value in changes.items():
+        setattr(config.trace, key, value)
+        container["trace"][key] = [dataclasses.asdict(e) for e in inline] if key == "availability" else value
+    log.info("Read %d availability events (%g trace seconds) from %s", len(inline), inline[-1].at_s, path)
+
+
+class SpotServe(System):
+    name: ClassVar[str] = "spotserve"
+    subject_key: ClassVar[str] = "model"
+    approaches: ClassVar[tuple[str, ...]] = tuple(APPROACHES)
+    has_slo: ClassVar[bool] = False
+    role_targets: ClassVar[Mapping[str, str]] = {
+        "controller": "runtime.roles.spotserve.controller:SpotControllerRole",
+        "load_balancer": "runtime.roles.spotserve.load_balancer:SpotLoadBalancerRole",
+        "worker": "runtime.roles.spotserve.worker:SpotWorkerRole",
+        "sink": "runtime.roles.sink:SinkRole",
+        "client": "runtime.roles.client:ClientRole",
+    }
+    report_keys: ClassVar[tuple[str, ...]] = ("approach", "ablation", "model", "trace", "trace_kind")
+    report_columns: ClassVar[tuple[Column, ...]] = (
+        ("latency_mean_s", "mean (s)"),
+        ("latency_p50_s", "P50"),
+        ("latency_p90_s", "P90"),
+        ("latency_p95_s", "P95"),
+        ("latency_p96_s", "P96"),
+        ("latency_p97_s", "P97"),
+        ("latency_p98_s", "P98"),
+        ("latency_p99_s", "P99 (s)"),
+        ("completed", "completed"),
+        ("unfinished", "unfinished"),
+        ("cost_usd", "cost ($)"),
+        ("cost_per_1k_tokens_usd", "$ / 1k tok."),
+    )
+    fidelity_metrics: ClassVar[tuple[Column, ...]] = (
+        ("latency_mean_s", "latency mean (s)"),
+        ("latency_p50_s", "latency P50 (s)"),
+        ("latency_p99_s", "latency P99 (s)"),
+        ("completed", "completed"),
+        ("unfinished", "unfinished"),
+        ("restarted_requests", "restarted"),
+        ("resumed_requests", "resumed"),
+        ("reconfigurations", "reconfigurations"),
+    )
+    fidelity_series: ClassVar[tuple[Column, ...]] = (
+        ("completion_latency_mean_s", "mean latency of the requests completed (s)"),
+        ("replicas", "replicas"),
+    )
+
+    def resolve(self, config: Config, container: dict[str, Any]) -> Resolved:
+        events = validate(config)
+        if config.clock == "virtual":
+            raise ConfigError("clock: the virtual clock does not run SpotServe yet (allowed: wall)")
+        if config.trace.availability_path:
+            inline_availability(config, container, events)
+        instances, workers = spot_workers(config, events)
+        model = config.model
+        assert model is not None
+        requests = load_requests(config.trace, model, config.seed)
+        if len(requests) == 0:
+            raise ConfigError(
+                f"trace.requests: no request arrives within the {config.trace.duration_s:g} s of trace {config.trace.name}"
+            )
+        trace = ArrivalTrace(config.trace.name, requests.arrival_s, requests.ids)
+        addresses = place(config.hostfile, workers, instances, config.spot.gpus_per_instance)
+        return Resolved(workers, trace, tuple(addresses), model.name, events)
+
+    def drain_s(self, config: Config) -> float:
+        return 0.0
+
+    def run_virtual(self, plan: RunPlan, run_dir: Path) -> VirtualRun:
+        raise ConfigError("clock: the virtual clock does not run SpotServe yet (allowed: wall)")
+
+    def analyze(self, run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+        return spot_analysis.analyze(run_dir, plan, partial)
+
+    def figures(self, result: Analysis, run_dir: Path, plan: RunPlan) -> list[Path]:
+        if result.records.empty:
+            return []
+        path = run_dir / "figures" / "latency_over_time.png"
+        return [latency_over_time(result.records, result.series, self.title(result.summary), path)]
+
+    def title(self, summary: Mapping[str, Any]) -> str:
+        label = summary["approach"] + (f" (ablation {summary['ablation']})" if summary.get("ablation") else "")
+        return f"{label} / {summary['model']} / {summary['trace']}"
+
+    def run_name(self, summary: Mapping[str, Any]) -> str:
+        level = f"-ablation{summary['ablation']}" if summary.get("ablation") else ""
+        return f"{summary['approach']}{level}-{summary['model']}-{summary['trace']}"
+
+    def console_rows(self, s: Mapping[str, Any]) -> list[tuple[str, str]]:
+        return [
+            ("requests sent", str(s["queries_sent"])),
+            ("completed", str(s["completed"])),
+            ("unfinished", str(s["unfinished"])),
+            ("latency mean (s)", f"{s['latency_mean_s']:.2f}"),
+            ("latency P50 / P90 / P95 / P99 (s)", " / ".join(f"{s[f'latency_p{q}_s']:.2f}" for q in (50, 90, 95, 99))),
+            ("instance-hours spot / on-demand", f"{s['spot_instance_hours']:.2f} / {s['ondemand_instance_hours']:.2f}"),
+            ("cost (USD), per 1k tokens", f"{s['cost_usd']:.2f}, {s['cost_per_1k_tokens_usd']:.5f}"),
+            ("reconfigurations", str(s["reconfigurations"])),
+        ]
+
+    def report_figures(self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
+        return spot_report.comparison_figures(uri, rows, out_dir, title)

@@ -1,0 +1,64 @@
+"""A SpotServe run's results from its roles' files: one record per request, the accounting,
+the summary (latency mean and tail, completed and unfinished, cost) and the per-second series."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from orchestrator.analysis import Analysis, read_role_files, run_summary, testbed_stats
+from orchestrator.metrics import latency_stats, summarize
+from orchestrator.results import accounting_problems, merge_records
+from orchestrator.systems.spotserve.metrics import spot_cost, spot_per_second, trace_kind
+from traces.spotserve import AvailabilityEvent, instance_hours
+
+if TYPE_CHECKING:
+    from orchestrator.plan import RunPlan
+
+
+def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+    config = plan.config
+    model = config.model
+    assert model is not None
+    events: list[AvailabilityEvent] = plan.resolved.details
+    files = read_role_files(run_dir)
+    records = merge_records(files.client, files.sink, math.inf)  # no SLO: a request completes or not
+    problems = accounting_problems(files.client, files.sink, files.meta)
+    counts = summarize(records)
+    spot_h, od_h = instance_hours(events)
+    completed = counts["completed_on_time"] + counts["completed_late"]
+    decisions = files.decisions
+    summary: dict[str, Any] = {
+        **run_summary(plan),
+        "ablation": config.ablation,
+        "trace_kind": trace_kind(events, config.trace.requests.rates_per_minute),
+        "trace_duration_s": config.trace.duration_s,
+        "queries_in_trace": len(plan.trace),
+        "queries_sent": counts["queries_sent"],
+        "completed": completed,
+        "dropped": counts["dropped"],
+        "unfinished": counts["unfinished"],
+        **latency_stats(records),
+        "latency_percentiles": "nearest-rank over completed requests",
+        "restarted_requests": int((records.get("restarts", pd.Series(dtype=float)).fillna(0) > 0).sum()),
+        "resumed_requests": int(decisions["resumed_requests"].sum()) if len(decisions) else 0,
+        **spot_cost(
+            spot_h,
+            od_h,
+            config.spot.price_spot_per_hour,
+            config.spot.price_ondemand_per_hour,
+            completed * (model.input_len + model.output_len),
+        ),
+        "reconfigurations": max(0, len(decisions) - 1),
+        "migration_s_total": float(decisions["migration_s"].sum()) if len(decisions) else 0.0,
+        "moved_gb_total": float(decisions["moved_gb"].sum()) if len(decisions) else 0.0,
+        **testbed_stats(files, plan),
+        "partial": partial,
+        "accounting_ok": not problems,
+        "accounting_problems": problems,
+    }
+    series = spot_per_second(records, files.ticks, config.trace.duration_s)
+    return Analysis(records=records, decisions=decisions, series=series, summary=summary)

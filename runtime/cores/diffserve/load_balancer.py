@@ -1,0 +1,96 @@
+"""The DiffServe load balancer's core: admission, routing and the deferred-query rule.
+
+New queries go to the light tier (or straight to the heavy tier when the plan has no light
+worker); deferred queries come back from light workers and go to the heavy tier. Routing is
+join-the-shortest-queue over the controller's routing table merged with the router's own
+count of what it sent since (runtime/policies/diffserve/router.py). The shell tries up to
+`ATTEMPTS` workers per query: `pick`, `send`, the RPC, then `taken` or `failed`; a query no worker takes is
+dropped with a reason, or, if it is a deferred one, keeps its light result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runtime.policies.diffserve.router import Route, ShortestQueueRouter
+from runtime.policies.diffserve.rules import keeps_light_result, kept_light_note
+from runtime.protos import servelab_pb2 as pb
+from runtime.records import DropReason, Tier
+
+ATTEMPTS = 2  # workers tried per query before it is dropped as unreachable
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    """The controller's view for the load balancer: the workers with a tier, their queues as
+    reported at `reported_at` (trace seconds), under plan `plan_id`."""
+
+    plan_id: int
+    routes: tuple[tuple[str, Tier, int], ...]
+    reported_at: float
+
+
+class LoadBalancerCore:
+    def __init__(self) -> None:
+        self.router = ShortestQueueRouter()
+        self.submitted = self.forwarded = self.rejected = 0
+        self.kept_light = 0
+        self.ambiguous = 0  # sends whose outcome is unknown (the worker may have taken them)
+        self.plan_id = -1
+        self._forwarded_ids: set[int] = set()  # workers retry Forward: route each query once
+
+    # ------------------------------------------------------------------ admission
+    def admit(self, query: pb.Query, now: float) -> Tier:
+        """A new query from the client: stamp it and say which tier it goes to."""
+        query.admitted_at = now
+        self.submitted += 1
+        return self.router.entry_tier()
+
+    def deferred(self, queries: list[pb.Query]) -> list[pb.Query]:
+        """The deferred queries not seen before (a retried Forward is routed once)."""
+        fresh = []
+        for q in queries:
+            if q.id not in self._forwarded_ids:
+                self._forwarded_ids.add(q.id)
+                fresh.append(q)
+        self.forwarded += len(fresh)
+        return fresh
+
+    # ------------------------------------------------------------------ routing
+    def pick(self, tier: Tier, tried: frozenset[str] = frozenset()) -> str | None:
+        target = self.router.pick(tier, exclude=tried)
+        return target.name if target is not None else None
+
+    def send(self, worker: str, now: float) -> None:
+        self.router.on_sent(worker, now)
+
+    def taken(self, worker: str, queue_length: int, sent_at: float) -> None:
+        """The worker took what was sent at `sent_at`; its queue is `queue_length` now."""
+        self.router.on_reply(worker, queue_length, sent_at)
+
+    def failed(self, worker: str) -> None:
+        """The worker could not be reached: it gets nothing until the next routing table."""
+        self.router.on_failure(worker)
+
+    @staticmethod
+    def unrouted(tried: frozenset[str]) -> DropReason:
+        """Why no worker took a query: none of its tier existed, or every one tried failed."""
+        return DropReason.NO_WORKER if not tried else DropReason.WORKER_UNREACHABLE
+
+    def settle_unrouted(self, query: pb.Query, reason: DropReason) -> pb.Query | None:
+        """A deferred query the heavy tier cannot take keeps its light result: it goes to the
+        sink as is (returned). A new query is refused (None: the client is told)."""
+        if keeps_light_result(query.scored):
+            query.note = kept_light_note(reason.value)
+            self.kept_light += 1
+            return query
+        self.rejected += 1
+        return None
+
+    def set_routing(self, table: RoutingTable) -> bool:
+        """Take the controller's table; True when it carries a new plan."""
+        routes = [Route(name, tier, queue) for name, tier, queue in table.routes]
+        self.router.update(routes, table.reported_at)
+        changed = table.plan_id != self.plan_id
+        self.plan_id = table.plan_id
+        return changed

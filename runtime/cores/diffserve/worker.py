@@ -1,0 +1,187 @@
+"""A DiffServe worker's core: its queues, batch formation, the drop rule and deferral.
+
+One FIFO per tier (after a tier switch a worker still finishes the queries it accepted for
+the old tier). `take_batch(now)` pops the next work-conserving batch (runtime/policies/
+diffserve/batcher.py) and sets aside the queries the drop rule gives up on; `finish_batch`
+turns the executor's results into what goes where: a light result below the threshold back
+to the load balancer for the heavy tier, everything else to the sink. A query's age comes from
+its `elapsed_s` (time at earlier stages) plus the time since this worker admitted it, both on
+this worker's clock, so clock skew between hosts never drops a query.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from runtime.executors.base import BatchItem, ItemResult
+from runtime.policies.diffserve.batcher import next_batch
+from runtime.policies.diffserve.rules import defers, keeps_light_result, kept_light_note, should_drop
+from runtime.protos import servelab_pb2 as pb
+from runtime.records import DropReason, Tier
+
+TIER_PB = {Tier.LIGHT: pb.LIGHT, Tier.HEAVY: pb.HEAVY, Tier.IDLE: pb.TIER_UNSPECIFIED}
+
+
+@dataclass(frozen=True)
+class WorkerSetting:
+    """What the controller tells one worker.
+
+    | field        | meaning                                         |
+    | ------------ | ----------------------------------------------- |
+    | plan_id      | the plan this setting belongs to                |
+    | tier         | the model new queries of this worker should get |
+    | light_batch  | max batch of light queries                      |
+    | heavy_batch  | max batch of heavy queries                      |
+    | threshold    | defer a light result whose confidence is below  |
+    """
+
+    plan_id: int
+    tier: Tier
+    light_batch: int
+    heavy_batch: int
+    threshold: float
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """What a heartbeat brings back from a worker."""
+
+    queue_length: int
+    light_queue: int
+    heavy_queue: int
+    running: int
+
+
+@dataclass
+class Queued:
+    query: pb.Query
+    enqueued_at: float
+
+
+@dataclass
+class Batch:
+    """A batch taken off the queues: the items to run and the queries the drop rule set aside
+    (dropped, or a deferred one keeping its light result), which go to the sink at once."""
+
+    tier: Tier
+    items: list[Queued]
+    started_at: float
+    settled: list[pb.Query] = field(default_factory=list)
+
+    def batch_items(self) -> list[BatchItem]:
+        return [BatchItem(i.query.id, i.query.prompt_index, i.query.prompt) for i in self.items]
+
+
+@dataclass(frozen=True)
+class BatchOutput:
+    to_sink: list[pb.Query]
+    to_heavy: list[pb.Query]
+
+
+class WorkerCore:
+    def __init__(self, name: str, slo_s: float, drop_factor: float, latency_s: Callable[[Tier, int], float]) -> None:
+        self.name = name
+        self.slo_s = slo_s
+        self.drop_factor = drop_factor
+        self.latency_s = latency_s
+        self.queues: dict[Tier, deque[Queued]] = {Tier.LIGHT: deque(), Tier.HEAVY: deque()}
+        self.tier = Tier.IDLE
+        self.max_batch = {Tier.LIGHT: 1, Tier.HEAVY: 1}
+        self.threshold = 0.0
+        self.plan_id = -1
+        self.enqueued = self.completed = self.dropped = 0
+        self.running: Batch | None = None
+
+    # ------------------------------------------------------------------ inputs
+    def enqueue(self, tier: Tier, query: pb.Query, now: float) -> int:
+        """Admit a query for `tier`; returns this worker's queue length."""
+        self.queues[tier].append(Queued(query, now))
+        self.enqueued += 1
+        return self.queued
+
+    def configure(self, setting: WorkerSetting) -> None:
+        self.tier = setting.tier
+        self.max_batch = {Tier.LIGHT: setting.light_batch, Tier.HEAVY: setting.heavy_batch}
+        self.threshold = setting.threshold
+        self.plan_id = setting.plan_id
+
+    @property
+    def queued(self) -> int:
+        return len(self.queues[Tier.LIGHT]) + len(self.queues[Tier.HEAVY])
+
+    def report(self) -> WorkerReport:
+        light, heavy = len(self.queues[Tier.LIGHT]), len(self.queues[Tier.HEAVY])
+        running = len(self.running.items) if self.running is not None else 0
+        return WorkerReport(light + heavy, light, heavy, running)
+
+    # ------------------------------------------------------------------ batches
+    def take_batch(self, now: float) -> Batch | None:
+        """The next batch (None when nothing waits). Its `items` may be empty when the drop rule
+        set every query aside; the worker is busy with it until `finish_batch`."""
+        popped = next_batch(self.queues, self.max_batch)
+        if popped is None:
+            return None
+        tier, queued = popped
+        batch = Batch(tier, [], now)
+        for item in queued:
+            if self._hopeless(item, tier, len(queued), now):
+                batch.settled.append(self._settle(item, tier, now))
+            else:
+                batch.items.append(item)
+        keep = batch.items
+        self.running = batch if keep else None
+        return batch
+
+    def _hopeless(self, item: Queued, tier: Tier, size: int, now: float) -> bool:
+        age = item.query.elapsed_s + (now - item.enqueued_at)
+        return should_drop(age, self.latency_s(tier, size), self.slo_s, self.drop_factor)
+
+    def _settle(self, item: Queued, tier: Tier, now: float) -> pb.Query:
+        q = item.query
+        if tier is Tier.HEAVY and keeps_light_result(q.scored):
+            q.note = kept_light_note(DropReason.SLO_UNREACHABLE.value)
+        else:
+            q.dropped, q.drop_reason = True, DropReason.SLO_UNREACHABLE.value
+            self.dropped += 1
+        q.elapsed_s += now - item.enqueued_at
+        return q
+
+    def finish_batch(self, batch: Batch, results: list[ItemResult], now: float) -> BatchOutput:
+        """The batch ran until `now` with `results` (one per item, in order)."""
+        self.running = None
+        to_sink: list[pb.Query] = []
+        to_heavy: list[pb.Query] = []
+        threshold = self.threshold
+        for item, result in zip(batch.items, results, strict=True):
+            q = item.query
+            q.stages.append(
+                pb.Stage(
+                    tier=TIER_PB[batch.tier],
+                    worker=self.name,
+                    enqueued_at=item.enqueued_at,
+                    started_at=batch.started_at,
+                    finished_at=now,
+                    batch_size=len(batch.items),
+                )
+            )
+            q.elapsed_s += now - item.enqueued_at
+            if result.image_path:
+                q.image_path = result.image_path
+            if batch.tier is Tier.LIGHT and result.confidence is not None:
+                q.scored, q.confidence, q.threshold = True, result.confidence, threshold
+                if defers(result.confidence, threshold):
+                    to_heavy.append(q)
+                    continue
+            to_sink.append(q)
+        self.completed += len(batch.items)
+        return BatchOutput(to_sink, to_heavy)
+
+    def fail_batch(self, batch: Batch) -> list[pb.Query]:
+        """The executor raised: every query of the batch is dropped (execution_failed)."""
+        self.running = None
+        for item in batch.items:
+            item.query.dropped, item.query.drop_reason = True, DropReason.EXECUTION_FAILED.value
+        self.dropped += len(batch.items)
+        return [i.query for i in batch.items]

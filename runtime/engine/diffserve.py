@@ -1,0 +1,204 @@
+"""DiffServe on the virtual clock: the cores of the client, load balancer, workers, sink and
+controller wired together in one process, with the simulated executor's latencies.
+
+What the gRPC roles do over the network happens here in one step at the same trace time:
+a query sent by the client is admitted, routed and enqueued; a finished batch's results reach
+the load balancer (deferred queries) or the sink and the client; a controller tick reads every
+worker's report and the admission count, and its settings and routing table take effect at
+once. Latencies are the profiled ones (the simulated executor), so a run's numbers differ from
+a wall run's only by what the wall testbed adds (network, scheduling, heartbeat staleness);
+`python -m orchestrator.fidelity` measures that difference.
+
+Events, by priority at equal times: a batch finishing, a controller tick, an arrival, the end of
+the drain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from runtime import rolefiles
+from runtime.cores.client import ClientCore
+from runtime.cores.diffserve.controller import ControllerCore
+from runtime.cores.diffserve.load_balancer import LoadBalancerCore
+from runtime.cores.diffserve.worker import Batch, WorkerCore
+from runtime.cores.sink import SinkCore
+from runtime.executors.simulated import SimulatedExecutor
+from runtime.policies.diffserve.registry import make_approach
+from runtime.protos import servelab_pb2 as pb
+from runtime.records import Tier
+from runtime.schema import Config
+
+BATCH_DONE, TICK, ARRIVAL, DRAIN_END = 0, 1, 2, 3
+
+
+class DiffServeModel:
+    def __init__(self, config: Config, arrival_s: np.ndarray, prompt_index: np.ndarray, workers: list[str],
+                 confidence: np.ndarray, drain_s: float) -> None:  # fmt: skip
+        cascade = config.cascade
+        assert cascade is not None
+        self.executor = SimulatedExecutor(cascade, confidence, lambda _s: None)
+        self.client = ClientCore(arrival_s, prompt_index, cascade.slo_s)
+        self.lb = LoadBalancerCore()
+        self.sink = SinkCore()
+        latency = self.executor.expected_latency_s
+        self.workers = {n: WorkerCore(n, cascade.slo_s, config.run.drop_factor, latency) for n in workers}
+        self.controller = ControllerCore.of(
+            make_approach(cascade, config.approach),
+            workers,
+            period_s=config.approach.period_s,
+            heartbeat_s=config.run.heartbeat_s,
+            evict_after_missed=config.run.evict_after_missed,
+            timer=time.perf_counter,
+        )
+        for name in workers:
+            self.controller.register(name)
+        self.heartbeat_s = config.run.heartbeat_s
+        self.drain_until = self.client.drain_until(config.trace.duration_s, drain_s)
+        self.finished = False
+
+    def start(self) -> list[Event]:
+        first: list[Event] = [Tick(0.0), DrainEnd(max(self.drain_until, 0.0))]
+        if len(self.client):
+            first.append(Arrival(float(self.client.arrival_s[0]), 0))
+        return first
+
+    # ------------------------------------------------------------------ what the roles do
+    def submit(self, query: pb.Query, now: float) -> list[Event]:
+        tier = self.lb.admit(query, now)
+        name = self.lb.pick(tier)
+        if name is None:
+            reason = self.lb.unrouted(frozenset())
+            self.lb.settle_unrouted(query, reason)
+            self.client.notice(query.id, True, reason.value, "", now)
+            self._check_done()
+            return []
+        return self._enqueue(name, tier, query, now)
+
+    def forward(self, queries: list[pb.Query], now: float) -> list[Event]:
+        events: list[Event] = []
+        for query in self.lb.deferred(queries):
+            name = self.lb.pick(Tier.HEAVY)
+            if name is None:
+                kept = self.lb.settle_unrouted(query, self.lb.unrouted(frozenset()))
+                if kept is not None:
+                    self.to_sink([kept], now)
+                continue
+            events += self._enqueue(name, Tier.HEAVY, query, now)
+        return events
+
+    def _enqueue(self, name: str, tier: Tier, query: pb.Query, now: float) -> list[Event]:
+        self.lb.send(name, now)
+        self.lb.taken(name, self.workers[name].enqueue(tier, query, now), now)
+        return self.serve(name, now)
+
+    def serve(self, name: str, now: float) -> list[Event]:
+        """Start the worker's next batch if it is idle."""
+        worker = self.workers[name]
+        while worker.running is None:
+            batch = worker.take_batch(now)
+            if batch is None:
+                return []
+            if batch.settled:
+                self.to_sink(batch.settled, now)
+            if batch.items:
+                latency = self.executor.expected_latency_s(batch.tier, len(batch.items))
+                return [BatchDone(now + latency, name, batch)]
+        return []
+
+    def to_sink(self, queries: list[pb.Query], now: float) -> None:
+        for n in self.sink.complete(queries, now):
+            self.client.notice(int(n.id), n.dropped, n.drop_reason, n.path, now)
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self.client.sent == len(self.client) and self.client.all_noticed:
+            self.finished = True
+
+    def tick(self, now: float) -> None:
+        reports = {n: self.workers[n].report() for n in self.controller.heartbeat_targets()}
+        outcome = self.controller.tick(now, reports, (), self.lb.submitted)
+        for name, setting in outcome.settings.items():
+            self.workers[name].configure(setting)
+        self.lb.set_routing(outcome.routing)
+
+    # ------------------------------------------------------------------ files
+    def write(self, run_dir: Path) -> None:
+        """The files the roles would have left, under run_dir/roles/<role>/."""
+        self.client.close()
+        self.client.done = True
+        dirs = {r: run_dir / "roles" / r for r in ("client", "sink", "controller")}
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        rolefiles.write_client(self.client, dirs["client"])
+        rolefiles.write_sink(self.sink, dirs["sink"])
+        rolefiles.write_controller(self.controller.decisions, self.controller.ticks, dirs["controller"])
+
+
+# --------------------------------------------------------------------------- events
+
+
+class Event:
+    __slots__ = ()
+    PRIORITY: ClassVar[int]
+    time: float
+
+    def handle(self, m: DiffServeModel) -> Iterable[Event]:
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
+class Arrival(Event):
+    PRIORITY: ClassVar[int] = ARRIVAL
+    time: float
+    index: int
+
+    def handle(self, m: DiffServeModel) -> list[Event]:
+        events = m.submit(m.client.send(self.index, self.time), self.time)
+        nxt = self.index + 1
+        if nxt < len(m.client):
+            events.append(Arrival(float(m.client.arrival_s[nxt]), nxt))
+        return events
+
+
+@dataclass(slots=True)
+class BatchDone(Event):
+    PRIORITY: ClassVar[int] = BATCH_DONE
+    time: float
+    worker: str
+    batch: Batch
+
+    def handle(self, m: DiffServeModel) -> list[Event]:
+        b = self.batch
+        results = m.executor.results(b.tier, b.batch_items())
+        out = m.workers[self.worker].finish_batch(b, results, self.time)
+        events = m.forward(out.to_heavy, self.time) if out.to_heavy else []
+        if out.to_sink:
+            m.to_sink(out.to_sink, self.time)
+        return events + m.serve(self.worker, self.time)
+
+
+@dataclass(slots=True)
+class Tick(Event):
+    PRIORITY: ClassVar[int] = TICK
+    time: float
+
+    def handle(self, m: DiffServeModel) -> list[Event]:
+        m.tick(self.time)
+        return [] if m.finished else [Tick(self.time + m.heartbeat_s)]
+
+
+@dataclass(slots=True)
+class DrainEnd(Event):
+    PRIORITY: ClassVar[int] = DRAIN_END
+    time: float
+
+    def handle(self, m: DiffServeModel) -> list[Event]:
+        m.finished = True
+        return []

@@ -1,0 +1,203 @@
+"""DiffServe controller role: a gRPC shell over `ControllerCore`.
+
+It ticks at trace times 0, h, 2h, ... (h = `run.heartbeat_s`): whatever `time_scale`, the core
+sees the same cadence; a tick that comes late is taken late, and ticks missed entirely are
+counted in the tick log rather than crowded in. Each tick brings the core the workers' latest
+heartbeat answers and the load balancer's admission count, then applies what the core decides:
+settings to the workers, the routing table to the load balancer.
+
+Heartbeats never hold a tick up: each is an RPC of its own (deadline `run.heartbeat_timeout_s`
+wall seconds) issued at a tick, and the tick waits for answers only a fraction of the heartbeat
+period. A worker whose heartbeat failed or timed out has missed one; an answer that comes later
+counts at the next tick.
+
+Files: `decisions.parquet` (one row per plan) and `ticks.parquet` (one row per tick).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+import grpc
+
+from runtime import rolefiles
+from runtime.cores.diffserve.controller import ControllerCore, TickOutcome
+from runtime.cores.diffserve.worker import TIER_PB, WorkerReport
+from runtime.policies.diffserve.registry import make_approach
+from runtime.protos import servelab_pb2 as pb
+from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.roles.base import Role, Servicer
+from runtime.spec import RunSpec
+
+WAIT_SHARE = 0.5  # of the heartbeat period (wall), the longest a tick waits for heartbeat answers
+
+
+class ControllerRole(Role):
+    role = "controller"
+
+    def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
+        super().__init__(spec, name, out_dir)
+        cascade = self.config.cascade
+        assert cascade is not None
+        run = self.config.run
+        names = [w.name for w in spec.of("worker")]
+        self.core = ControllerCore.of(
+            make_approach(cascade, self.config.approach),
+            names,
+            period_s=self.config.approach.period_s,
+            heartbeat_s=run.heartbeat_s,
+            evict_after_missed=run.evict_after_missed,
+            timer=time.perf_counter,
+        )
+        self.stubs = {n: pbg.WorkerStub(self.channel_to(n)) for n in names}
+        self.addresses = {w.name: w.address for w in spec.of("worker")}
+        self.lb = pbg.LoadBalancerStub(self.channel_to(spec.only("load_balancer").name))
+        self.pool = ThreadPoolExecutor(max_workers=min(64, len(names) + 4), thread_name_prefix="rpc")
+        self.beats: dict[str, Future[pb.WorkerStatus | None]] = {}
+        self.skipped = 0
+        self.lock = threading.Lock()
+        self._loop = threading.Thread(target=self._run_loop, name="control-loop", daemon=True)
+
+    def servicers(self) -> list[Servicer]:
+        return [(pbg.add_ControllerServicer_to_server, _ControllerService(self))]
+
+    def register(self, name: str) -> bool:
+        with self.lock:
+            known = self.core.register(name)
+        if known:
+            self.log.info("Registered <worker=%s>", name)
+        else:
+            self.log.warning("Unknown worker tried to register <name=%s>", name)
+        return known
+
+    # ------------------------------------------------------------------ start and loop
+    def on_start(self) -> None:
+        # The first plan is applied before Start returns, so the first query finds its route.
+        self._tick(0.0)
+        self._loop.start()
+
+    def _run_loop(self) -> None:
+        h = self.config.run.heartbeat_s
+        k = 1
+        while not self.stopping.is_set():
+            due = k * h
+            if self.stopping.wait(max(0.0, self.clock.wall(due - self.clock.now()))):
+                return
+            late = int((self.clock.now() - due) // h)
+            if late > 0:  # the machine fell behind: take the next tick now, count what was missed
+                self.skipped += late
+                k += late
+            try:
+                self._tick(self.clock.now())
+            except Exception:  # a bad tick never stops the controller
+                self.log.exception("Tick failed; continuing")
+            k += 1
+
+    def _tick(self, now: float) -> None:
+        reports, missed = self._heartbeats()
+        try:
+            submitted: int | None = self.lb.Stats(pb.Empty(), timeout=self.config.run.heartbeat_timeout_s).submitted
+        except grpc.RpcError as err:
+            self.log.warning("Load balancer did not answer <code=%s>", err.code())
+            submitted = None
+        with self.lock:
+            outcome = self.core.tick(now, reports, missed, submitted)
+        self._apply(outcome)
+
+    # ------------------------------------------------------------------ heartbeats
+    def _wait_s(self) -> float:
+        period = self.clock.wall(self.config.run.heartbeat_s)
+        return min(self.config.run.heartbeat_timeout_s, max(0.005, WAIT_SHARE * period))
+
+    def _beat(self, name: str) -> pb.WorkerStatus | None:
+        try:
+            status: pb.WorkerStatus = self.stubs[name].Heartbeat(
+                pb.Empty(), timeout=self.config.run.heartbeat_timeout_s
+            )
+            return status
+        except grpc.RpcError:
+            return None
+
+    def _heartbeats(self) -> tuple[dict[str, WorkerReport], list[str]]:
+        """Send a heartbeat to every worker that has none outstanding, wait a little, and
+        collect every answer that came in (this tick's or an earlier one's)."""
+        with self.lock:
+            targets = self.core.heartbeat_targets()
+        for name in targets:
+            if name not in self.beats:
+                self.beats[name] = self.pool.submit(self._beat, name)
+        wait(list(self.beats.values()), timeout=self._wait_s())
+        reports, missed = {}, []
+        for name, fut in list(self.beats.items()):
+            if not fut.done():
+                continue
+            del self.beats[name]
+            status = fut.result()
+            if status is None:
+                missed.append(name)
+            else:
+                reports[name] = WorkerReport(
+                    status.queue_length, status.light_queue, status.heavy_queue, status.running
+                )
+        return reports, missed
+
+    # ------------------------------------------------------------------ applying decisions
+    def _apply(self, outcome: TickOutcome) -> None:
+        for name in outcome.evicted:
+            self.log.warning("Evicted <worker=%s missed=%d>", name, self.config.run.evict_after_missed)
+        for name in outcome.readmitted:
+            self.log.info("Re-admitted <worker=%s>", name)
+        plan = outcome.plan
+        if plan is not None:
+            self.log.info(
+                "Plan <id=%d light=%d heavy=%d b1=%d b2=%d threshold=%.3f feasible=%s reason=%s>",
+                self.core.plan_id, plan.light_workers, plan.heavy_workers, plan.light_batch, plan.heavy_batch,
+                plan.threshold, plan.feasible, plan.reason,
+            )  # fmt: skip
+
+        def configure(item: tuple[str, pb.WorkerConfig]) -> None:
+            name, cfg = item
+            try:
+                self.stubs[name].Configure(cfg, timeout=self.config.run.heartbeat_timeout_s)
+            except grpc.RpcError as err:
+                self.log.warning("Configure failed <worker=%s code=%s>", name, err.code())
+
+        configs = [
+            (n, pb.WorkerConfig(plan_id=s.plan_id, tier=TIER_PB[s.tier], light_batch=s.light_batch,
+                                heavy_batch=s.heavy_batch, threshold=s.threshold))
+            for n, s in outcome.settings.items()
+        ]  # fmt: skip
+        list(self.pool.map(configure, configs))
+        r = outcome.routing
+        routes = [
+            pb.WorkerRoute(name=n, address=self.addresses[n], tier=TIER_PB[t], queue_length=q) for n, t, q in r.routes
+        ]
+        try:
+            self.lb.SetRouting(
+                pb.RoutingTable(plan_id=r.plan_id, workers=routes, reported_at=r.reported_at),
+                timeout=self.config.run.heartbeat_timeout_s,
+            )
+        except grpc.RpcError as err:
+            self.log.warning("Routing push failed <code=%s>", err.code())
+
+    def finish(self) -> None:
+        if self._loop.is_alive():  # not started when the run was stopped before Start
+            self._loop.join(timeout=2.0)
+        with self.lock:
+            rolefiles.write_controller(self.core.decisions, self.core.ticks, self.out_dir)
+            plans, ticks = len(self.core.decisions), len(self.core.ticks)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.log.info("Wrote the decision and tick logs <plans=%d ticks=%d skipped=%d>", plans, ticks, self.skipped)
+
+
+class _ControllerService(pbg.ControllerServicer):
+    def __init__(self, controller: ControllerRole) -> None:
+        self.c = controller
+
+    def Register(self, request: pb.RegisterRequest, context: grpc.ServicerContext) -> pb.Empty:
+        if not self.c.register(request.name):
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no worker named {request.name!r} in this run")
+        return pb.Empty()

@@ -1,0 +1,119 @@
+"""The virtual clock end to end: the same outputs as a wall run (records, role files, figures,
+MLflow), byte-identical records from the same config and seed, and the behaviour the adaptive
+controller must show against its baselines, which no longer rides on a busy machine's clock."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from orchestrator.experiment import RunResult
+from orchestrator.tracking import absolute_uri
+from tests.conftest import assert_summary_metrics_read_back
+
+VIRTUAL = ("clock=virtual",)
+# 120 trace seconds of the 2-to-16 q/s shape (a dip, then a climb to the peak and back).
+RAMP = (*VIRTUAL, "cascade=sdturbo", "trace=2to16qps", "trace.duration_s=120", "hostfile.workers=8")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_virtual_run_writes_what_a_wall_run_writes(run_job: Callable[..., RunResult]) -> None:
+    result = run_job(*VIRTUAL, "approach=static", "cascade=sdxs")
+    s, run_dir = result.summary, result.run_dir
+    assert s["clock"] == "virtual" and s["accounting_ok"] and s["queries_sent"] == s["queries_in_trace"] > 50
+    assert sum(s[o] for o in ("completed_on_time", "completed_late", "dropped", "unfinished")) == s["queries_sent"]
+    for name in ("client/client.parquet", "client/client_meta.json", "sink/sink.parquet",
+                 "controller/decisions.parquet", "controller/ticks.parquet"):  # fmt: skip
+        assert (run_dir / "roles" / name).is_file(), name
+    rec = pd.read_parquet(run_dir / "records.parquet")
+    done = rec[rec["outcome"].str.startswith("completed")]
+    assert (done["light_finished_at"] >= done["light_started_at"]).all()
+    assert (done["latency_s"] >= done["light_finished_at"] - done["light_started_at"]).all()
+    assert s["client_send_lag_p99_s"] == 0.0, "the virtual client is never late"
+    assert s["heartbeat_gap_max_s"] == pytest.approx(1.0)
+    client = MlflowClient(tracking_uri=absolute_uri(f"sqlite:///{run_dir.parent}/mlflow.db"))
+    run = client.get_run(result.mlflow_run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["clock"] == "virtual"
+    assert_summary_metrics_read_back(run.data.metrics, s)
+
+
+def test_the_same_config_and_seed_give_byte_identical_records(run_job: Callable[..., RunResult]) -> None:
+    runs = [run_job(*VIRTUAL, "approach=diffserve", "tracking.enabled=false", name=f"r{i}") for i in range(2)]
+    for name in ("records.parquet", "roles/client/client.parquet", "roles/sink/sink.parquet"):
+        assert digest(runs[0].run_dir / name) == digest(runs[1].run_dir / name), name
+    other = run_job(*VIRTUAL, "approach=diffserve", "tracking.enabled=false", "seed=1", name="seed1")
+    assert digest(other.run_dir / "records.parquet") != digest(runs[0].run_dir / "records.parquet")
+
+
+def test_diffserve_adapts_and_beats_the_baselines(run_job: Callable[..., RunResult]) -> None:
+    ds = run_job(*RAMP, "approach=diffserve", name="diffserve")
+    heavy = run_job(*RAMP, "approach=all_heavy", name="all_heavy", tracking=False)
+    light = run_job(*RAMP, "approach=all_light", name="all_light", tracking=False)
+    for r in (ds, heavy, light):
+        assert r.summary["accounting_ok"], r.summary["accounting_problems"]
+
+    # The threshold falls as demand rises: plans at the highest demands defer less than at the lowest.
+    decisions = pd.read_parquet(ds.run_dir / "roles" / "controller" / "decisions.parquet")
+    running = decisions[decisions["time"] > 5]
+    low = running.nsmallest(5, "demand")["threshold"].mean()
+    high = running.nlargest(5, "demand")["threshold"].mean()
+    assert high < low, (low, high)
+    assert np.corrcoef(running["demand"], running["threshold"])[0, 1] < 0
+    assert {"time", "demand", "light_queue", "heavy_queue", "light_workers", "heavy_workers", "light_batch",
+            "heavy_batch", "threshold", "feasible", "search_ms"} <= set(decisions.columns)  # fmt: skip
+    assert list(decisions["time"]) == [5.0 * k for k in range(len(decisions))], "a plan every period, on time"
+
+    s = ds.summary
+    assert s["slo_violation_ratio"] < heavy.summary["slo_violation_ratio"]
+    assert s["fid"] < light.summary["fid"]
+    assert s["fid_method"].startswith("table-based")
+
+    # Figure 5: three non-empty PNGs of 960 x 540, also in MLflow, with the per-second series.
+    for name in ("threshold.png", "slo_violation_ratio.png", "fid.png"):
+        with Image.open(ds.run_dir / "figures" / name) as img:
+            assert img.size == (960, 540)
+            assert len(img.convert("L").getcolors(maxcolors=100000) or []) > 10, f"{name} is blank"
+    client = MlflowClient(tracking_uri=f"sqlite:///{ds.run_dir.parent}/mlflow.db")
+    assert {a.path for a in client.list_artifacts(ds.mlflow_run_id, "figures")} == {
+        "figures/threshold.png", "figures/slo_violation_ratio.png", "figures/fid.png",
+    }  # fmt: skip
+    history = client.get_metric_history(ds.mlflow_run_id, "threshold")
+    assert len(history) >= 100 and {m.step for m in history} >= set(range(10, 100))
+
+
+def test_the_static_cascade_follows_its_rule_on_every_record(run_job: Callable[..., RunResult]) -> None:
+    result = run_job(*VIRTUAL, "approach=static", "cascade=sdxs", "trace.duration_s=60", tracking=False)
+    rec = pd.read_parquet(result.run_dir / "records.parquet")
+    done = rec[rec["outcome"].str.startswith("completed")]
+    light, heavy = done[done["path"] == "light"], done[done["path"] == "heavy"]
+    assert len(light) and len(heavy), "the static sdxs cascade serves both tiers"
+    kept = light["note"].fillna("") != ""
+    assert (light.loc[~kept, "confidence"] >= light.loc[~kept, "threshold"]).all()
+    assert (heavy["confidence"] < heavy["threshold"]).all() and heavy["heavy_worker"].notna().all()
+    assert (heavy["heavy_enqueued_at"] >= heavy["light_finished_at"]).all()
+    decisions = pd.read_parquet(result.run_dir / "roles" / "controller" / "decisions.parquet")
+    assert (decisions["light_workers"] == 1).all() and (decisions["heavy_workers"] == 3).all()
+
+
+def test_all_light_sends_nothing_heavy_and_all_heavy_everything(run_job: Callable[..., RunResult]) -> None:
+    light = run_job(*VIRTUAL, "approach=all_light", name="light", tracking=False)
+    rec = pd.read_parquet(light.run_dir / "records.parquet")
+    assert light.summary["light_fraction"] == 1.0
+    assert rec["heavy_worker"].isna().all() and rec["light_worker"].notna().sum() >= light.summary["completed_on_time"]
+
+    heavy = run_job(*VIRTUAL, "approach=all_heavy", name="heavy", tracking=False)
+    rec = pd.read_parquet(heavy.run_dir / "records.parquet")
+    assert heavy.summary["light_fraction"] == 0.0
+    done = rec[rec["outcome"].str.startswith("completed")]
+    assert rec["light_worker"].isna().all() and done["heavy_worker"].notna().all()
+    assert heavy.summary["accounting_ok"] and light.summary["accounting_ok"]
