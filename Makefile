@@ -21,6 +21,8 @@ lint: ## ruff and mypy
 
 bench: ## every benchmark script (minutes)
 	$(PY) -m benchmarks.planner
+	$(PY) -m benchmarks.engine
+	$(PY) -m benchmarks.fidelity
 	$(PY) -m benchmarks.testbed_overhead
 	$(PY) -m benchmarks.deploy
 	$(PY) -m benchmarks.real_execution

@@ -70,7 +70,7 @@ class SimPyEngine:
         for follow in event.handle(self.model):
             self.schedule(follow)
         if self._stop():
-            raise simpy.core.StopSimulation()
+            raise simpy.core.StopSimulation(None)
 
     def run(self, stop: Any) -> None:
         import simpy

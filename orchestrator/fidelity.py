@@ -89,7 +89,7 @@ def figure(system: System, runs: Mapping[str, RunResult], path: Path, title: str
             values = series[column].to_numpy(float)
             values = smooth(values, 5) if column.endswith("_window") else values
             ax.plot(series["second"], values, color=color, ls=ls, lw=1.2, label=f"{clock} clock")
-        ax.set_ylabel(label, fontsize=8)
+        ax.set_title(label, fontsize=9, loc="left")
         ax.legend(fontsize=8, loc="best")
     axes[-1, 0].set_xlabel("trace time (s)")
     fig.suptitle(title, fontsize=10)
@@ -110,6 +110,7 @@ def _format(v: float) -> str:
 
 def report(overrides: list[str], out_dir: Path | None = None) -> tuple[list[Row], list[Row], Path]:
     """Run both clocks; returns (the comparison, the wall run's keeping-up rows, the output folder)."""
+    register()
     plain = [o for o in overrides if not o.startswith("clock=")]
     for clock in CLOCKS:
         precheck([*plain, f"clock={clock}"])
@@ -175,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     for noisy in ("mlflow", "alembic", "urllib3", "paramiko", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    register()
     try:
         rows, keeping, out = report(list(args.overrides), args.out_dir)
     except ServelabError as err:

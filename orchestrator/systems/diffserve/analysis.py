@@ -28,6 +28,9 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
     light = light_fraction(records)
     _, windowed = windowed_slo_ratio(records, config.metrics.window_s, config.metrics.smooth)
     decisions = files.decisions
+    # Plans made while the trace was replayed (the wall controller goes on until it is stopped).
+    end = records["notice_at"].max() if len(records) else 0.0
+    replay_plans = decisions[decisions["time"] <= end] if len(decisions) else decisions
     summary: dict[str, Any] = {
         **run_summary(plan),
         "slo_s": cascade.slo_s,
@@ -37,8 +40,8 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
         "slo_violation_ratio_windowed": windowed,
         "fid": float(fid_from_table(light, cascade.fid_table.x, cascade.fid_table.y)),
         "fid_method": "table-based estimate from the light-served fraction",
-        "plans": len(decisions),
-        "infeasible_plans": int((~decisions["feasible"]).sum()) if len(decisions) else 0,
+        "plans": len(replay_plans),
+        "infeasible_plans": int((~replay_plans["feasible"]).sum()) if len(replay_plans) else 0,
         **testbed_stats(files, plan),
         "partial": partial,
         "accounting_ok": not problems,

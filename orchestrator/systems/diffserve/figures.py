@@ -9,7 +9,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from orchestrator.plots import SIZE_IN, finish, smooth
+from orchestrator.plots import RUN_MARGINS, SIZE_IN, finish, smooth
 
 APPROACH_COLORS = {
     "diffserve": "#1b9e77",
@@ -41,7 +41,7 @@ def threshold_over_time(series: pd.DataFrame, title: str, path: Path) -> Path:
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
     ax.legend(lines, labels, loc="upper right", fontsize=8)
-    return finish(fig, path)
+    return finish(fig, path, RUN_MARGINS)
 
 
 def slo_violation_over_time(series: pd.DataFrame, overall: float, title: str, path: Path, window_s: float) -> Path:
@@ -79,7 +79,7 @@ def _window_line(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
-    return finish(fig, path)
+    return finish(fig, path, RUN_MARGINS)
 
 
 RUN_FIGURES = ("threshold.png", "slo_violation_ratio.png", "fid.png")

@@ -37,6 +37,7 @@ class LoadBalancerCore:
         self.kept_light = 0
         self.ambiguous = 0  # sends whose outcome is unknown (the worker may have taken them)
         self.plan_id = -1
+        self.reported_at = -float("inf")
         self._forwarded_ids: set[int] = set()  # workers retry Forward: route each query once
 
     # ------------------------------------------------------------------ admission
@@ -88,7 +89,11 @@ class LoadBalancerCore:
         return None
 
     def set_routing(self, table: RoutingTable) -> bool:
-        """Take the controller's table; True when it carries a new plan."""
+        """Take the controller's table (unless it is older than the one in use: tables are sent
+        without waiting, so two may cross); True when it carries a new plan."""
+        if table.reported_at < self.reported_at:
+            return False
+        self.reported_at = table.reported_at
         routes = [Route(name, tier, queue) for name, tier, queue in table.routes]
         self.router.update(routes, table.reported_at)
         changed = table.plan_id != self.plan_id

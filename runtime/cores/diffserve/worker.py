@@ -102,6 +102,10 @@ class WorkerCore:
         return self.queued
 
     def configure(self, setting: WorkerSetting) -> None:
+        """Take a setting, unless it belongs to an older plan than the one in use (settings are
+        sent without waiting, so two may cross)."""
+        if setting.plan_id < self.plan_id:
+            return
         self.tier = setting.tier
         self.max_batch = {Tier.LIGHT: setting.light_batch, Tier.HEAVY: setting.heavy_batch}
         self.threshold = setting.threshold

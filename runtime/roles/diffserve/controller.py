@@ -6,10 +6,12 @@ counted in the tick log rather than crowded in. Each tick brings the core the wo
 heartbeat answers and the load balancer's admission count, then applies what the core decides:
 settings to the workers, the routing table to the load balancer.
 
-Heartbeats never hold a tick up: each is an RPC of its own (deadline `run.heartbeat_timeout_s`
-wall seconds) issued at a tick, and the tick waits for answers only a fraction of the heartbeat
-period. A worker whose heartbeat failed or timed out has missed one; an answer that comes later
-counts at the next tick.
+No peer holds a tick up, so the cadence survives a busy machine: every heartbeat (and the load
+balancer's count) is an RPC of its own (deadline `run.heartbeat_timeout_s` wall seconds) issued
+at a tick, and the tick waits for answers only a fraction of the heartbeat period; an answer
+that comes later counts at the next tick, a heartbeat that failed or timed out is a miss. The
+settings and the routing table go out without waiting; receivers ignore one older than what
+they have.
 
 Files: `decisions.parquet` (one row per plan) and `ticks.parquet` (one row per tick).
 """
@@ -33,6 +35,7 @@ from runtime.roles.base import Role, Servicer
 from runtime.spec import RunSpec
 
 WAIT_SHARE = 0.5  # of the heartbeat period (wall), the longest a tick waits for heartbeat answers
+LB = ""  # the load balancer's key among the outstanding heartbeats (no worker has an empty name)
 
 
 class ControllerRole(Role):
@@ -56,7 +59,7 @@ class ControllerRole(Role):
         self.addresses = {w.name: w.address for w in spec.of("worker")}
         self.lb = pbg.LoadBalancerStub(self.channel_to(spec.only("load_balancer").name))
         self.pool = ThreadPoolExecutor(max_workers=min(64, len(names) + 4), thread_name_prefix="rpc")
-        self.beats: dict[str, Future[pb.WorkerStatus | None]] = {}
+        self.beats: dict[str, Future[pb.WorkerStatus | pb.LoadBalancerStats | None]] = {}
         self.skipped = 0
         self.lock = threading.Lock()
         self._loop = threading.Thread(target=self._run_loop, name="control-loop", daemon=True)
@@ -76,7 +79,7 @@ class ControllerRole(Role):
     # ------------------------------------------------------------------ start and loop
     def on_start(self) -> None:
         # The first plan is applied before Start returns, so the first query finds its route.
-        self._tick(0.0)
+        self._tick(0.0, settle=True)
         self._loop.start()
 
     def _run_loop(self) -> None:
@@ -96,56 +99,62 @@ class ControllerRole(Role):
                 self.log.exception("Tick failed; continuing")
             k += 1
 
-    def _tick(self, now: float) -> None:
-        reports, missed = self._heartbeats()
-        try:
-            submitted: int | None = self.lb.Stats(pb.Empty(), timeout=self.config.run.heartbeat_timeout_s).submitted
-        except grpc.RpcError as err:
-            self.log.warning("Load balancer did not answer <code=%s>", err.code())
-            submitted = None
+    def _tick(self, now: float, settle: bool = False) -> None:
+        reports, missed, submitted = self._heartbeats(settle)
         with self.lock:
             outcome = self.core.tick(now, reports, missed, submitted)
-        self._apply(outcome)
+        pending = self._apply(outcome)
+        if settle:
+            wait(pending, timeout=self.config.run.heartbeat_timeout_s)
 
     # ------------------------------------------------------------------ heartbeats
     def _wait_s(self) -> float:
         period = self.clock.wall(self.config.run.heartbeat_s)
         return min(self.config.run.heartbeat_timeout_s, max(0.005, WAIT_SHARE * period))
 
-    def _beat(self, name: str) -> pb.WorkerStatus | None:
+    def _beat(self, name: str) -> pb.WorkerStatus | pb.LoadBalancerStats | None:
+        timeout = self.config.run.heartbeat_timeout_s
         try:
-            status: pb.WorkerStatus = self.stubs[name].Heartbeat(
-                pb.Empty(), timeout=self.config.run.heartbeat_timeout_s
-            )
+            if name == LB:
+                stats: pb.LoadBalancerStats = self.lb.Stats(pb.Empty(), timeout=timeout)
+                return stats
+            status: pb.WorkerStatus = self.stubs[name].Heartbeat(pb.Empty(), timeout=timeout)
             return status
-        except grpc.RpcError:
+        except grpc.RpcError as err:
+            if name == LB:
+                self.log.warning("Load balancer did not answer <code=%s>", err.code())
             return None
 
-    def _heartbeats(self) -> tuple[dict[str, WorkerReport], list[str]]:
-        """Send a heartbeat to every worker that has none outstanding, wait a little, and
-        collect every answer that came in (this tick's or an earlier one's)."""
+    def _heartbeats(self, settle: bool) -> tuple[dict[str, WorkerReport], list[str], int | None]:
+        """Send a heartbeat to every worker (and ask the load balancer for its count) unless one
+        is outstanding, wait a little, and collect every answer that came in (this tick's or
+        an earlier one's): (reports, missed heartbeats, admissions so far or None)."""
         with self.lock:
-            targets = self.core.heartbeat_targets()
+            targets = [*self.core.heartbeat_targets(), LB]
         for name in targets:
             if name not in self.beats:
                 self.beats[name] = self.pool.submit(self._beat, name)
-        wait(list(self.beats.values()), timeout=self._wait_s())
-        reports, missed = {}, []
+        timeout = self.config.run.heartbeat_timeout_s if settle else self._wait_s()
+        wait(list(self.beats.values()), timeout=timeout)
+        reports, missed, submitted = {}, [], None
         for name, fut in list(self.beats.items()):
             if not fut.done():
                 continue
             del self.beats[name]
-            status = fut.result()
-            if status is None:
-                missed.append(name)
-            else:
+            answer = fut.result()
+            if isinstance(answer, pb.LoadBalancerStats):
+                submitted = answer.submitted
+            elif isinstance(answer, pb.WorkerStatus):
                 reports[name] = WorkerReport(
-                    status.queue_length, status.light_queue, status.heavy_queue, status.running
+                    answer.queue_length, answer.light_queue, answer.heavy_queue, answer.running
                 )
-        return reports, missed
+            elif name != LB:
+                missed.append(name)
+        return reports, missed, submitted
 
     # ------------------------------------------------------------------ applying decisions
-    def _apply(self, outcome: TickOutcome) -> None:
+    def _apply(self, outcome: TickOutcome) -> list[Future[None]]:
+        """Send the settings and the routing table; returns the calls in flight."""
         for name in outcome.evicted:
             self.log.warning("Evicted <worker=%s missed=%d>", name, self.config.run.evict_after_missed)
         for name in outcome.readmitted:
@@ -170,18 +179,21 @@ class ControllerRole(Role):
                                 heavy_batch=s.heavy_batch, threshold=s.threshold))
             for n, s in outcome.settings.items()
         ]  # fmt: skip
-        list(self.pool.map(configure, configs))
+        pending = [self.pool.submit(configure, item) for item in configs]
         r = outcome.routing
         routes = [
             pb.WorkerRoute(name=n, address=self.addresses[n], tier=TIER_PB[t], queue_length=q) for n, t, q in r.routes
         ]
-        try:
-            self.lb.SetRouting(
-                pb.RoutingTable(plan_id=r.plan_id, workers=routes, reported_at=r.reported_at),
-                timeout=self.config.run.heartbeat_timeout_s,
-            )
-        except grpc.RpcError as err:
-            self.log.warning("Routing push failed <code=%s>", err.code())
+        table = pb.RoutingTable(plan_id=r.plan_id, workers=routes, reported_at=r.reported_at)
+
+        def push() -> None:
+            try:
+                self.lb.SetRouting(table, timeout=self.config.run.heartbeat_timeout_s)
+            except grpc.RpcError as err:
+                self.log.warning("Routing push failed <code=%s>", err.code())
+
+        pending.append(self.pool.submit(push))
+        return pending
 
     def finish(self) -> None:
         if self._loop.is_alive():  # not started when the run was stopped before Start
