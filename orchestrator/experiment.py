@@ -35,7 +35,7 @@ from runtime.exceptions import AccountingError, DeployError, ServelabError
 from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
-from traces.diffserve import write_artifact
+from traces.arrivals import write_artifact
 
 log = init_logger("orchestrator")
 

@@ -20,7 +20,7 @@ from orchestrator.systems.base import Resolved, System
 from runtime.exceptions import ConfigError
 from runtime.schema import Config
 from runtime.spec import RoleAddress
-from traces.diffserve import ArrivalTrace
+from traces.arrivals import ArrivalTrace
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from runtime.schema import Config
 from runtime.spec import RoleAddress
-from traces.diffserve import ArrivalTrace
+from traces.arrivals import ArrivalTrace
 
 if TYPE_CHECKING:
     from orchestrator.analysis import Analysis

@@ -16,7 +16,8 @@ from orchestrator.systems.diffserve.validate import validate, workers_wanted
 from runtime.exceptions import TraceFormatError
 from runtime.policies.diffserve.registry import APPROACHES
 from runtime.schema import CascadeConfig, Config
-from traces.diffserve import ArrivalTrace, generate, read_artifact
+from traces.arrivals import ArrivalTrace, read_artifact
+from traces.diffserve import generate
 
 if TYPE_CHECKING:
     from orchestrator.analysis import Analysis

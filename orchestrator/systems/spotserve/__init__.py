@@ -19,7 +19,7 @@ from runtime.exceptions import ConfigError
 from runtime.logs import init_logger
 from runtime.policies.spotserve.registry import APPROACHES
 from runtime.schema import Config
-from traces.diffserve import ArrivalTrace
+from traces.arrivals import ArrivalTrace
 from traces.spotserve import AvailabilityEvent, availability_to_config, load_requests
 
 if TYPE_CHECKING:
