@@ -140,6 +140,13 @@ class ModelConfig:
     input_len: int = field(default=512, metadata=_help("prompt tokens of every request"))
     output_len: int = field(default=128, metadata=_help("generated tokens of every request"))
     final_fix_factor: float = field(default=1.1, metadata=_help("safety multiplier on every latency"))
+    prefill_cost: str = field(
+        default="gpipe",
+        metadata=_help(
+            "how a pipelined prefill is charged: gpipe ((pp + M1 - 1) stage times of batch/M1) "
+            "or artifact (the artifact's solver: that divided by M1)"
+        ),
+    )
     pp_init_comm_ms: float = field(default=0.0, metadata=_help("ms per pipeline boundary, prefill"))
     pp_incr_comm_ms: float = field(default=0.0, metadata=_help("ms per pipeline boundary, one decode step"))
     embed_ms: list[float] = field(default_factory=list, metadata=_help("embedding + LM head ms per batch size"))

@@ -17,12 +17,24 @@ The pipeline model (standard GPipe, which is ours, not the artifact's):
 
 A batch that M does not divide runs as one micro-batch (M = 1), as the artifact's FasterTransformer
 does. `t_layer(tp, b)` comes from the profile's table for that tp; a batch between two profiled
-sizes is interpolated linearly. Differences from the artifact (`solver.py::get_approx_latency`):
-its prefill term is divided by M1 (`init * f * (pp+M1-1)/M1`) while its decode term is not, which
-makes more prefill micro-batches look free; we charge both phases the same GPipe way. Like the
-artifact we count the embedding/LM-head cost twice per batch (`2 * embed`) and charge f =
-ceil(layers/pp) real layers per stage, although FasterTransformer's stages hold padded_layers/pp
-layers. The profile's prefill was measured with 512-token prompts; `input_len` does not scale it.
+sizes is interpolated linearly.
+
+`model.prefill_cost` chooses the prefill's footing:
+
+    gpipe     (the default) as above: both phases are charged the same GPipe way. A pipeline of
+              M1 micro-batches takes (pp + M1 - 1) stage times, so more micro-batches only pay
+              when the stages are long enough to overlap.
+    artifact  the artifact's solver (`solver.py::get_approx_latency`):
+              prefill = f * t_init(tp, batch/M1) * (pp + M1 - 1) / M1 + c_init * (pp - 1) / M1,
+              divided by M1 where its decode term is not. More prefill micro-batches then look
+              nearly free, which favours deep pipelines of small micro-batches (the artifact's
+              tp 8 x pp 2 for 20B on 40 GPUs, where gpipe picks dp 3 x tp 4 x pp 3); use it to
+              compare with the paper on the paper's footing.
+
+Like the artifact we count the embedding/LM-head cost twice per batch (`2 * embed`) and charge
+f = ceil(layers/pp) real layers per stage, although FasterTransformer's stages hold
+padded_layers/pp layers. The profile's prefill was measured with 512-token prompts; `input_len`
+does not scale it.
 """
 
 from __future__ import annotations
@@ -93,6 +105,10 @@ def check_profile(model: ModelConfig) -> None:
             raise ConfigError(f"model.{key}: every per-layer time must be > 0 ms")
     if len(model.embed_ms) != len(batches):
         raise ConfigError(f"model.embed_ms: must have one value per model.profile_batches ({len(batches)})")
+    if model.prefill_cost not in PREFILL_COSTS:
+        raise ConfigError(
+            f"model.prefill_cost: unknown footing {model.prefill_cost!r} (allowed: {', '.join(PREFILL_COSTS)})"
+        )
     if model.layers < 1 or model.padded_layers < model.layers:
         raise ConfigError(
             f"model.padded_layers: must be >= model.layers >= 1 (got {model.padded_layers}, {model.layers})"
@@ -136,8 +152,19 @@ def _phase_ms(model: ModelConfig, cfg: ParallelConfig, phase: str, m: int, comm_
     return (cfg.pp + micro - 1) * stage
 
 
+PREFILL_COSTS = ("gpipe", "artifact")
+
+
 def prefill_ms(model: ModelConfig, cfg: ParallelConfig) -> float:
-    """ms of the prefill of one batch: (pp + M1 - 1) stage times of batch/M1 sequences."""
+    """ms of the prefill of one batch: (pp + M1 - 1) stage times of batch/M1 sequences, or the
+    artifact's figure (`model.prefill_cost`, see the module docstring)."""
+    if model.prefill_cost == "artifact":
+        if cfg.is_zero:
+            raise ValueError("the ZERO configuration runs no replica")
+        micro = _micro_batches(cfg.batch, cfg.m1)
+        f = math.ceil(model.layers / cfg.pp)
+        layer = layer_ms(model, "init", cfg.tp, cfg.batch / micro)
+        return (f * layer * (cfg.pp + micro - 1) + model.pp_init_comm_ms * (cfg.pp - 1)) / micro
     return _phase_ms(model, cfg, "init", cfg.m1, model.pp_init_comm_ms)
 
 

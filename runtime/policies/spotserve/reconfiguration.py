@@ -47,7 +47,7 @@ class Drain:
 
 @dataclass(frozen=True)
 class Notice:
-    event: AvailabilityEvent
+    event: Change
     alive_after: tuple[str, ...]
     choice: Choice
     drains: tuple[Drain, ...] = ()
@@ -81,7 +81,7 @@ class Rebuild:
     reason: str = ""
 
 
-def alive_after(alive: tuple[str, ...], event: AvailabilityEvent) -> tuple[str, ...]:
+def _apply(alive: tuple[str, ...], event: AvailabilityEvent) -> tuple[str, ...]:
     if event.op == "add":
         return alive + tuple(i for i in event.instances if i not in alive)
     if event.op == "remove":
@@ -89,6 +89,67 @@ def alive_after(alive: tuple[str, ...], event: AvailabilityEvent) -> tuple[str, 
     if event.op == "end":
         return ()
     return alive
+
+
+@dataclass(frozen=True)
+class Change:
+    """Availability events the controller plans as one change: a single event, or events heard
+    within one grace period of each other (coinciding ones, or one heard while the change for
+    another was still under way). It reads like one event to the approaches:
+
+    | field        | meaning                                                                |
+    | ------------ | ---------------------------------------------------------------------- |
+    | op           | end, else remove (any removal), else add, else tpt                     |
+    | at_s         | when it must be done: the first removal (or end), else the last event  |
+    | instances    | the instances that go (op remove) or come (op add)                     |
+    | required_tpt | the last new target among the events, if any                           |
+    """
+
+    events: tuple[AvailabilityEvent, ...]
+
+    @staticmethod
+    def of(*events: AvailabilityEvent) -> Change:
+        return Change(tuple(sorted(events, key=lambda e: e.at_s)))
+
+    @property
+    def op(self) -> str:
+        ops = {e.op for e in self.events}
+        return next(op for op in ("end", "remove", "add", "tpt") if op in ops)
+
+    @property
+    def at_s(self) -> float:
+        ending = [e.at_s for e in self.events if e.op in ("remove", "end")]
+        return min(ending) if ending else max(e.at_s for e in self.events)
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return tuple(i for e in self.events if e.op == "remove" for i in e.instances)
+
+    @property
+    def added(self) -> tuple[str, ...]:
+        return tuple(i for e in self.events if e.op == "add" for i in e.instances)
+
+    @property
+    def instances(self) -> tuple[str, ...]:
+        return self.removed if self.op == "remove" else self.added if self.op == "add" else ()
+
+    @property
+    def required_tpt(self) -> float | None:
+        targets = [e.required_tpt for e in self.events if e.required_tpt is not None]
+        return targets[-1] if targets else None
+
+    def alive_after(self, alive: tuple[str, ...]) -> tuple[str, ...]:
+        for e in self.events:
+            alive = _apply(alive, e)
+        return alive
+
+
+def as_change(event: AvailabilityEvent | Change) -> Change:
+    return event if isinstance(event, Change) else Change.of(event)
+
+
+def alive_after(alive: tuple[str, ...], event: AvailabilityEvent | Change) -> tuple[str, ...]:
+    return as_change(event).alive_after(alive)
 
 
 def same_shape(a: ParallelConfig, b: ParallelConfig) -> bool:
@@ -134,7 +195,7 @@ class SpotApproach(ABC):
         fleet = Fleet(instances, cfg, tuple(replicas))
         return Rebuild(fleet, tuple(ReplicaPlan(r, now) for r in replicas), reason=choice.reason)
 
-    def end(self, fleet: Fleet, event: AvailabilityEvent) -> Notice:
+    def end(self, fleet: Fleet, event: Change) -> Notice:
         drains = tuple(Drain(r.id, event.at_s, False) for r in fleet.replicas)
         return Notice(
             event,
@@ -145,14 +206,18 @@ class SpotApproach(ABC):
             reason="end of the trace",
         )
 
-    def unchanged(self, fleet: Fleet, event: AvailabilityEvent, alive: tuple[str, ...], choice: Choice) -> Notice:
+    def unchanged(self, fleet: Fleet, event: Change, alive: tuple[str, ...], choice: Choice) -> Notice:
         keep = tuple(r.id for r in fleet.replicas)
         return Notice(event, alive, choice, keep=keep, rebuild_at=event.at_s, reason="unchanged")
 
     # ------------------------------------------------------------------ the two steps
+    def notice(self, fleet: Fleet, event: AvailabilityEvent | Change, required_tpt: float, now: float) -> Notice:
+        """The decision `grace_period` before the event (or change): now <= its at_s."""
+        return self.plan_notice(fleet, as_change(event), required_tpt, now)
+
     @abstractmethod
-    def notice(self, fleet: Fleet, event: AvailabilityEvent, required_tpt: float, now: float) -> Notice:
-        """The decision `grace_period` before `event` (now <= event.at_s)."""
+    def plan_notice(self, fleet: Fleet, event: Change, required_tpt: float, now: float) -> Notice:
+        """`notice` for a change."""
 
     @abstractmethod
     def rebuild(self, fleet: Fleet, notice: Notice, interrupted: Mapping[int, InterruptedBatch]) -> Rebuild:

@@ -11,6 +11,7 @@ from runtime.policies.spotserve.fleet import Fleet, replicas_from
 from runtime.policies.spotserve.layout import InterruptedBatch
 from runtime.policies.spotserve.migration_planner import reload_time_s
 from runtime.policies.spotserve.reconfiguration import (
+    Change,
     Drain,
     Notice,
     Rebuild,
@@ -19,13 +20,12 @@ from runtime.policies.spotserve.reconfiguration import (
     alive_after,
     nothing_runs,
 )
-from traces.spotserve import AvailabilityEvent
 
 
 class Reparallelization(SpotApproach):
     name = "reparallelization"
 
-    def notice(self, fleet: Fleet, event: AvailabilityEvent, required_tpt: float, now: float) -> Notice:
+    def plan_notice(self, fleet: Fleet, event: Change, required_tpt: float, now: float) -> Notice:
         if event.op == "end":
             return self.end(fleet, event)
         alive = alive_after(fleet.alive, event)

@@ -14,6 +14,7 @@ from runtime.policies.spotserve.fleet import Fleet, Replica, renumbered
 from runtime.policies.spotserve.layout import InterruptedBatch
 from runtime.policies.spotserve.migration_planner import reload_time_s
 from runtime.policies.spotserve.reconfiguration import (
+    Change,
     Drain,
     Notice,
     Rebuild,
@@ -22,7 +23,6 @@ from runtime.policies.spotserve.reconfiguration import (
     alive_after,
     nothing_runs,
 )
-from traces.spotserve import AvailabilityEvent
 
 
 class Rerouting(SpotApproach):
@@ -33,7 +33,7 @@ class Rerouting(SpotApproach):
         self.shape = choose(self.model, gpus, required_tpt).config
         return super().initial(instances, required_tpt, now)
 
-    def notice(self, fleet: Fleet, event: AvailabilityEvent, required_tpt: float, now: float) -> Notice:
+    def plan_notice(self, fleet: Fleet, event: Change, required_tpt: float, now: float) -> Notice:
         if event.op == "end":
             return self.end(fleet, event)
         alive = alive_after(fleet.alive, event)

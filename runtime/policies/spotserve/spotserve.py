@@ -23,6 +23,7 @@ from runtime.policies.spotserve.fleet import Fleet, instance_gpus, replicas_from
 from runtime.policies.spotserve.layout import Gpu, InterruptedBatch, Position, positions
 from runtime.policies.spotserve.migration_planner import plan_migration, transfer_time_s
 from runtime.policies.spotserve.reconfiguration import (
+    Change,
     Drain,
     Notice,
     Rebuild,
@@ -32,7 +33,6 @@ from runtime.policies.spotserve.reconfiguration import (
     nothing_runs,
     same_shape,
 )
-from traces.spotserve import AvailabilityEvent
 
 
 class SpotServe(SpotApproach):
@@ -45,7 +45,7 @@ class SpotServe(SpotApproach):
         return built
 
     # ------------------------------------------------------------------ notice
-    def notice(self, fleet: Fleet, event: AvailabilityEvent, required_tpt: float, now: float) -> Notice:
+    def plan_notice(self, fleet: Fleet, event: Change, required_tpt: float, now: float) -> Notice:
         if event.op == "end":
             return self.end(fleet, event)
         alive = alive_after(fleet.alive, event)
@@ -75,10 +75,10 @@ class SpotServe(SpotApproach):
         drains = tuple(Drain(r.id, deadline, self.features.recovery) for r in fleet.replicas)
         return Notice(event, alive, choice, drains, estimate_s=estimate, rebuild_at=deadline, reason=choice.reason)
 
-    def _dying(self, fleet: Fleet, event: AvailabilityEvent) -> list[Gpu]:
+    def _dying(self, fleet: Fleet, event: Change) -> list[Gpu]:
         return instance_gpus(event.instances, self.spot.gpus_per_instance) if event.op == "remove" else []
 
-    def _estimate(self, fleet: Fleet, new: ParallelConfig, alive: tuple[str, ...], event: AvailabilityEvent) -> float:
+    def _estimate(self, fleet: Fleet, new: ParallelConfig, alive: tuple[str, ...], event: Change) -> float:
         """Migration time if every replica stops half-way through a full batch."""
         old = fleet.config
         expected = {
@@ -92,7 +92,7 @@ class SpotServe(SpotApproach):
         fleet: Fleet,
         new: ParallelConfig,
         alive: tuple[str, ...],
-        event: AvailabilityEvent,
+        event: Change,
         interrupted: Mapping[int, InterruptedBatch],
     ) -> tuple[float, DeviceMapping, dict[int, int]]:
         """(migration seconds, mapping, resume: new dp -> old dp) for moving to `new`."""
