@@ -74,6 +74,18 @@ def run_summary(plan: RunPlan) -> dict[str, Any]:
     }
 
 
+def completeness(run_dir: Path, plan: RunPlan, partial: bool, problems: list[str]) -> dict[str, Any]:
+    """Whether the run is whole: `partial` when it was stopped early or a role left a file
+    missing (it was killed before it wrote it; `missing_files` names them), and the accounting."""
+    missing = [f"roles/{f}" for f in plan.system.role_files if not (run_dir / "roles" / f).exists()]
+    return {
+        "partial": partial or bool(missing),
+        "missing_files": missing,
+        "accounting_ok": not problems,
+        "accounting_problems": problems,
+    }
+
+
 def testbed_stats(files: RoleFiles, plan: RunPlan) -> dict[str, Any]:
     """How well the testbed kept up: the client's send lag (sent_at - arrival, trace seconds)
     and the gaps between the controller's heartbeats. On the virtual clock both are exact."""

@@ -31,7 +31,7 @@ from orchestrator.deploy.placement import START_ORDER
 from orchestrator.plan import RunPlan, resolve
 from orchestrator.progress import ProgressLine
 from runtime import spec as run_spec
-from runtime.exceptions import AccountingError, DeployError, ServelabError
+from runtime.exceptions import AccountingError, DeployError, PartialRunError, ServelabError
 from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
@@ -111,9 +111,17 @@ def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = N
 
 
 def _checked(result: RunResult) -> RunResult:
+    """A run that lost something says so and fails: files a role did not write, an accounting
+    that does not add up."""
     problems = result.summary.get("accounting_problems") or []
     if problems:
         raise AccountingError("accounting failed: " + "; ".join(problems) + f" (records kept in {result.run_dir})")
+    missing = result.summary.get("missing_files") or []
+    if missing:
+        raise PartialRunError(
+            f"the run is partial: {', '.join(missing)} missing (a role ended before it wrote them); "
+            f"what was measured is in {result.run_dir}"
+        )
     return result
 
 
@@ -173,13 +181,11 @@ def _results(run_dir: Path, plan: RunPlan, partial: bool, parent_run_id: str | N
     analysis.write(result, run_dir)
     figures = plan.system.figures(result, run_dir, plan)
     log.info("Computed results and %d figures in %.2f s", len(figures), time.monotonic() - t0)
-    run_id = _track(run_dir, plan, result, partial, parent_run_id)
+    run_id = _track(run_dir, plan, result, parent_run_id)
     return RunResult(run_dir=run_dir, summary=result.summary, mlflow_run_id=run_id)
 
 
-def _track(
-    run_dir: Path, plan: RunPlan, result: analysis.Analysis, partial: bool, parent_run_id: str | None
-) -> str | None:
+def _track(run_dir: Path, plan: RunPlan, result: analysis.Analysis, parent_run_id: str | None) -> str | None:
     config, summary = plan.config, result.summary
     if not config.tracking.enabled:
         return None
@@ -187,6 +193,11 @@ def _track(
     uri = tracking.absolute_uri(config.tracking.uri)
     tags = plan.system.tags(summary)
     tags["run_dir"] = str(run_dir)
+    tags["partial"] = str(bool(summary.get("partial"))).lower()
+    if summary.get("missing_files"):
+        tags["missing_files"] = ", ".join(summary["missing_files"])
+    if summary.get("accounting_problems"):
+        tags["accounting_problems"] = "; ".join(summary["accounting_problems"])[:5000]
     numbers = [(k, float(v), 0) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)]
     # MLflow keeps one latest value per key: a series named like a summary metric would replace it.
     clash = sorted(set(result.series.columns) & {k for k, _, _ in numbers})
@@ -219,7 +230,8 @@ def _track(
         artifacts += [(run_dir / "logs", "logs"), (run_dir / ".hydra", "hydra"), (run_dir / "figures", "figures")]
         artifacts += [(p, "roles") for p in sorted((run_dir / "roles").glob("*/*.parquet"))]
         tracking.log_artifacts(uri, run_id, artifacts)
-        tracking.end_run(uri, run_id, "KILLED" if partial else "FINISHED")
+        status = "FAILED" if summary.get("accounting_problems") else "KILLED" if summary.get("partial") else "FINISHED"
+        tracking.end_run(uri, run_id, status)
     except Exception as err:  # the run's files are the source of truth; MLflow is a copy
         log.error("MLflow logging failed (results are in %s): %s", run_dir, err)
         return None

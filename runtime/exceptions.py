@@ -25,5 +25,9 @@ class AccountingError(ServelabError):
     """The records of a run do not add up: a query was lost or counted twice."""
 
 
+class PartialRunError(ServelabError):
+    """A role left its files missing (it was killed before it wrote them): the run is partial."""
+
+
 class HostLostError(DeployError):
     """A remote host stopped answering (its SSH connection died)."""

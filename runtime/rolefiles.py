@@ -9,6 +9,7 @@ from typing import Any
 
 from runtime.cores.client import ClientCore
 from runtime.cores.sink import SinkCore
+from runtime.cores.spotserve.pool import RequestPoolCore
 from runtime.tables import write_rows
 
 CLIENT_FILE = "client.parquet"
@@ -16,6 +17,7 @@ CLIENT_META_FILE = "client_meta.json"
 SINK_FILE = "sink.parquet"
 DECISIONS_FILE = "decisions.parquet"
 TICKS_FILE = "ticks.parquet"
+POOL_FILE = "pool.json"
 
 
 def write_client(core: ClientCore, out_dir: Path) -> None:
@@ -34,3 +36,9 @@ def write_sink(core: SinkCore, out_dir: Path) -> None:
 def write_controller(decisions: list[dict[str, Any]], ticks: list[dict[str, Any]], out_dir: Path) -> None:
     write_rows(decisions, out_dir / DECISIONS_FILE)
     write_rows(ticks, out_dir / TICKS_FILE)
+
+
+def write_pool(pool: RequestPoolCore, out_dir: Path) -> None:
+    """What the SpotServe pool still holds at the end: the unfinished requests, by place."""
+    state = {"counts": pool.counts(), "held_ids": sorted(pool.held_ids())}
+    (out_dir / POOL_FILE).write_text(json.dumps(state), encoding="utf-8")

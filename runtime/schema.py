@@ -316,6 +316,13 @@ class ExecutionConfig:
     threads: int = field(
         default=1, metadata=_help("real execution on a CPU: torch threads per worker (0: torch's default)")
     )
+    worker_processes: str = field(
+        default="instance",
+        metadata=_help(
+            "SpotServe, simulated execution: instance (the GPUs of one instance share a process) or gpu "
+            "(one process a GPU, as real execution always runs)"
+        ),
+    )
 
 
 @dataclass

@@ -30,6 +30,11 @@ class RoleAddress:
     bind: str  # host:port the role listens on
     gpu: int | None = None  # GPU index (real execution; SpotServe: index on its instance)
     instance: str | None = None  # SpotServe: the spot instance this worker's GPU belongs to
+    process: str | None = None  # the process that hosts this role when several share one (else its own)
+
+    @property
+    def process_name(self) -> str:
+        return self.process or self.name
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,18 @@ class RunSpec:
         return self.directory / self.trace_file
 
     def role(self, name: str) -> RoleAddress:
+        """The role named `name`, or the first role hosted by the process named `name`."""
         for r in self.roles:
             if r.name == name:
                 return r
+        members = self.members(name)
+        if members:
+            return members[0]
         raise KeyError(f"no role named {name!r} in the run spec")
+
+    def members(self, process: str) -> list[RoleAddress]:
+        """The roles the process named `process` hosts."""
+        return [r for r in self.roles if r.process_name == process]
 
     def of(self, role: str) -> list[RoleAddress]:
         return [r for r in self.roles if r.role == role]

@@ -1,7 +1,8 @@
 """Each SpotServe-side approach's reaction to one availability event on a small cluster, as
 pure decisions: who stops and when, which interrupted batches resume on which replica from
 which token, which requests restart from token 0, when the new replicas are ready. Then the
-ablation levels (four really different outcomes), the request pool and the batch engine."""
+ablation levels (four really different outcomes) and the batch engine (the request pool's
+leases are tested with the cores, tests/test_cores_spotserve.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 
 from runtime.exceptions import ConfigError
 from runtime.policies.spotserve.cost_model import ParallelConfig
-from runtime.policies.spotserve.dispatch import RequestPool
 from runtime.policies.spotserve.engine import Run, timing, worth_starting
 from runtime.policies.spotserve.fleet import Fleet
 from runtime.policies.spotserve.migration_planner import reload_time_s
@@ -198,38 +198,6 @@ def test_the_end_stops_every_replica_without_progress() -> None:
     r = react("spotserve", model("6.7B"), THREE, AvailabilityEvent(T, "end"))
     assert all(d.deadline == T and not d.keep_progress for d in r.notice.drains)
     assert r.built.fleet.replicas == () and len(r.requeue.restarted) == 12
-
-
-# --------------------------------------------------------------------------- the request pool
-
-
-def test_pool_serves_in_arrival_order_and_restarts_go_back_to_their_place() -> None:
-    pool = RequestPool()
-    for q in (5, 1, 3, 7):
-        pool.add(q)
-    assert pool.next_batch(replica=0, max_batch=2) == ([1, 3], 0)
-    pool.restart([2])
-    assert pool.next_batch(replica=1, max_batch=8) == ([2, 5, 7], 0)
-    assert pool.next_batch(replica=1, max_batch=8) == ([], 0)
-
-
-def test_pinned_batches_go_first_to_their_replica_only_from_their_step() -> None:
-    pool = RequestPool()
-    pool.add(1)
-    pool.pin(replica=9, requests=[12, 11, 13], start_step=40)
-    assert len(pool) == 4 and pool.pinned == 3
-    assert pool.next_batch(replica=3, max_batch=4) == ([1], 0)  # another replica never sees them
-    assert pool.next_batch(replica=9, max_batch=2) == ([11, 12], 40)
-    assert pool.next_batch(replica=9, max_batch=2) == ([13], 40)
-    assert pool.next_batch(replica=9, max_batch=2) == ([], 0)
-
-
-def test_unpinned_batches_restart_in_arrival_order() -> None:
-    pool = RequestPool()
-    pool.add(4)
-    pool.pin(replica=2, requests=[3, 6], start_step=10)
-    assert pool.unpin(2) == [3, 6]
-    assert pool.next_batch(replica=0, max_batch=8) == ([3, 4, 6], 0)
 
 
 # --------------------------------------------------------------------------- the batch engine

@@ -73,7 +73,8 @@ class RoleProcess:
 
     @property
     def name(self) -> str:
-        return self.address.name
+        """The process's name: its role's, or the shared one of the roles it hosts."""
+        return self.address.process_name
 
     def rpc_channel(self) -> grpc.Channel:
         if self.channel is None:
@@ -128,24 +129,30 @@ class Launcher:
 
     # ------------------------------------------------------------------ start
     def start_on_host(self, host_name: str, addresses: list[RoleAddress]) -> list[RoleProcess]:
-        """Start the roles of one host (one round trip on a remote host)."""
+        """Start the role processes of one host (one round trip on a remote host); roles that
+        share a process (`RoleAddress.process`) get one, addressed like its first role."""
         host = self.hosts[host_name]
         root = self.run_dirs[host_name]
+        processes: dict[str, RoleAddress] = {}
+        for a in addresses:
+            processes.setdefault(a.process_name, a)
+        firsts = list(processes.values())
         jobs, procs = [], []
-        for address in addresses:
-            workdir = f"{root}/roles/{address.name}"
+        for address in firsts:
+            name = address.process_name
+            workdir = f"{root}/roles/{name}"
             argv = [
                 host.python, "-m", "orchestrator.deploy.supervisor",
                 "--exit-file", f"{workdir}/exit.json", "--pid-file", f"{workdir}/pid.json", "--",
                 host.python, "-u", "-m", "runtime.roles", address.role,
-                "--spec", f"{root}/{SPEC_FILE}", "--name", address.name, "--out", workdir,
+                "--spec", f"{root}/{SPEC_FILE}", "--name", name, "--out", workdir,
             ]  # fmt: skip
-            jobs.append(Detached(argv, workdir, f"{root}/logs/{host_name}/{address.name}.log"))
-        for address, job, pgid in zip(addresses, jobs, host.start_detached(jobs), strict=True):
+            jobs.append(Detached(argv, workdir, f"{root}/logs/{host_name}/{name}.log"))
+        for address, job, pgid in zip(firsts, jobs, host.start_detached(jobs), strict=True):
             proc = RoleProcess(address, host, job.cwd, job.log, f"{job.cwd}/exit.json", pgid)
             self.started.append(proc)
             procs.append(proc)
-            log.debug("Started %s <host=%s pgid=%d cmd=%s>", address.name, host_name, pgid, shlex.join(job.argv))
+            log.debug("Started %s <host=%s pgid=%d cmd=%s>", proc.name, host_name, pgid, shlex.join(job.argv))
         return procs
 
     def start_all(self, addresses: list[RoleAddress]) -> list[RoleProcess]:

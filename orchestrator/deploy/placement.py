@@ -8,6 +8,7 @@ clashes here, before anything starts.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 from runtime.exceptions import ConfigError
 from runtime.schema import HostConfig, HostfileConfig
@@ -23,11 +24,16 @@ def worker_capacity(host: HostConfig) -> int | None:
 
 
 def place(
-    hostfile: HostfileConfig, workers: int, instances: list[str] | None = None, gpus_per_instance: int = 4
+    hostfile: HostfileConfig,
+    workers: int,
+    instances: list[str] | None = None,
+    gpus_per_instance: int = 4,
+    share_instance_process: bool = False,
 ) -> list[RoleAddress]:
     """Every role of the run with its host, bind and advertised addresses, in start order.
     With `instances` (SpotServe), worker i is GPU i % gpus_per_instance of instance
-    instances[i // gpus_per_instance]."""
+    instances[i // gpus_per_instance]; with `share_instance_process`, an instance's workers
+    share one process (and its address) named `workers-<instance>`."""
     hosts = hostfile.hosts
     placed: dict[str, HostConfig] = {}
     for role in SINGLE_ROLES:
@@ -61,10 +67,17 @@ def place(
 
     roles = [address(role, role, placed[role]) for role in SINGLE_ROLES]
     if instances is not None:
-        roles += [
-            address("worker", f"worker-{i}", host, i % gpus_per_instance, instances[i // gpus_per_instance])
-            for i, (host, _) in enumerate(assignment)
-        ]
+        for i, (host, _) in enumerate(assignment):
+            instance, gpu = instances[i // gpus_per_instance], i % gpus_per_instance
+            prev = roles[-1]
+            if share_instance_process and gpu > 0 and prev.instance == instance and prev.host == host.name:
+                roles.append(replace(prev, name=f"worker-{i}", gpu=gpu))  # the same process and address
+                continue
+            a = address("worker", f"worker-{i}", host, gpu, instance)
+            if share_instance_process:
+                split = prev.instance == instance  # an instance spread over hosts: one process per host
+                a = replace(a, process=f"workers-{instance}" + (f"-{host.name}" if split else ""))
+            roles.append(a)
     else:
         roles += [address("worker", f"worker-{i}", host, gpu) for i, (host, gpu) in enumerate(assignment)]
     order = {r: i for i, r in enumerate(START_ORDER)}

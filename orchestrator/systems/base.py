@@ -8,6 +8,7 @@ system's name.
 | approaches          | validation, errors      | the approaches it has (others belong to another one)  |
 | has_slo             | progress line, console  | whether queries have a latency SLO                    |
 | role_targets        | the run spec            | the class of each role                                |
+| role_files          | results                 | the files its roles must leave (else: partial)        |
 | resolve             | orchestrator.plan       | validation, files read once, workers, trace, places   |
 | drain_s             | the wall run's watch    | how long the client waits after the last arrival      |
 | run_virtual         | clock=virtual           | the engine model that replays the run in-process      |
@@ -69,6 +70,7 @@ class System(ABC):
     report_columns: ClassVar[tuple[Column, ...]]
     fidelity_metrics: ClassVar[tuple[Column, ...]]
     fidelity_series: ClassVar[tuple[Column, ...]]  # per-second series the fidelity figure overlays
+    role_files: ClassVar[tuple[str, ...]]  # what the roles must leave under roles/: a run without one is partial
 
     @abstractmethod
     def resolve(self, config: Config, container: dict[str, Any]) -> Resolved:

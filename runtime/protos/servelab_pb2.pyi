@@ -267,11 +267,11 @@ class BatchTiming(_message.Message):
     def __init__(self, prefill_s: _Optional[_Iterable[float]] = ..., step_s: _Optional[_Iterable[float]] = ..., embed_s: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ReplicaAssignment(_message.Message):
-    __slots__ = ("replica", "config", "members", "leader", "ready_at", "batch", "timing", "output_len")
+    __slots__ = ("replica", "config", "members", "worker", "ready_at", "batch", "timing", "output_len")
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
-    LEADER_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
     READY_AT_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
@@ -279,12 +279,18 @@ class ReplicaAssignment(_message.Message):
     replica: int
     config: str
     members: _containers.RepeatedScalarFieldContainer[str]
-    leader: bool
+    worker: str
     ready_at: float
     batch: int
     timing: BatchTiming
     output_len: int
-    def __init__(self, replica: _Optional[int] = ..., config: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., leader: _Optional[bool] = ..., ready_at: _Optional[float] = ..., batch: _Optional[int] = ..., timing: _Optional[_Union[BatchTiming, _Mapping]] = ..., output_len: _Optional[int] = ...) -> None: ...
+    def __init__(self, replica: _Optional[int] = ..., config: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., worker: _Optional[str] = ..., ready_at: _Optional[float] = ..., batch: _Optional[int] = ..., timing: _Optional[_Union[BatchTiming, _Mapping]] = ..., output_len: _Optional[int] = ...) -> None: ...
+
+class WorkerRef(_message.Message):
+    __slots__ = ("worker",)
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    worker: str
+    def __init__(self, worker: _Optional[str] = ...) -> None: ...
 
 class DrainRequest(_message.Message):
     __slots__ = ("replica", "deadline", "keep_progress")
@@ -297,51 +303,97 @@ class DrainRequest(_message.Message):
     def __init__(self, replica: _Optional[int] = ..., deadline: _Optional[float] = ..., keep_progress: _Optional[bool] = ...) -> None: ...
 
 class DrainReply(_message.Message):
-    __slots__ = ("replica", "interrupted", "tokens")
+    __slots__ = ("replica", "requests", "tokens", "stopped")
     REPLICA_FIELD_NUMBER: _ClassVar[int]
-    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
     replica: int
-    interrupted: _containers.RepeatedCompositeFieldContainer[Query]
+    requests: _containers.RepeatedScalarFieldContainer[int]
     tokens: int
-    def __init__(self, replica: _Optional[int] = ..., interrupted: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., tokens: _Optional[int] = ...) -> None: ...
+    stopped: bool
+    def __init__(self, replica: _Optional[int] = ..., requests: _Optional[_Iterable[int]] = ..., tokens: _Optional[int] = ..., stopped: _Optional[bool] = ...) -> None: ...
 
 class NextBatchRequest(_message.Message):
-    __slots__ = ("replica", "max_batch", "wait_s")
+    __slots__ = ("replica", "max_batch", "wait_s", "timing", "output_len", "received")
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
     WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_LEN_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
     replica: int
     max_batch: int
     wait_s: float
-    def __init__(self, replica: _Optional[int] = ..., max_batch: _Optional[int] = ..., wait_s: _Optional[float] = ...) -> None: ...
+    timing: BatchTiming
+    output_len: int
+    received: int
+    def __init__(self, replica: _Optional[int] = ..., max_batch: _Optional[int] = ..., wait_s: _Optional[float] = ..., timing: _Optional[_Union[BatchTiming, _Mapping]] = ..., output_len: _Optional[int] = ..., received: _Optional[int] = ...) -> None: ...
 
 class NextBatchReply(_message.Message):
-    __slots__ = ("queries", "start_step")
+    __slots__ = ("queries", "start_step", "lease", "recompute", "started_at")
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     START_STEP_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    RECOMPUTE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     queries: _containers.RepeatedCompositeFieldContainer[Query]
     start_step: int
-    def __init__(self, queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., start_step: _Optional[int] = ...) -> None: ...
+    lease: int
+    recompute: bool
+    started_at: float
+    def __init__(self, queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., start_step: _Optional[int] = ..., lease: _Optional[int] = ..., recompute: _Optional[bool] = ..., started_at: _Optional[float] = ...) -> None: ...
+
+class LeaseReport(_message.Message):
+    __slots__ = ("lease", "finished", "tokens")
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    lease: int
+    finished: bool
+    tokens: int
+    def __init__(self, lease: _Optional[int] = ..., finished: _Optional[bool] = ..., tokens: _Optional[int] = ...) -> None: ...
+
+class PinnedBatch(_message.Message):
+    __slots__ = ("replica", "requests", "start_step")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    START_STEP_FIELD_NUMBER: _ClassVar[int]
+    replica: int
+    requests: _containers.RepeatedScalarFieldContainer[int]
+    start_step: int
+    def __init__(self, replica: _Optional[int] = ..., requests: _Optional[_Iterable[int]] = ..., start_step: _Optional[int] = ...) -> None: ...
 
 class RequeueRequest(_message.Message):
-    __slots__ = ("queries", "pin_replica", "start_step")
-    QUERIES_FIELD_NUMBER: _ClassVar[int]
-    PIN_REPLICA_FIELD_NUMBER: _ClassVar[int]
-    START_STEP_FIELD_NUMBER: _ClassVar[int]
-    queries: _containers.RepeatedCompositeFieldContainer[Query]
-    pin_replica: int
-    start_step: int
-    def __init__(self, queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., pin_replica: _Optional[int] = ..., start_step: _Optional[int] = ...) -> None: ...
+    __slots__ = ("pinned", "restarted")
+    PINNED_FIELD_NUMBER: _ClassVar[int]
+    RESTARTED_FIELD_NUMBER: _ClassVar[int]
+    pinned: _containers.RepeatedCompositeFieldContainer[PinnedBatch]
+    restarted: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, pinned: _Optional[_Iterable[_Union[PinnedBatch, _Mapping]]] = ..., restarted: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class GoneRequest(_message.Message):
+    __slots__ = ("replicas", "at")
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    replicas: _containers.RepeatedScalarFieldContainer[int]
+    at: float
+    def __init__(self, replicas: _Optional[_Iterable[int]] = ..., at: _Optional[float] = ...) -> None: ...
 
 class PoolStats(_message.Message):
-    __slots__ = ("submitted", "waiting", "pinned", "now")
+    __slots__ = ("submitted", "waiting", "pinned", "now", "leased", "held", "resumable")
     SUBMITTED_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     PINNED_FIELD_NUMBER: _ClassVar[int]
     NOW_FIELD_NUMBER: _ClassVar[int]
+    LEASED_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
+    RESUMABLE_FIELD_NUMBER: _ClassVar[int]
     submitted: int
     waiting: int
     pinned: int
     now: float
-    def __init__(self, submitted: _Optional[int] = ..., waiting: _Optional[int] = ..., pinned: _Optional[int] = ..., now: _Optional[float] = ...) -> None: ...
+    leased: int
+    held: int
+    resumable: int
+    def __init__(self, submitted: _Optional[int] = ..., waiting: _Optional[int] = ..., pinned: _Optional[int] = ..., now: _Optional[float] = ..., leased: _Optional[int] = ..., held: _Optional[int] = ..., resumable: _Optional[int] = ...) -> None: ...

@@ -822,7 +822,7 @@ class SpotWorkerStub:
                 _registered_method=True)
         self.Release = channel.unary_unary(
                 '/servelab.SpotWorker/Release',
-                request_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.WorkerRef.SerializeToString,
                 response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
                 _registered_method=True)
         self.Drain = channel.unary_unary(
@@ -837,7 +837,7 @@ class SpotWorkerStub:
                 _registered_method=True)
         self.Heartbeat = channel.unary_unary(
                 '/servelab.SpotWorker/Heartbeat',
-                request_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.WorkerRef.SerializeToString,
                 response_deserializer=runtime_dot_protos_dot_servelab__pb2.WorkerStatus.FromString,
                 _registered_method=True)
 
@@ -864,7 +864,7 @@ class SpotWorkerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Preempt(self, request, context):
-        """the instance goes: the worker exits
+        """the instance goes: its workers exit
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -886,7 +886,7 @@ def add_SpotWorkerServicer_to_server(servicer, server):
             ),
             'Release': grpc.unary_unary_rpc_method_handler(
                     servicer.Release,
-                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.WorkerRef.FromString,
                     response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
             ),
             'Drain': grpc.unary_unary_rpc_method_handler(
@@ -901,7 +901,7 @@ def add_SpotWorkerServicer_to_server(servicer, server):
             ),
             'Heartbeat': grpc.unary_unary_rpc_method_handler(
                     servicer.Heartbeat,
-                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.WorkerRef.FromString,
                     response_serializer=runtime_dot_protos_dot_servelab__pb2.WorkerStatus.SerializeToString,
             ),
     }
@@ -957,7 +957,7 @@ class SpotWorker:
             request,
             target,
             '/servelab.SpotWorker/Release',
-            runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.WorkerRef.SerializeToString,
             runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
             options,
             channel_credentials,
@@ -1038,7 +1038,7 @@ class SpotWorker:
             request,
             target,
             '/servelab.SpotWorker/Heartbeat',
-            runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.WorkerRef.SerializeToString,
             runtime_dot_protos_dot_servelab__pb2.WorkerStatus.FromString,
             options,
             channel_credentials,
@@ -1065,14 +1065,19 @@ class RequestPoolStub:
                 request_serializer=runtime_dot_protos_dot_servelab__pb2.NextBatchRequest.SerializeToString,
                 response_deserializer=runtime_dot_protos_dot_servelab__pb2.NextBatchReply.FromString,
                 _registered_method=True)
+        self.Report = channel.unary_unary(
+                '/servelab.RequestPool/Report',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.LeaseReport.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                _registered_method=True)
         self.Requeue = channel.unary_unary(
                 '/servelab.RequestPool/Requeue',
                 request_serializer=runtime_dot_protos_dot_servelab__pb2.RequeueRequest.SerializeToString,
                 response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
                 _registered_method=True)
-        self.Unpin = channel.unary_unary(
-                '/servelab.RequestPool/Unpin',
-                request_serializer=runtime_dot_protos_dot_servelab__pb2.DrainRequest.SerializeToString,
+        self.Gone = channel.unary_unary(
+                '/servelab.RequestPool/Gone',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.GoneRequest.SerializeToString,
                 response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
                 _registered_method=True)
         self.PoolStatus = channel.unary_unary(
@@ -1091,13 +1096,19 @@ class RequestPoolServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Report(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Requeue(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Unpin(self, request, context):
+    def Gone(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1117,14 +1128,19 @@ def add_RequestPoolServicer_to_server(servicer, server):
                     request_deserializer=runtime_dot_protos_dot_servelab__pb2.NextBatchRequest.FromString,
                     response_serializer=runtime_dot_protos_dot_servelab__pb2.NextBatchReply.SerializeToString,
             ),
+            'Report': grpc.unary_unary_rpc_method_handler(
+                    servicer.Report,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.LeaseReport.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            ),
             'Requeue': grpc.unary_unary_rpc_method_handler(
                     servicer.Requeue,
                     request_deserializer=runtime_dot_protos_dot_servelab__pb2.RequeueRequest.FromString,
                     response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
             ),
-            'Unpin': grpc.unary_unary_rpc_method_handler(
-                    servicer.Unpin,
-                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.DrainRequest.FromString,
+            'Gone': grpc.unary_unary_rpc_method_handler(
+                    servicer.Gone,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.GoneRequest.FromString,
                     response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
             ),
             'PoolStatus': grpc.unary_unary_rpc_method_handler(
@@ -1171,6 +1187,33 @@ class RequestPool:
             _registered_method=True)
 
     @staticmethod
+    def Report(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.RequestPool/Report',
+            runtime_dot_protos_dot_servelab__pb2.LeaseReport.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Requeue(request,
             target,
             options=(),
@@ -1198,7 +1241,7 @@ class RequestPool:
             _registered_method=True)
 
     @staticmethod
-    def Unpin(request,
+    def Gone(request,
             target,
             options=(),
             channel_credentials=None,
@@ -1211,8 +1254,8 @@ class RequestPool:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/servelab.RequestPool/Unpin',
-            runtime_dot_protos_dot_servelab__pb2.DrainRequest.SerializeToString,
+            '/servelab.RequestPool/Gone',
+            runtime_dot_protos_dot_servelab__pb2.GoneRequest.SerializeToString,
             runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
             options,
             channel_credentials,

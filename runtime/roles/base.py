@@ -60,9 +60,11 @@ class Role:
 
     # ------------------------------------------------------------------ helpers
     def channel_to(self, name: str) -> grpc.Channel:
-        if name not in self._channels:
-            self._channels[name] = channel(self.spec.role(name).address)
-        return self._channels[name]
+        """A channel to the role `name`; roles that share a process share its channel."""
+        address = self.spec.role(name).address
+        if address not in self._channels:
+            self._channels[address] = channel(address)
+        return self._channels[address]
 
     def register_with_controller(self) -> None:
         """Register with the controller, retrying until the start-up deadline: many workers

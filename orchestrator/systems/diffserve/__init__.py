@@ -73,6 +73,13 @@ class DiffServe(System):
         ("plans", "plans"),
         ("dropped", "drops"),
     )
+    role_files: ClassVar[tuple[str, ...]] = (
+        "client/client.parquet",
+        "client/client_meta.json",
+        "sink/sink.parquet",
+        "controller/decisions.parquet",
+        "controller/ticks.parquet",
+    )
     fidelity_series: ClassVar[tuple[Column, ...]] = (
         ("threshold", "threshold (1.0: every query to the heavy model)"),
         ("slo_violation_ratio_window", "SLO violation ratio, 5-s windows"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.analysis import Analysis, read_role_files, run_summary, testbed_stats
+from orchestrator.analysis import Analysis, completeness, read_role_files, run_summary, testbed_stats
 from orchestrator.metrics import summarize
 from orchestrator.results import accounting_problems, merge_records
 from orchestrator.systems.diffserve.metrics import fid_from_table, light_fraction, per_second, windowed_slo_ratio
@@ -43,9 +43,7 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
         "plans": len(replay_plans),
         "infeasible_plans": int((~replay_plans["feasible"]).sum()) if len(replay_plans) else 0,
         **testbed_stats(files, plan),
-        "partial": partial,
-        "accounting_ok": not problems,
-        "accounting_problems": problems,
+        **completeness(run_dir, plan, partial, problems),
     }
     series = per_second(records, files.ticks, cascade.fid_table.x, cascade.fid_table.y, config.metrics.window_s)
     analysis = Analysis(records=records, decisions=decisions, series=series, summary=summary)

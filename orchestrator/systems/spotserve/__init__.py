@@ -5,6 +5,7 @@ reparallelization and rerouting baselines (ASPLOS'24)."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -88,6 +89,14 @@ class SpotServe(System):
         ("resumed_requests", "resumed"),
         ("reconfigurations", "reconfigurations"),
     )
+    role_files: ClassVar[tuple[str, ...]] = (
+        "client/client.parquet",
+        "client/client_meta.json",
+        "sink/sink.parquet",
+        "controller/decisions.parquet",
+        "controller/ticks.parquet",
+        "load_balancer/pool.json",
+    )
     fidelity_series: ClassVar[tuple[Column, ...]] = (
         ("completion_latency_mean_s", "mean latency of the requests completed (s)"),
         ("replicas", "replicas"),
@@ -95,8 +104,6 @@ class SpotServe(System):
 
     def resolve(self, config: Config, container: dict[str, Any]) -> Resolved:
         events = validate(config)
-        if config.clock == "virtual":
-            raise ConfigError("clock: the virtual clock does not run SpotServe yet (allowed: wall)")
         if config.trace.availability_path:
             inline_availability(config, container, events)
         instances, workers = spot_workers(config, events)
@@ -108,14 +115,30 @@ class SpotServe(System):
                 f"trace.requests: no request arrives within the {config.trace.duration_s:g} s of trace {config.trace.name}"
             )
         trace = ArrivalTrace(config.trace.name, requests.arrival_s, requests.ids)
-        addresses = place(config.hostfile, workers, instances, config.spot.gpus_per_instance)
+        # Simulated GPUs of one instance share a process; a real one needs its own.
+        shared = config.execution.mode == "simulated" and config.execution.worker_processes == "instance"
+        addresses = place(config.hostfile, workers, instances, config.spot.gpus_per_instance, shared)
         return Resolved(workers, trace, tuple(addresses), model.name, events)
 
     def drain_s(self, config: Config) -> float:
         return 0.0
 
     def run_virtual(self, plan: RunPlan, run_dir: Path) -> VirtualRun:
-        raise ConfigError("clock: the virtual clock does not run SpotServe yet (allowed: wall)")
+        from runtime.engine.loop import Engine
+        from runtime.engine.spotserve import SpotServeModel
+        from runtime.policies.spotserve.layout import Gpu
+
+        workers = {Gpu(str(a.instance), int(a.gpu or 0)): a.name for a in plan.addresses if a.role == "worker"}
+        t0 = time.perf_counter()
+        model = SpotServeModel(
+            plan.config, plan.trace.arrival_s, plan.trace.prompt_index, plan.resolved.details, workers
+        )
+        engine = Engine(model)
+        engine.schedule_all(model.start())
+        reached = engine.run(stop=lambda: model.finished)
+        took = time.perf_counter() - t0
+        model.write(run_dir)
+        return VirtualRun(engine.handled, took, reached)
 
     def analyze(self, run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
         return spot_analysis.analyze(run_dir, plan, partial)

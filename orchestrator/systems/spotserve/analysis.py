@@ -3,16 +3,19 @@ the summary (latency mean and tail, completed and unfinished, cost) and the per-
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from orchestrator.analysis import Analysis, read_role_files, run_summary, testbed_stats
+from orchestrator.analysis import Analysis, completeness, read_role_files, run_summary, testbed_stats
 from orchestrator.metrics import latency_stats, summarize
 from orchestrator.results import accounting_problems, merge_records
 from orchestrator.systems.spotserve.metrics import spot_cost, spot_per_second, trace_kind
+from runtime import rolefiles
+from runtime.records import Outcome
 from traces.spotserve import AvailabilityEvent, instance_hours
 
 if TYPE_CHECKING:
@@ -26,7 +29,7 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
     events: list[AvailabilityEvent] = plan.resolved.details
     files = read_role_files(run_dir)
     records = merge_records(files.client, files.sink, math.inf)  # no SLO: a request completes or not
-    problems = accounting_problems(files.client, files.sink, files.meta)
+    problems = accounting_problems(files.client, files.sink, files.meta) + pool_problems(run_dir, records, files.meta)
     counts = summarize(records)
     spot_h, od_h = instance_hours(events)
     completed = counts["completed_on_time"] + counts["completed_late"]
@@ -52,13 +55,30 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
             config.spot.price_ondemand_per_hour,
             completed * (model.input_len + model.output_len),
         ),
-        "reconfigurations": max(0, len(decisions) - 1),
+        "reconfigurations": max(0, decisions["change"].nunique() - 1) if len(decisions) else 0,
         "migration_s_total": float(decisions["migration_s"].sum()) if len(decisions) else 0.0,
         "moved_gb_total": float(decisions["moved_gb"].sum()) if len(decisions) else 0.0,
         **testbed_stats(files, plan),
-        "partial": partial,
-        "accounting_ok": not problems,
-        "accounting_problems": problems,
+        **completeness(run_dir, plan, partial, problems),
     }
     series = spot_per_second(records, files.ticks, config.trace.duration_s)
     return Analysis(records=records, decisions=decisions, series=series, summary=summary)
+
+
+def pool_problems(run_dir: Path, records: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
+    """The unfinished requests must be exactly those the pool still holds at the end (waiting,
+    pinned, leased or held): any other is lost on the way, or counted twice. A request whose
+    notice came after the client closed its books finished, and is unfinished only for the run."""
+    path = run_dir / "roles" / "load_balancer" / rolefiles.POOL_FILE
+    if not path.exists():
+        return []  # the run is partial, and says so
+    held = set(json.loads(path.read_text())["held_ids"])
+    unfinished = set(records.loc[records["outcome"] == Outcome.UNFINISHED.value, "query_id"].astype(int))
+    problems = []
+    lost = unfinished - held - set(meta.get("after_close", []))
+    if lost:
+        problems.append(f"{len(lost)} unfinished requests are not in the pool: lost on the way (e.g. id {min(lost)})")
+    twice = held - unfinished
+    if twice:
+        problems.append(f"{len(twice)} requests the pool still holds were also noticed as done (e.g. id {min(twice)})")
+    return problems

@@ -41,6 +41,11 @@ def validate(cfg: Config) -> list[AvailabilityEvent]:
     _require(
         cfg.execution.mode == "simulated", "execution.mode", "spotserve runs simulated execution (allowed: simulated)"
     )
+    _require(
+        cfg.execution.worker_processes in ("instance", "gpu"),
+        "execution.worker_processes",
+        f"unknown {cfg.execution.worker_processes!r} (allowed: instance, gpu)",
+    )
     _require(spot.gpus_per_instance >= 1, "spot.gpus_per_instance", f"must be >= 1 (got {spot.gpus_per_instance})")
     _require(spot.grace_period_s >= 0, "spot.grace_period_s", f"must be >= 0 (got {spot.grace_period_s})")
     for key in ("network_gbps", "load_gbps"):

@@ -1,9 +1,11 @@
 """How long a replica's batch takes, and how far it got when it must stop (pure).
 
 Request-level batching, as in the artifact: a batch of b requests runs a prefill (skipped
-when it resumes with its KV cache), then decode steps until output_len tokens, then the
-embedding/LM-head cost; every request of the batch finishes together. Progress is committed
-per decode step, so a replica stopped at time t has committed floor((t - decode start)/step).
+when it resumes with its KV cache; a batch that lost its KV cache with a dead GPU keeps its
+committed tokens but recomputes them with a prefill), then decode steps until output_len
+tokens, then the embedding/LM-head cost; every request of the batch finishes together.
+Progress is committed per decode step, so a replica stopped at time t has committed
+floor((t - decode start)/step).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ class BatchTiming:
     step_s: tuple[float, ...]
     embed_s: tuple[float, ...]
 
-    def duration_s(self, batch: int, start_step: int, output_len: int) -> float:
-        prefill = self.prefill_s[batch - 1] if start_step == 0 else 0.0
+    def duration_s(self, batch: int, start_step: int, output_len: int, recompute: bool = False) -> float:
+        prefill = self.prefill_s[batch - 1] if start_step == 0 or recompute else 0.0
         return prefill + (output_len - start_step) * self.step_s[batch - 1] + self.embed_s[batch - 1]
 
 
@@ -47,15 +49,16 @@ class Run:
     start_step: int
     output_len: int
     timing: BatchTiming
+    recompute: bool = False  # its KV cache was lost: a prefill recomputes the committed tokens
 
     @property
     def decode_start(self) -> float:
-        prefill = self.timing.prefill_s[self.batch - 1] if self.start_step == 0 else 0.0
+        prefill = self.timing.prefill_s[self.batch - 1] if self.start_step == 0 or self.recompute else 0.0
         return self.started_at + prefill
 
     @property
     def finish_at(self) -> float:
-        return self.started_at + self.timing.duration_s(self.batch, self.start_step, self.output_len)
+        return self.started_at + self.timing.duration_s(self.batch, self.start_step, self.output_len, self.recompute)
 
     def committed_at(self, t: float) -> int:
         """Tokens committed (the KV length in decode steps) if the replica stops at time t."""
@@ -68,11 +71,18 @@ class Run:
 
 
 def worth_starting(
-    timing: BatchTiming, batch: int, start_step: int, output_len: int, now: float, deadline: float, keep_progress: bool
+    timing: BatchTiming,
+    batch: int,
+    start_step: int,
+    output_len: int,
+    now: float,
+    deadline: float,
+    keep_progress: bool,
+    recompute: bool = False,
 ) -> bool:
     """Whether a replica that must stop at `deadline` should start this batch now: when the
     whole batch fits, or (progress kept) when its prefill and at least one step fit."""
-    run = Run(now, batch, start_step, output_len, timing)
+    run = Run(now, batch, start_step, output_len, timing, recompute)
     if run.finish_at <= deadline:
         return True
     return keep_progress and run.committed_at(deadline) > start_step

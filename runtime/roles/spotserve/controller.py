@@ -1,13 +1,15 @@
-"""SpotServe controller: replays the availability trace and runs the approach.
+"""SpotServe controller role: a gRPC shell over `SpotControllerCore`.
 
-At trace time 0 it builds the first configuration on the first instances. For every later
-event it wakes `spot.grace_period_s` before it, asks the approach for a Notice, drains the
-replicas it names (each stops by its deadline and hands back the batch it stopped in), asks
-the approach to rebuild, gives the interrupted requests back to the pool (pinned to the
-replica that got their KV cache, or from token 0), assigns the new replicas, and at the
-event's time stops the workers of preempted instances: they really exit.
+Two threads drive the core on the wall clock. The timer thread sleeps until the core's next
+step (a notice, a rebuild, a preemption) and applies what it returns: assignments, drains (an
+RPC to the replica's leader that answers when the replica stopped, with the batch it stopped
+in), requeues and reclaims at the pool, preemptions. Before a rebuild it collects the drains'
+answers; a drain that did not answer leaves its replica's batch to the pool, which takes it
+back when the replica is gone. The tick thread heartbeats one worker of every process of the
+instances in service every `run.heartbeat_s`, asks the pool how it stands, and lets the core
+declare an instance lost after `run.evict_after_missed` heartbeats in a row without an answer.
 
-Files: `decisions.parquet` (one row per event) and `ticks.parquet` (pool and fleet over time).
+Files: `decisions.parquet` (one row per availability event) and `ticks.parquet`.
 """
 
 from __future__ import annotations
@@ -15,29 +17,36 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 
-from runtime.policies.spotserve.cost_model import ZERO
-from runtime.policies.spotserve.engine import timing
-from runtime.policies.spotserve.fleet import Fleet, Replica
+from runtime import rolefiles
+from runtime.cores.spotserve.controller import (
+    Action,
+    AssignReplica,
+    DrainReplica,
+    NeedStopped,
+    Preempt,
+    ReleaseReplica,
+    ReplicasGone,
+    Requeue,
+    SpotControllerCore,
+)
 from runtime.policies.spotserve.layout import Gpu
-from runtime.policies.spotserve.reconfiguration import Notice, Rebuild, Requeue, Stopped, interrupted_batches, requeue
+from runtime.policies.spotserve.reconfiguration import Stopped
 from runtime.policies.spotserve.registry import make_approach
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
 from runtime.spec import RunSpec
-from runtime.tables import write_rows
-from traces.spotserve import AvailabilityEvent, alive_timeline, load_availability, split_start
+from traces.spotserve import alive_timeline, load_availability, split_start
 
-DECISIONS_FILE = "decisions.parquet"
-TICKS_FILE = "ticks.parquet"
-TICK_WALL_S = 0.5
+DRAIN_SLACK_WALL_S = 15.0  # beyond a drain's deadline, before the controller stops waiting for it
+RETRIES = 3  # calls to the pool that change its state are tried this often
 
 T = TypeVar("T")
 
@@ -49,243 +58,204 @@ class SpotControllerRole(Role):
         super().__init__(spec, name, out_dir)
         cfg = self.config
         assert cfg.model is not None
-        self.model, self.spot = cfg.model, cfg.spot
-        self.events = load_availability(cfg.trace)
-        self.start = split_start(self.events)
-        self.required_tpt = cfg.model.required_tpt
-        self.workers: dict[Gpu, str] = {}
+        self.model = cfg.model
+        events = load_availability(cfg.trace)
+        workers: dict[Gpu, str] = {}
+        self.process_of: dict[str, str] = {}
         for w in spec.of("worker"):
             assert w.instance is not None and w.gpu is not None
-            self.workers[Gpu(w.instance, w.gpu)] = w.name
-        max_alive = max((s.spot + s.ondemand for s in alive_timeline(self.events)), default=0)
-        self.approach = make_approach(cfg.approach.name, self.model, self.spot, cfg.ablation, max_alive)
-        self.stubs = {name: pbg.SpotWorkerStub(self.channel_to(name)) for name in self.workers.values()}
+            workers[Gpu(w.instance, w.gpu)] = w.name
+            self.process_of[w.name] = w.process_name
+        self.workers = workers
+        max_alive = max((s.spot + s.ondemand for s in alive_timeline(events)), default=0)
+        approach = make_approach(cfg.approach.name, self.model, cfg.spot, cfg.ablation, max_alive)
+        self.core = SpotControllerCore.of(
+            approach, self.model, cfg.spot, split_start(events), workers,
+            evict_after_missed=cfg.run.evict_after_missed, timer=time.perf_counter,
+        )  # fmt: skip
+        self.stubs = {name: pbg.SpotWorkerStub(self.channel_to(name)) for name in workers.values()}
         self.pool = pbg.RequestPoolStub(self.channel_to(spec.only("load_balancer").name))
-        self.threads = ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc")
-        self.fleet = Fleet((), ZERO, ())
+        self.threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc")
         self.lock = threading.Lock()
-        self.decisions: list[dict[str, Any]] = []
-        self.ticks: list[dict[str, Any]] = []
-        self._events = threading.Thread(target=self._replay, name="availability", daemon=True)
+        self.wake = threading.Event()
+        self.drains: dict[int, Future[pb.DrainReply | None]] = {}
+        self._timer = threading.Thread(target=self._timer_loop, name="timer", daemon=True)
         self._ticker = threading.Thread(target=self._tick_loop, name="ticks", daemon=True)
 
     def servicers(self) -> list[Servicer]:
-        return [(pbg.add_ControllerServicer_to_server, _Register(self))]
+        return [(pbg.add_ControllerServicer_to_server, _Register())]
 
-    # ------------------------------------------------------------------ helpers
-    def parallel(self, fn: Callable[[Any], T], items: list[Any]) -> list[T]:
-        return list(self.threads.map(fn, items))
-
-    def assign(self, plans: list[tuple[Replica, float]], fleet: Fleet) -> None:
-        if not plans:
-            return
-        table = timing(self.model, fleet.config)
-        pb_timing = pb.BatchTiming(prefill_s=table.prefill_s, step_s=table.step_s, embed_s=table.embed_s)
-
-        def one(item: tuple[Replica, float, int, str]) -> None:
-            replica, ready_at, k, worker = item
-            members = [self.workers[g] for g in replica.gpus]
-            a = pb.ReplicaAssignment(
-                replica=replica.id, config=str(fleet.config), members=members, leader=k == 0, ready_at=ready_at,
-                batch=fleet.config.batch, timing=pb_timing, output_len=self.model.output_len,
-            )  # fmt: skip
-            try:
-                self.stubs[worker].Assign(a, timeout=self.rpc_timeout)
-            except grpc.RpcError as err:
-                self.log.warning("Assign failed <worker=%s code=%s>", worker, err.code())
-
-        items = [(r, ready, k, self.workers[g]) for r, ready in plans for k, g in enumerate(r.gpus)]
-        self.parallel(one, items)
-
-    def release(self, replicas: list[Replica]) -> None:
-        workers = [self.workers[g] for r in replicas for g in r.gpus]
-
-        def one(worker: str) -> None:
-            with contextlib.suppress(grpc.RpcError):  # a worker of a preempted instance
-                self.stubs[worker].Release(pb.Empty(), timeout=self.rpc_timeout)
-
-        self.parallel(one, workers)
+    def parallel(self, fn: Callable[[T], object], items: Iterable[T]) -> None:
+        list(self.threads.map(fn, items))
 
     # ------------------------------------------------------------------ start
     def on_start(self) -> None:
-        first = self.start.first
-        t0 = time.perf_counter()
-        built = self.approach.initial(first.instances, self._tpt(first), 0.0)
-        self.fleet = built.fleet
-        self.assign([(p.replica, p.ready_at) for p in built.new], built.fleet)
-        self._record(first, None, built, 0, 0, (time.perf_counter() - t0) * 1000)
-        self._events.start()
+        with self.lock:
+            actions = self.core.start(0.0)
+        self.apply(actions)
+        self._timer.start()
         self._ticker.start()
 
-    def _tpt(self, event: AvailabilityEvent) -> float:
-        if event.required_tpt is not None:
-            self.required_tpt = event.required_tpt
-        return self.required_tpt
-
-    # ------------------------------------------------------------------ the trace
-    def _replay(self) -> None:
-        for event in self.start.rest:
-            if self.stopping.is_set():
-                return
-            self.clock.sleep_until(event.at_s - self.spot.grace_period_s)
-            try:
-                self._handle(event)
-            except Exception:  # one bad event must not stop the replay
-                self.log.exception("Handling %s at %.0f s failed; going on", event.op, event.at_s)
-
-    def _handle(self, event: AvailabilityEvent) -> None:
-        t0 = time.perf_counter()
-        notice = self.approach.notice(self.fleet, event, self._tpt(event), max(0.0, self.clock.now()))
-        plan_ms = (time.perf_counter() - t0) * 1000
-        self.log.info(
-            "Notice <event=%s at=%.0f alive=%d config=%s drains=%d keep=%d deadline=%s reason=%s>",
-            event.op, event.at_s, len(notice.alive_after), notice.choice.config, len(notice.drains), len(notice.keep),
-            f"{min(d.deadline for d in notice.drains):.1f}" if notice.drains else "-", notice.reason,
-        )  # fmt: skip
-        drained = self._drain(notice)
-        self.clock.sleep_until(notice.rebuild_at)
-        t1 = time.perf_counter()
-        stopped = {rid: s for rid, (s, _) in drained.items()}
-        built = self.approach.rebuild(self.fleet, notice, interrupted_batches(notice, stopped, self.model.input_len))
-        plan_ms += (time.perf_counter() - t1) * 1000
-        plan = self._requeue(built, drained)
-        gone = [r for r in self.fleet.replicas if r.id not in {x.id for x in built.fleet.replicas}]
-        self.release(gone)
-        self.fleet = built.fleet
-        self.assign([(p.replica, p.ready_at) for p in built.new], built.fleet)
-        resumed = sum(len(ids) for _, ids, _ in plan.pinned)
-        self._record(event, notice, built, resumed, len(plan.restarted), plan_ms)
-        if event.op in ("remove", "end"):
-            self.clock.sleep_until(event.at_s)
-            self._preempt(event)
-
-    def _drain(self, notice: Notice) -> dict[int, tuple[Stopped, list[pb.Query]]]:
-        def one(d: Any) -> pb.DrainReply | None:
-            leader = self.workers[self.fleet.replica(d.replica).leader]
-            wall = max(0.0, self.clock.wall(d.deadline - self.clock.now())) + 15.0
-            try:
-                return self.stubs[leader].Drain(
-                    pb.DrainRequest(replica=d.replica, deadline=d.deadline, keep_progress=d.keep_progress), timeout=wall
-                )
-            except grpc.RpcError as err:
-                self.log.warning("Drain failed <replica=%d code=%s>", d.replica, err.code())
-                return None
-
-        out: dict[int, tuple[Stopped, list[pb.Query]]] = {}
-        for d, reply in zip(notice.drains, self.parallel(one, list(notice.drains)), strict=True):
-            if reply is None or not reply.interrupted:
+    # ------------------------------------------------------------------ the timer queue
+    def _timer_loop(self) -> None:
+        while not self.stopping.is_set():
+            with self.lock:
+                due = self.core.next_due()
+            wait_s = self.clock.wall(due - self.clock.now()) if due is not None else 1.0
+            if wait_s > 0:
+                self.wake.wait(min(wait_s, 1.0))
+                self.wake.clear()
                 continue
-            queries = list(reply.interrupted)
-            out[d.replica] = (Stopped(tuple(q.id for q in queries), reply.tokens), queries)
-        return out
+            try:
+                self._run_due(self.clock.now())
+            except Exception:  # one bad step must not stop the replay
+                self.log.exception("A controller step failed; going on")
 
-    def _requeue(self, built: Rebuild, drained: dict[int, tuple[Stopped, list[pb.Query]]]) -> Requeue:
-        plan = requeue(built, {rid: s for rid, (s, _) in drained.items()})
-        by_id = {q.id: q for _, queries in drained.values() for q in queries}
-        for replica, ids, step in plan.pinned:
-            batch = [by_id[i] for i in ids]
-            self.pool.Requeue(
-                pb.RequeueRequest(queries=batch, pin_replica=replica, start_step=step), timeout=self.rpc_timeout
-            )
-        lost = [by_id[i] for i in plan.restarted]
-        for q in lost:
-            q.tokens_done, q.restarts = 0, q.restarts + 1
-        if lost:
-            self.pool.Requeue(pb.RequeueRequest(queries=lost, pin_replica=-1), timeout=self.rpc_timeout)
-        return plan
+    def _run_due(self, now: float) -> None:
+        while not self.stopping.is_set():
+            with self.lock:
+                out = self.core.step(now)
+            if out is None:
+                return
+            if isinstance(out, NeedStopped):
+                stopped = self._collect(out.replicas)
+                with self.lock:
+                    out = self.core.step(now, stopped)
+                assert not isinstance(out, NeedStopped)
+            self.apply(out or [])
 
-    def _preempt(self, event: AvailabilityEvent) -> None:
-        names = [n for g, n in self.workers.items() if g.instance in event.instances] if event.op == "remove" else []
+    def _collect(self, replicas: tuple[int, ...]) -> dict[int, Stopped]:
+        """The drains' answers: the batch each replica stopped in (those that did not answer
+        are left out; the pool takes their batches back when they are gone)."""
+        futures = {r: self.drains.pop(r) for r in replicas if r in self.drains}
+        wait(list(futures.values()), timeout=DRAIN_SLACK_WALL_S)
+        stopped = {}
+        for r, fut in futures.items():
+            reply = fut.result() if fut.done() else None
+            if reply is not None and reply.stopped:
+                stopped[r] = Stopped(tuple(reply.requests), reply.tokens)
+            else:
+                self.log.warning("Replica %d did not say where it stopped: the pool keeps its batch", r)
+        return stopped
+
+    # ------------------------------------------------------------------ applying actions
+    def apply(self, actions: Iterable[Action]) -> None:
+        for a in actions:
+            if isinstance(a, AssignReplica):
+                self._assign(a)
+            elif isinstance(a, ReleaseReplica):
+                names = [self.workers[g] for g in a.replica.gpus]
+                self.parallel(lambda n: self._quiet(self.stubs[n].Release, pb.WorkerRef(worker=n)), names)
+            elif isinstance(a, DrainReplica):
+                self.drains[a.replica.id] = self.threads.submit(self._drain, a)
+            elif isinstance(a, Requeue):
+                pinned = [pb.PinnedBatch(replica=r, requests=ids, start_step=s) for r, ids, s in a.pinned]
+                self._to_pool(self.pool.Requeue, pb.RequeueRequest(pinned=pinned, restarted=a.restarted))
+            elif isinstance(a, ReplicasGone):
+                self._to_pool(self.pool.Gone, pb.GoneRequest(replicas=a.replicas, at=a.at))
+            elif isinstance(a, Preempt):
+                self._preempt(a.instances)
+
+    def _assign(self, a: AssignReplica) -> None:
+        members = [self.workers[g] for g in a.replica.gpus]
+        t = a.timing
+        timing = pb.BatchTiming(prefill_s=t.prefill_s, step_s=t.step_s, embed_s=t.embed_s)
 
         def one(worker: str) -> None:
-            with contextlib.suppress(grpc.RpcError):
-                self.stubs[worker].Preempt(pb.Empty(), timeout=self.rpc_timeout)
-
-        self.parallel(one, names)
-        if names:
-            self.log.info("Preempted <instances=%s workers=%d>", ",".join(event.instances), len(names))
-
-    # ------------------------------------------------------------------ records
-    def _record(
-        self,
-        event: AvailabilityEvent,
-        notice: Notice | None,
-        built: Rebuild,
-        resumed: int,
-        restarted: int,
-        plan_ms: float,
-    ) -> None:
-        cfg = built.fleet.config
-        with self.lock:
-            self.decisions.append(
-                {
-                    "time": self.clock.now(),
-                    "event_at": event.at_s,
-                    "event": event.op,
-                    "instances": ",".join(event.instances),
-                    "alive_instances": len(built.fleet.alive),
-                    "gpus": len(built.fleet.alive) * self.spot.gpus_per_instance,
-                    "dp": cfg.dp,
-                    "tp": cfg.tp,
-                    "pp": cfg.pp,
-                    "batch": cfg.batch,
-                    "m1": cfg.m1,
-                    "m2": cfg.m2,
-                    "required_tpt": self.required_tpt,
-                    "predicted_latency_s": notice.choice.latency_s if notice else None,
-                    "predicted_tpt": notice.choice.throughput_rps if notice else None,
-                    "meets_target": notice.choice.meets_target if notice else None,
-                    "deadline": min((d.deadline for d in notice.drains), default=None) if notice else None,
-                    "estimate_s": notice.estimate_s if notice else 0.0,
-                    "migration_s": built.migration_s,
-                    "moved_gb": built.moved_bytes / 1e9,
-                    "kept_gb": built.kept_bytes / 1e9,
-                    "ready_at": max((p.ready_at for p in built.new), default=None),
-                    "resumed_requests": resumed,
-                    "restarted_requests": restarted,
-                    "plan_ms": plan_ms,
-                    "reason": built.reason,
-                }
-            )
-        self.log.info(
-            "Fleet <event=%s config=%s replicas=%d new=%d migration=%.1fs resumed=%d restarted=%d>",
-            event.op, cfg, len(built.fleet.replicas), len(built.new), built.migration_s, resumed, restarted,
-        )  # fmt: skip
-
-    def _tick_loop(self) -> None:
-        period = max(TICK_WALL_S, self.clock.wall(self.config.run.heartbeat_s))
-        while not self.stopping.wait(period):
+            msg = pb.ReplicaAssignment(
+                replica=a.replica.id, config=str(a.config), members=members, worker=worker, ready_at=a.ready_at,
+                batch=a.config.batch, timing=timing, output_len=self.model.output_len,
+            )  # fmt: skip
             try:
-                stats = self.pool.PoolStatus(pb.Empty(), timeout=self.rpc_timeout)
-            except grpc.RpcError:
-                continue
-            fleet = self.fleet
-            with self.lock:
-                self.ticks.append(
-                    {
-                        "time": self.clock.now(),
-                        "waiting": stats.waiting,
-                        "pinned": stats.pinned,
-                        "submitted": stats.submitted,
-                        "alive_instances": len(fleet.alive),
-                        "replicas": len(fleet.replicas),
-                        "dp": fleet.config.dp,
-                        "tp": fleet.config.tp,
-                        "pp": fleet.config.pp,
-                        "batch": fleet.config.batch,
-                    }
+                self.stubs[worker].Assign(msg, timeout=self.rpc_timeout)
+            except grpc.RpcError as err:
+                self.log.warning("Assign failed <worker=%s code=%s>", worker, err.code())
+
+        self.parallel(one, members)
+
+    def _drain(self, a: DrainReplica) -> pb.DrainReply | None:
+        leader = self.workers[a.replica.leader]
+        wall = 5.0 if a.deadline == float("inf") else self.clock.wall(a.deadline - self.clock.now())
+        request = pb.DrainRequest(replica=a.replica.id, deadline=a.deadline, keep_progress=a.keep_progress)
+        try:
+            reply: pb.DrainReply = self.stubs[leader].Drain(request, timeout=max(0.0, wall) + DRAIN_SLACK_WALL_S)
+            return reply
+        except grpc.RpcError as err:
+            self.log.warning("Drain failed <replica=%d code=%s>", a.replica.id, err.code())
+            return None
+
+    def _to_pool(self, call: Callable[..., object], request: object) -> None:
+        for attempt in range(RETRIES):
+            try:
+                call(request, timeout=self.rpc_timeout)
+                return
+            except grpc.RpcError as err:
+                self.log.warning("Pool call failed <attempt=%d code=%s>", attempt + 1, err.code())
+        self.log.error("Gave up on a pool call; what it concerned stays in the pool (unfinished)")
+
+    def _preempt(self, instances: tuple[str, ...]) -> None:
+        processes = {self.process_of[n]: n for g, n in self.workers.items() if g.instance in instances}
+        self.parallel(lambda n: self._quiet(self.stubs[n].Preempt, pb.Empty()), processes.values())
+        if processes:
+            self.log.info("Preempted <instances=%s processes=%d>", ",".join(instances), len(processes))
+
+    def _quiet(self, call: Callable[..., object], request: object) -> None:
+        with contextlib.suppress(grpc.RpcError):  # a worker of a preempted or lost instance
+            call(request, timeout=self.rpc_timeout)
+
+    # ------------------------------------------------------------------ heartbeats
+    def _tick_loop(self) -> None:
+        h = self.config.run.heartbeat_s
+        k = 1
+        while not self.stopping.is_set():
+            due = k * h
+            if self.stopping.wait(max(0.0, self.clock.wall(due - self.clock.now()))):
+                return
+            k = max(k + 1, int(self.clock.now() // h) + 1)
+            try:
+                self._tick(self.clock.now())
+            except Exception:
+                self.log.exception("Tick failed; continuing")
+
+    def _tick(self, now: float) -> None:
+        with self.lock:
+            targets = self.core.heartbeat_targets()
+        by_process: dict[str, list[str]] = {}
+        for name in targets:
+            by_process.setdefault(self.process_of[name], []).append(name)
+
+        def beat(names: list[str]) -> tuple[list[str], bool]:
+            try:
+                self.stubs[names[0]].Heartbeat(
+                    pb.WorkerRef(worker=names[0]), timeout=self.config.run.heartbeat_timeout_s
                 )
+                return names, True
+            except grpc.RpcError:
+                return names, False
+
+        answered: list[str] = []
+        missed: list[str] = []
+        for names, ok in self.threads.map(beat, by_process.values()):
+            (answered if ok else missed).extend(names)
+        try:
+            s = self.pool.PoolStatus(pb.Empty(), timeout=self.config.run.heartbeat_timeout_s)
+            pool = {"waiting": s.waiting, "resumable": s.resumable, "pinned": s.pinned, "leased": s.leased,
+                    "submitted": s.submitted}  # fmt: skip
+        except grpc.RpcError:
+            pool = {}
+        with self.lock:
+            actions = self.core.tick(now, answered, missed, pool)
+        if actions:
+            self.log.warning("Lost <instances=%s>", ",".join(sorted(self.core.lost)))
+            self.apply(actions)
+            self.wake.set()
 
     def finish(self) -> None:
         with self.lock:
-            write_rows(self.decisions, self.out_dir / DECISIONS_FILE)
-            write_rows(self.ticks, self.out_dir / TICKS_FILE)
+            rolefiles.write_controller(self.core.decisions, self.core.ticks, self.out_dir)
         self.threads.shutdown(wait=False, cancel_futures=True)
 
 
 class _Register(pbg.ControllerServicer):
-    def __init__(self, controller: SpotControllerRole) -> None:
-        self.c = controller
-
     def Register(self, request: pb.RegisterRequest, context: grpc.ServicerContext) -> pb.Empty:
         return pb.Empty()

@@ -1,9 +1,10 @@
-"""SpotServe load balancer: the request pool the replicas pull batches from.
+"""SpotServe load balancer: the request pool, a gRPC shell over `RequestPoolCore`.
 
-The client submits requests; an idle replica leader asks for its next batch (waiting briefly
-when the pool is empty); after a reconfiguration the controller hands back the requests the
-drained replicas stopped in, either pinned to the replica that received their KV cache (they
-resume from their committed token) or back in the queue from token 0.
+The client submits requests; an idle replica's leader pulls its next batch, leased to it until
+it reports the batch finished or interrupted (`Report`); the controller moves interrupted
+batches (`Requeue`, idempotent by request id) and takes back what replicas that are gone still
+hold (`Gone`). At its end the role writes `pool.json`: what it still holds, which is exactly
+the unfinished requests.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import grpc
 
-from runtime.policies.spotserve.dispatch import RequestPool
+from runtime import rolefiles
+from runtime.cores.spotserve.pool import Lease, RequestPoolCore
+from runtime.policies.spotserve.engine import BatchTiming
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
@@ -26,9 +29,8 @@ class SpotLoadBalancerRole(Role):
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
         super().__init__(spec, name, out_dir)
         self.cond = threading.Condition()
-        self.pool = RequestPool()
+        self.core = RequestPoolCore()
         self.queries: dict[int, pb.Query] = {}
-        self.submitted = 0
 
     def servicers(self) -> list[Servicer]:
         return [
@@ -37,44 +39,67 @@ class SpotLoadBalancerRole(Role):
         ]
 
     def submit(self, query: pb.Query) -> pb.SubmitReply:
-        query.admitted_at = self.clock.now()
         with self.cond:
-            self.queries[query.id] = query
-            self.pool.add(query.id)
-            self.submitted += 1
-            self.cond.notify_all()
+            if self.core.add(query.id):
+                query.admitted_at = self.clock.now()
+                self.queries[query.id] = query
+                self.cond.notify_all()
         return pb.SubmitReply(accepted=True)
 
     def next_batch(self, request: pb.NextBatchRequest) -> pb.NextBatchReply:
+        t = request.timing
+        timing = BatchTiming(tuple(t.prefill_s), tuple(t.step_s), tuple(t.embed_s))
         with self.cond:
-            ids, step = self.pool.next_batch(request.replica, request.max_batch)
-            if not ids and request.wait_s > 0:
+            lease = self._lease(request, timing)
+            if lease is None and request.wait_s > 0:
                 self.cond.wait(request.wait_s)
-                ids, step = self.pool.next_batch(request.replica, request.max_batch)
-            queries = [self.queries.pop(i) for i in ids]
-        return pb.NextBatchReply(queries=queries, start_step=step)
+                lease = self._lease(request, timing)
+            if lease is None:
+                return pb.NextBatchReply(lease=-1)
+            queries = []
+            for r in lease.requests:
+                q = self.queries[r]
+                q.restarts = self.core.restarts.get(r, 0)
+                q.tokens_done = lease.start_step
+                queries.append(q)
+            return pb.NextBatchReply(
+                queries=queries, start_step=lease.start_step, lease=lease.id, recompute=lease.recompute,
+                started_at=lease.run.started_at,
+            )  # fmt: skip
+
+    def _lease(self, request: pb.NextBatchRequest, timing: BatchTiming) -> Lease | None:
+        r = request
+        return self.core.next_batch(r.replica, r.max_batch, self.clock.now(), timing, r.output_len, r.received)
+
+    def report(self, report: pb.LeaseReport) -> None:
+        with self.cond:
+            if report.finished:
+                for r in self.core.finish(report.lease):
+                    self.queries.pop(r, None)
+            else:
+                self.core.interrupt(report.lease, report.tokens)
 
     def requeue(self, request: pb.RequeueRequest) -> None:
+        pinned = [(p.replica, tuple(p.requests), p.start_step) for p in request.pinned]
         with self.cond:
-            for q in request.queries:
-                self.queries[q.id] = q
-            ids = [q.id for q in request.queries]
-            if request.pin_replica >= 0:
-                self.pool.pin(request.pin_replica, ids, request.start_step)
-            else:
-                self.pool.restart(ids)
+            moved = self.core.requeue(pinned, list(request.restarted))
             self.cond.notify_all()
-        self.log.info("Requeued <n=%d pinned_to=%d start_step=%d>", len(ids), request.pin_replica, request.start_step)
+        self.log.info("Requeued <moved=%d pinned=%d restarted=%d>", moved, len(pinned), len(request.restarted))
 
-    def unpin(self, replica: int) -> None:
+    def gone(self, request: pb.GoneRequest) -> None:
         with self.cond:
-            lost = self.pool.unpin(replica)
-            for i in lost:
-                q = self.queries[i]
-                q.tokens_done, q.restarts = 0, q.restarts + 1
+            back = [r for replica in request.replicas for r in self.core.replica_gone(replica, request.at)]
             self.cond.notify_all()
-        if lost:
-            self.log.warning("Replica %d gone before resuming: %d requests restart", replica, len(lost))
+        if back:
+            self.log.warning(
+                "Replicas %s gone holding %d requests: back in the pool", list(request.replicas), len(back)
+            )
+
+    def finish(self) -> None:
+        with self.cond:
+            rolefiles.write_pool(self.core, self.out_dir)
+            counts = self.core.counts()
+        self.log.info("Wrote the pool's state <%s>", " ".join(f"{k}={v}" for k, v in counts.items()))
 
 
 class _Submit(pbg.LoadBalancerServicer):
@@ -86,7 +111,7 @@ class _Submit(pbg.LoadBalancerServicer):
 
     def Stats(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.LoadBalancerStats:
         with self.lb.cond:
-            return pb.LoadBalancerStats(submitted=self.lb.submitted, now=self.lb.clock.now())
+            return pb.LoadBalancerStats(submitted=self.lb.core.submitted, now=self.lb.clock.now())
 
 
 class _Pool(pbg.RequestPoolServicer):
@@ -96,19 +121,22 @@ class _Pool(pbg.RequestPoolServicer):
     def NextBatch(self, request: pb.NextBatchRequest, context: grpc.ServicerContext) -> pb.NextBatchReply:
         return self.lb.next_batch(request)
 
+    def Report(self, request: pb.LeaseReport, context: grpc.ServicerContext) -> pb.Empty:
+        self.lb.report(request)
+        return pb.Empty()
+
     def Requeue(self, request: pb.RequeueRequest, context: grpc.ServicerContext) -> pb.Empty:
         self.lb.requeue(request)
         return pb.Empty()
 
-    def Unpin(self, request: pb.DrainRequest, context: grpc.ServicerContext) -> pb.Empty:
-        self.lb.unpin(request.replica)
+    def Gone(self, request: pb.GoneRequest, context: grpc.ServicerContext) -> pb.Empty:
+        self.lb.gone(request)
         return pb.Empty()
 
     def PoolStatus(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.PoolStats:
         with self.lb.cond:
+            c = self.lb.core.counts()
             return pb.PoolStats(
-                submitted=self.lb.submitted,
-                waiting=len(self.lb.pool),
-                pinned=self.lb.pool.pinned,
-                now=self.lb.clock.now(),
-            )
+                submitted=c["submitted"], waiting=c["waiting"], pinned=c["pinned"], now=self.lb.clock.now(),
+                leased=c["leased"], held=c["held"], resumable=c["resumable"],
+            )  # fmt: skip

@@ -1,0 +1,1 @@
+"""DiffServe's role cores: the controller, the load balancer and a worker."""
