@@ -4,6 +4,10 @@ traceback, and nothing starts."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -15,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from orchestrator.config import GROUPS
 from orchestrator.systems import get_system, owner_of_approach, owner_of_group, system_names
-from runtime.exceptions import ConfigError
+from runtime.exceptions import ConfigError, ServelabError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # Flags that make Hydra print or describe instead of run: leave those to Hydra.
@@ -89,12 +93,67 @@ def _one_line(err: BaseException) -> str:
     return f"{first} ({detail})" if detail and detail not in first else first
 
 
+def _sweeper_jobs(overrides: list[str], jobs: list[list[str]], searchpath: list[str]) -> list[list[str]]:
+    """The jobs of a union-of-grids sweep (hydra_plugins/servelab_sweepers/) when the config asks for one."""
+    try:
+        first = compose(config_name="config", overrides=[*searchpath, *jobs[0]], return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(_one_line(err)) from None
+    sweeper = first.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith("GridsSweeper"):
+        return jobs
+    from hydra_plugins.servelab_sweepers.grids_sweeper import expand
+
+    try:
+        return expand(list(sweeper.grids), overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"hydra.sweeper.grids: {_one_line(err)}") from None
+
+
+PARALLEL_FROM = 8  # jobs: below this, starting worker processes costs more than it saves
+
+
+def _init_checker() -> None:
+    from orchestrator.config import register
+
+    register()
+    GlobalHydra.instance().clear()
+    initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3").__enter__()  # for this process's life
+
+
+def _check(job: list[str]) -> BaseException | None:
+    """Compose and resolve one job; the error it raises, as a value."""
+    from orchestrator.plan import resolve
+
+    try:
+        resolve(compose(config_name="config", overrides=job))
+    except (HydraException, OmegaConfBaseException) as err:
+        return ConfigError(_one_line(err))
+    except ServelabError as err:
+        return err
+    return None
+
+
+def _check_all(jobs: list[list[str]]) -> None:
+    """Raise the first job's error, if any. Many jobs (a sweep) are checked by a few worker
+    processes: composing a config costs Hydra about 0.2 s."""
+    errors: Iterable[BaseException | None]
+    if len(jobs) < PARALLEL_FROM:
+        errors = map(_check, jobs)
+    else:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        workers = min(4, os.cpu_count() or 1)
+        with ProcessPoolExecutor(workers, multiprocessing.get_context(method), initializer=_init_checker) as pool:
+            errors = list(pool.map(_check, jobs, chunksize=4))
+    for err in errors:
+        if err is not None:
+            raise err
+
+
 def precheck(argv: list[str]) -> int:
     """Compose and validate every job of `argv`; raises ConfigError; returns the number of jobs."""
     if any(a.split("=")[0] in INFO_FLAGS for a in argv):
         return 0
-    from orchestrator.plan import resolve
-
     overrides = overrides_of(argv)
     searchpath = [a for a in argv if a.startswith("hydra.searchpath=")]
     check_group_choices(overrides, search_dirs(argv))
@@ -104,11 +163,11 @@ def precheck(argv: list[str]) -> int:
         raise ConfigError(f"overrides: {_one_line(err)}") from None
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        for job in jobs:
-            try:
-                cfg = compose(config_name="config", overrides=[*searchpath, *job])
-                resolve(cfg)
-            except (HydraException, OmegaConfBaseException) as err:
-                raise ConfigError(_one_line(err)) from None
+        jobs = _sweeper_jobs(overrides, jobs, searchpath) if "-m" in argv or "--multirun" in argv else jobs
+        jobs = [[*searchpath, *job] for job in jobs]
+        if len(jobs) < PARALLEL_FROM:
+            _check_all(jobs)
+    if len(jobs) >= PARALLEL_FROM:
+        _check_all(jobs)
     GlobalHydra.instance().clear()
     return len(jobs)

@@ -207,14 +207,7 @@ def _track(run_dir: Path, plan: RunPlan, result: analysis.Analysis, parent_run_i
         run_id = tracking.start_run(uri, config.tracking.experiment, plan.system.run_name(summary), tags, parent_run_id)
         tracking.log_params(uri, run_id, tracking.flatten({k: v for k, v in plan.container.items() if k != "paths"}))
         tracking.log_metrics(uri, run_id, numbers)
-        # Per-second series as step metrics (step = trace second), sent in batches.
-        seconds = result.series["second"]
-        points = [
-            (str(key), float(value), int(second))
-            for key in result.series.columns.drop("second")
-            for second, value in zip(seconds, result.series[key], strict=True)
-        ]
-        tracking.log_metrics(uri, run_id, points + result.step_metrics)
+        tracking.log_metrics(uri, run_id, tracking.series_points(result.series) + result.step_metrics)
         files = [
             "records.parquet",
             "summary.json",

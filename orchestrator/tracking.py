@@ -18,6 +18,10 @@ from typing import Any
 PARAMS_PER_BATCH = 100  # MLflow's LogBatch limits
 METRICS_PER_BATCH = 1000
 PARAM_VALUE_MAX = 6000
+# A per-second series goes to MLflow with at most this many points (every k-th second; the
+# full series is the run's timeseries.parquet): a 22-minute trace's dozen series would
+# otherwise be 16,000 rows, which SQLite takes seconds to insert.
+SERIES_POINTS = 200
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -92,6 +96,19 @@ def log_metrics(uri: str, run_id: str, metrics: Iterable[tuple[str, float, int]]
     for i in range(0, len(items), METRICS_PER_BATCH):
         mlf.log_batch(run_id, metrics=items[i : i + METRICS_PER_BATCH])
     return len(items)
+
+
+def series_points(series: Any) -> list[tuple[str, float, int]]:
+    """A per-second series frame (column `second`) as (key, value, step) points, step = trace
+    second, at most SERIES_POINTS per series."""
+    stride = max(1, math.ceil(len(series) / SERIES_POINTS))
+    rows = series.iloc[::stride]
+    seconds = rows["second"]
+    return [
+        (str(key), float(value), int(second))
+        for key in rows.columns.drop("second")
+        for second, value in zip(seconds, rows[key], strict=True)
+    ]
 
 
 def log_artifacts(uri: str, run_id: str, files: Iterable[tuple[Path, str | None]]) -> None:

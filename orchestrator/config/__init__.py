@@ -13,5 +13,6 @@ GROUPS = ("system", "cascade", "model", "trace", "approach", "hostfile", "execut
 
 
 def register() -> None:
-    """Register the top-level schema; `conf/config.yaml` lists it first in its defaults."""
+    """Register the top-level schema; `conf/config.yaml` lists it first in its defaults. (The
+    union-of-grids sweeper registers itself: hydra_plugins/servelab_sweepers/.)"""
     ConfigStore.instance().store(name=SCHEMA_NAME, node=Config)

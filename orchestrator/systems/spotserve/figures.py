@@ -9,7 +9,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from orchestrator.plots import SIZE_IN, finish
+from orchestrator.plots import RUN_MARGINS, SIZE_IN, finish
 
 APPROACH_COLORS = {
     "spotserve": "#1b9e77",
@@ -47,7 +47,7 @@ def latency_over_time(records: pd.DataFrame, series: pd.DataFrame, title: str, p
         more = ax2.get_legend_handles_labels()
         lines, labels = lines + more[0], labels + more[1]
     ax.legend(lines, labels, loc="upper left", fontsize=8)
-    return finish(fig, path)
+    return finish(fig, path, RUN_MARGINS)
 
 
 def percentile_lines(panels: dict[str, dict[str, list[float]]], labels: list[str], path: Path, title: str) -> Path:

@@ -33,19 +33,22 @@ ABLATION_COLORS = dict(zip(LABELS, ("#1b9e77", "#66a61e", "#e6ab02", "#d95f02", 
 
 
 def figure6_panels(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """Panel "model trace" -> approach -> the FIG6_STATS values (ablation level 0 only)."""
+    """Panel "model trace" -> approach -> the FIG6_STATS values (the spot traces, ablation level 0)."""
     panels: dict[str, dict[str, list[float]]] = defaultdict(dict)
     for r in rows:
-        if str(r["ablation"]) in ("0", ""):
+        if str(r["ablation"]) in ("0", "") and r.get("trace_kind", "spot") == "spot":
             panels[f"{r['model']} {r['trace']}"][r["approach"]] = [r[key] for key, _ in FIG6_STATS]
     return dict(sorted(panels.items()))
 
 
 def figure7_points(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(spot points: every approach on spot traces, on-demand points: the on-demand fleets)."""
+    """(spot points: every approach on spot traces, on-demand points: the on-demand fleets), of
+    the models that have an on-demand line (all models when none has)."""
+    level0 = [r for r in rows if str(r["ablation"]) in ("0", "") and not math.isnan(r["cost_per_1k_tokens_usd"])]
+    with_line = {r["model"] for r in level0 if r["trace_kind"] == "ondemand"}
     spot, ondemand = [], []
-    for r in rows:
-        if str(r["ablation"]) not in ("0", "") or math.isnan(r["cost_per_1k_tokens_usd"]):
+    for r in level0:
+        if with_line and r["model"] not in with_line:
             continue
         point = {k: r[k] for k in ("approach", "trace", "latency_mean_s", "latency_p99_s")}
         point["cost"] = r["cost_per_1k_tokens_usd"]
@@ -58,11 +61,11 @@ def figure7_points(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
 
 
 def figure9_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """spotserve's runs on the traces that have ablation runs, labelled by level."""
-    traces = {r["trace"] for r in rows if str(r["ablation"]) not in ("0", "")}
+    """spotserve's runs on the (model, trace) pairs that have ablation runs, labelled by level."""
+    pairs = {(r["model"], r["trace"]) for r in rows if str(r["ablation"]) not in ("0", "")}
     out = []
     for r in rows:
-        if r["approach"] == "spotserve" and r["trace"] in traces:
+        if r["approach"] == "spotserve" and (r["model"], r["trace"]) in pairs:
             level = int(r["ablation"] or 0)
             out.append({**r, "approach": LABELS[level], "trace": f"{r['model']} {r['trace']}"})
     return out

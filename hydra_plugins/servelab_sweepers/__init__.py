@@ -1,0 +1,1 @@
+"""servelab's Hydra plugins: the union-of-grids sweeper (`hydra/sweeper=grids`)."""
