@@ -13,10 +13,10 @@ run: ## the main job on the embedded default
 test: ## the whole suite (what .ci/run runs)
 	$(PY) -m pytest
 
-test-fast: ## unit tests only (no real processes)
+test-fast: ## the fast lane: no real role processes, no SSH
 	$(PY) -m pytest -m "not slow"
 
-lint: ## ruff and mypy
+lint: ## ruff and mypy (a step of .ci/run of its own)
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
 
 bench: ## every benchmark script (minutes)

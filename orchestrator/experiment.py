@@ -146,12 +146,12 @@ def _replay(deployment: Deployment, procs: dict[str, RoleProcess], plan: RunPlan
     config, trace = plan.config, plan.trace
     epoch = time.time() + config.run.start_lead_s
     order = sorted(procs.values(), key=lambda p: START_ORDER.index(p.address.role))
-    deployment.launcher.start_run(order, epoch)
+    gone = deployment.launcher.start_run(order, epoch, optional=("worker",))
     log.info("Replaying %d queries over %.0f trace seconds", len(trace), trace.duration_s)
     stub = pbg.ClientStub(procs["client"].rpc_channel())
     trace_wall = (max(trace.duration_s, config.trace.duration_s) + plan.system.drain_s(config)) / config.time_scale
     deadline = time.monotonic() + config.run.start_lead_s + trace_wall + FINISH_SLACK_WALL_S
-    watched = list(procs.values())
+    watched = [p for p in procs.values() if p.name not in gone]
     with ProgressLine(config.run.progress, plan.system.progress_outcome) as bar:
         while True:
             try:

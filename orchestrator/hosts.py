@@ -140,7 +140,7 @@ def build_wheel(out: Path) -> Path:
     src.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(root / name, src / name)
-    for package in PACKAGES:
+    for package in {p.split(".")[0] for p in PACKAGES}:
         shutil.copytree(root / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from runtime.exceptions import TraceFormatError
-from tests.conftest import REFERENCE, compose_config
+from tests.conftest import REFERENCE, compose_config, needs_reference
 from traces.confidence import check_curve, deferral_fraction, draw, read_artifact_dist
 
 
@@ -29,6 +29,7 @@ def test_draw_is_seeded() -> None:
     assert not np.array_equal(draw(x, y, 100, seed=1), draw(x, y, 100, seed=2))
 
 
+@needs_reference
 @pytest.mark.parametrize("cascade", ["sdturbo", "sdxs"])
 def test_artifact_dist_file_matches_the_carried_curve(cascade: str) -> None:
     """dist_<cascade>.txt: 20000 P(fake) values, 4 per prompt; f(t) of 1 - mean equals our table."""

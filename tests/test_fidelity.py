@@ -37,7 +37,12 @@ def test_the_two_clocks_agree_within_bounds(tmp_path: Path) -> None:
     assert np.abs(demand[0] - demand[1]).mean() <= 0.05 * demand[0].mean()
     same = np.isclose(plans["virtual"]["threshold"].to_numpy(), plans["wall"]["threshold"].to_numpy(), atol=0.1)
     assert same.mean() >= 0.6, (plans["virtual"]["threshold"], plans["wall"]["threshold"])
-    assert abs(by["latency_p50_s"].diff) <= 0.3, "the wall testbed adds milliseconds per hop, not seconds"
+    # Queries served by the light model alone: the wall testbed adds milliseconds per hop.
+    light = {}
+    for c in ("virtual", "wall"):
+        rec = pd.read_parquet(out / c / "records.parquet")
+        light[c] = rec.loc[(rec["path"] == "light") & rec["heavy_worker"].isna(), "latency_s"].median()
+    assert 0 <= light["wall"] - light["virtual"] <= 0.15, light
     assert by["client_send_lag_p99_s"].virtual == 0 and by["client_send_lag_p99_s"].wall < 1.0
     assert by["heartbeat_gap_max_s"].wall < 2.0
     assert (out / "fidelity.csv").is_file()

@@ -34,7 +34,7 @@ from runtime.policies.spotserve.migration_planner import (
     transfer_time_s,
 )
 from runtime.schema import ModelConfig
-from tests.conftest import CONF, REFERENCE, compose_config
+from tests.conftest import CONF, REFERENCE, compose_config, needs_reference
 
 PROFILE_20B = REFERENCE / "spotserve" / "profiles" / "T4-4x" / "megatron_h6144_profile.json"
 A = [Gpu("A", 0), Gpu("A", 1)]
@@ -67,6 +67,7 @@ def test_every_model_option_composes_with_a_consistent_profile(name: str) -> Non
     assert m.name == name and m.max_tp in m.profile_tps
 
 
+@needs_reference
 def test_20b_profile_matches_the_artifact_json() -> None:
     """conf/model/20B.yaml carries megatron_h6144_profile.json's numbers."""
     raw = json.loads(Path(PROFILE_20B).read_text())

@@ -11,7 +11,7 @@ import pytest
 from orchestrator.plan import typed_config
 from runtime.exceptions import ConfigError, TraceFormatError
 from runtime.schema import AvailabilityEventConfig
-from tests.conftest import REFERENCE, compose_config
+from tests.conftest import REFERENCE, compose_config, needs_reference
 from traces.spotserve import (
     AvailabilityEvent,
     alive_timeline,
@@ -66,6 +66,7 @@ def write(tmp_path: Path, text: str, name: str = "t.txt") -> Path:
 # --------------------------------------------------------------------------- artifact readers
 
 
+@needs_reference
 @pytest.mark.parametrize("path", SEGMENTS, ids=[p.name for p in SEGMENTS])
 def test_every_artifact_segment_reads_and_ends(path: Path) -> None:
     """Every shipped JSON-lines segment reads into a valid event list that ends with `end`."""
@@ -75,6 +76,7 @@ def test_every_artifact_segment_reads_and_ends(path: Path) -> None:
     assert alive_timeline(events)[0].start_s == 0.0
 
 
+@needs_reference
 @pytest.mark.parametrize(
     ("name", "instance_minutes"),
     [
@@ -96,6 +98,7 @@ def test_artifact_instance_minutes_match_the_notes(name: str, instance_minutes: 
     assert minutes(read_availability_jsonl(AVAILABILITY / name)) == (instance_minutes, 0.0)
 
 
+@needs_reference
 def test_required_tpt_on_a_removal_becomes_a_tpt_event_first() -> None:
     """An artifact remove carrying required_tpt reads as a tpt event, then the removal, same time."""
     events = read_availability_jsonl(AVAILABILITY / "trace_0304_workload.txt")
@@ -132,6 +135,7 @@ def test_segment_reader_names_file_and_line(tmp_path: Path, text: str, match: st
         read_availability_jsonl(write(tmp_path, text))
 
 
+@needs_reference
 def test_g4dn_full_trace_reads() -> None:
     """The full g4dn trace: 153 valid rows, at most 24 instances alive, windows default to its span."""
     events = read_g4dn_csv(AVAILABILITY / "g4dn.csv")
@@ -140,6 +144,7 @@ def test_g4dn_full_trace_reads() -> None:
     assert events[0].at_s == 0.0 and events[-1] == AvailabilityEvent(38760.0 - 480.0, "end")
 
 
+@needs_reference
 @pytest.mark.parametrize(("window_min", "segment"), [((212, 234), "trace_0304.txt"), ((313, 337), "trace_0506.txt")])
 def test_g4dn_windows_reproduce_the_artifact_segments(window_min: tuple[int, int], segment: str) -> None:
     """The g4dn minutes 212-234 and 313-337 have exactly the alive counts of trace_0304/0506.txt."""
@@ -226,6 +231,7 @@ def test_every_spotserve_trace_composes_and_is_consistent(trace: str) -> None:
     assert cfg.trace.requests.distribution == "gamma" and 0 < cfg.trace.requests.cv <= 0.1
 
 
+@needs_reference
 @pytest.mark.parametrize("trace", sorted(ARTIFACT_FILE))
 def test_config_traces_reproduce_the_artifact_files(trace: str) -> None:
     """Each config trace has the artifact file's events (less our initial tpt of the workload
@@ -246,6 +252,7 @@ def test_workload_traces_start_at_the_scripts_target() -> None:
         assert len(rates) == 19 and rates[6] == pytest.approx(0.702578075) and min(rates) == pytest.approx(0.546481625)
 
 
+@needs_reference
 def test_od3_really_has_three_instances() -> None:
     """od3 fixes the artifact's node3 file (4 nodes): 3 on-demand instances for 17 minutes."""
     events = config_events("od3")
@@ -361,6 +368,7 @@ def test_generator_refuses_bad_settings(kwargs: dict[str, object], match: str) -
         generate_requests(**args)  # type: ignore[arg-type]
 
 
+@needs_reference
 @pytest.mark.parametrize("path", QUERIES, ids=[p.name for p in QUERIES])
 def test_every_shipped_query_file_reads(path: Path) -> None:
     """Every shipped query trace reads: sorted arrivals, 512- or 128-token prompts, 128 generated."""
@@ -370,6 +378,7 @@ def test_every_shipped_query_file_reads(path: Path) -> None:
     assert set(trace.output_len) == {128}
 
 
+@needs_reference
 def test_the_cv6_file_is_nearly_periodic() -> None:
     """query_tpt0.35_cv6.txt has 1024 requests at 0.35 req/s with a real gap CV of about 0.046."""
     trace = read_requests(QUERY / "query_tpt0.35_cv6.txt")
@@ -393,6 +402,7 @@ def test_request_reader_names_file_and_line(tmp_path: Path, text: str, match: st
         read_requests(write(tmp_path, text, "q.txt"))
 
 
+@needs_reference
 def test_a_window_of_g4dn_csv_is_replayed_from_the_config() -> None:
     """`trace.availability_window_s` picks minutes 212-234 of g4dn.csv: the artifact's
     uncompressed trace_0304.txt, whose 203 instance-minutes its cost plot hard-codes."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from runtime.exceptions import TraceFormatError
-from tests.conftest import REFERENCE
+from tests.conftest import REFERENCE, needs_reference
 from traces.diffserve import generate, read_artifact, write_artifact
 from traces.shape import per_second_rates
 
@@ -57,6 +57,7 @@ def test_partial_last_second_and_prompt_range() -> None:
     assert trace.prompt_index.min() >= 0 and trace.prompt_index.max() < 40
 
 
+@needs_reference
 @pytest.mark.parametrize("path", ARTIFACT_TRACES, ids=lambda p: p.name)
 def test_reads_every_artifact_trace(path: Path) -> None:
     trace = read_artifact(path)
@@ -67,6 +68,7 @@ def test_reads_every_artifact_trace(path: Path) -> None:
     assert trace.prompt_index.min() >= 1 and trace.prompt_index.max() <= 4999
 
 
+@needs_reference
 def test_artifact_trace_matches_its_published_size() -> None:
     """NOTES-diffserve 5.1: trace_3to24qps has 5014 arrivals, 10-s rates from about 3 to 24 q/s."""
     trace = read_artifact(REFERENCE / "diffserve" / "traces" / "dynamic" / "trace_3to24qps.txt")

@@ -251,13 +251,24 @@ class Launcher:
             if pending:
                 time.sleep(0.1)
 
-    def start_run(self, procs: list[RoleProcess], epoch: float) -> None:
-        """Tell every role the epoch (trace time 0), in the order given."""
+    def start_run(self, procs: list[RoleProcess], epoch: float, optional: Iterable[str] = ()) -> list[str]:
+        """Tell every role the epoch (trace time 0), in the order given. A role of an `optional`
+        kind (workers: the run goes on without them) that does not accept Start is left out
+        like one lost later; returns those."""
+        left_out = []
         for proc in procs:
             try:
                 proc.control().Start(pb.StartRequest(epoch=epoch), timeout=max(5.0, self.run.rpc_timeout_s))
             except grpc.RpcError as err:
-                raise DeployError(f"{proc.name} on {proc.host.name} did not accept Start ({err.code().name})") from None
+                if proc.address.role not in optional:
+                    raise DeployError(
+                        f"{proc.name} on {proc.host.name} did not accept Start ({err.code().name})"
+                    ) from None
+                log.warning(
+                    "Worker lost before the run started: %s did not accept Start (%s)", proc.name, err.code().name
+                )
+                left_out.append(proc.name)
+        return left_out
 
     # ------------------------------------------------------------------ stop
     def stop_all(self) -> dict[str, dict[str, Any]]:
