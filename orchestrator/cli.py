@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
@@ -93,12 +94,22 @@ def _one_line(err: BaseException) -> str:
     return f"{first} ({detail})" if detail and detail not in first else first
 
 
+def _yaml_error(err: yaml.YAMLError) -> ConfigError:
+    """A config file that is not YAML: its file, line and the parser's complaint."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{mark.name}:{mark.line + 1}" if mark is not None else "a config file"
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return ConfigError(f"{where}: malformed YAML ({problem})")
+
+
 def _sweeper_jobs(overrides: list[str], jobs: list[list[str]], searchpath: list[str]) -> list[list[str]]:
     """The jobs of a union-of-grids sweep (hydra_plugins/servelab_sweepers/) when the config asks for one."""
     try:
         first = compose(config_name="config", overrides=[*searchpath, *jobs[0]], return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(_one_line(err)) from None
+    except yaml.YAMLError as err:
+        raise _yaml_error(err) from None
     sweeper = first.hydra.sweeper
     if not str(sweeper.get("_target_", "")).endswith("GridsSweeper"):
         return jobs
@@ -111,6 +122,7 @@ def _sweeper_jobs(overrides: list[str], jobs: list[list[str]], searchpath: list[
 
 
 PARALLEL_FROM = 8  # jobs: below this, starting worker processes costs more than it saves
+_checked_stores: set[str] = set()  # tracking stores checked by this process
 
 
 def _init_checker() -> None:
@@ -123,12 +135,19 @@ def _init_checker() -> None:
 
 def _check(job: list[str]) -> BaseException | None:
     """Compose and resolve one job; the error it raises, as a value."""
+    from orchestrator import tracking
     from orchestrator.plan import resolve
 
     try:
-        resolve(compose(config_name="config", overrides=job))
+        plan = resolve(compose(config_name="config", overrides=job))
+        t = plan.config.tracking
+        if t.enabled and t.uri not in _checked_stores:
+            tracking.check_store(tracking.absolute_uri(t.uri))
+            _checked_stores.add(t.uri)
     except (HydraException, OmegaConfBaseException) as err:
         return ConfigError(_one_line(err))
+    except yaml.YAMLError as err:
+        return _yaml_error(err)
     except ServelabError as err:
         return err
     return None

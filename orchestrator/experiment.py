@@ -70,8 +70,10 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec]:
         run_id=new_run_id(), config=config, roles=plan.addresses, trace_file=TRACE_FILE,
         targets=dict(plan.system.role_targets),
     )  # fmt: skip
-    run_spec.dump(spec, plan.container, run_dir / SPEC_FILE)
-    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(plan.container), encoding="utf-8")
+    # The roles never log to MLflow: the files that travel with the run hold no tracking secret.
+    shown = {**plan.container, "tracking": {**plan.container["tracking"], "uri": tracking.mask(config.tracking.uri)}}
+    run_spec.dump(spec, shown, run_dir / SPEC_FILE)
+    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(shown), encoding="utf-8")
     log.info(
         "Resolved <system=%s subject=%s trace=%s approach=%s workers=%d queries=%d clock=%s time_scale=%g> in %.2f s",
         plan.system.name, plan.subject, config.trace.name, config.approach.name, plan.workers, len(plan.trace),
@@ -205,7 +207,9 @@ def _track(run_dir: Path, plan: RunPlan, result: analysis.Analysis, parent_run_i
         raise ServelabError(f"time series named like summary metrics: {', '.join(clash)}")
     try:
         run_id = tracking.start_run(uri, config.tracking.experiment, plan.system.run_name(summary), tags, parent_run_id)
-        tracking.log_params(uri, run_id, tracking.flatten({k: v for k, v in plan.container.items() if k != "paths"}))
+        params = tracking.flatten({k: v for k, v in plan.container.items() if k != "paths"})
+        params["tracking.uri"] = tracking.mask(params.get("tracking.uri", ""))
+        tracking.log_params(uri, run_id, params)
         tracking.log_metrics(uri, run_id, numbers)
         tracking.log_metrics(uri, run_id, tracking.series_points(result.series) + result.step_metrics)
         files = [
@@ -226,7 +230,7 @@ def _track(run_dir: Path, plan: RunPlan, result: analysis.Analysis, parent_run_i
         status = "FAILED" if summary.get("accounting_problems") else "KILLED" if summary.get("partial") else "FINISHED"
         tracking.end_run(uri, run_id, status)
     except Exception as err:  # the run's files are the source of truth; MLflow is a copy
-        log.error("MLflow logging failed (results are in %s): %s", run_dir, err)
+        log.error("MLflow logging failed (results are in %s): %s", run_dir, str(err).replace(uri, tracking.mask(uri)))
         return None
-    log.info("Logged to MLflow <uri=%s run=%s> in %.2f s", uri, run_id, time.monotonic() - t0)
+    log.info("Logged to MLflow <uri=%s run=%s> in %.2f s", tracking.mask(uri), run_id, time.monotonic() - t0)
     return run_id

@@ -7,13 +7,24 @@ default SQLite store, artifacts go next to the database (`outputs/mlartifacts`).
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
+import os
+import re
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+# A tracking server that stops answering must not hold a finished run for minutes of retries.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+CHECK_TIMEOUT_S = 3.0
 
 PARAMS_PER_BATCH = 100  # MLflow's LogBatch limits
 METRICS_PER_BATCH = 1000
@@ -44,6 +55,50 @@ def absolute_uri(uri: str) -> str:
     """A sqlite URI with a relative path, made absolute (relative to the current directory)."""
     path = sqlite_path(uri)
     return f"sqlite:///{path.resolve()}" if path is not None and not path.is_absolute() else uri
+
+
+def mask(uri: str) -> str:
+    """The URI without its secrets (a password or token in the user part or the query)."""
+    uri = re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", uri)  # user:password@ keeps the user
+    uri = re.sub(r"//[^/@:]*@", "//***@", uri)  # a bare token@
+    return re.sub(r"(?i)([?&](?:token|password|secret|key)[^=]*=)[^&]*", r"\1***", uri)
+
+
+def check_store(uri: str) -> None:
+    """Refuse a tracking store the run could not log to, before it starts (one line naming it)."""
+    from runtime.exceptions import ConfigError
+
+    if uri.startswith("file:"):
+        raise ConfigError(
+            "tracking.uri: file:// stores are not supported; use sqlite:///path/mlflow.db (the default) "
+            "or an http(s):// tracking server"
+        )
+    path = sqlite_path(uri)
+    if path is not None:
+        folder = path.resolve().parent
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not os.access(probe, os.W_OK):
+            raise ConfigError(f"tracking.uri: {folder} is not writable")
+        return
+    if uri.startswith(("http://", "https://")):
+        parts = urllib.parse.urlsplit(uri)
+        # urllib does not take credentials in the URL (MLflow's requests does): send them as a header
+        host = parts.netloc.rsplit("@", 1)[-1]
+        request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health")
+        if parts.username is not None:
+            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=CHECK_TIMEOUT_S):
+                return
+        except (urllib.error.URLError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise ConfigError(
+                f"tracking.uri: no MLflow server answers at {mask(uri)} ({reason}); start one (README) "
+                "or set tracking.enabled=false"
+            ) from None
 
 
 def client(uri: str) -> Any:

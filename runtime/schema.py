@@ -14,9 +14,13 @@ from typing import Any
 
 from omegaconf import MISSING
 
+MAX_TRACE_S = 7 * 24 * 3600.0  # the longest trace a run may replay: a week of trace time
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
+
+def _help(text: str, **bounds: float) -> dict[str, object]:
+    """A field's help text, and the range its value (or each value of a list) must lie in:
+    gt, ge, lt, le. Every number is also checked to be finite (orchestrator.config.validate)."""
+    return {"help": text, **bounds}
 
 
 # --------------------------------------------------------------------------- system
@@ -34,8 +38,8 @@ class SystemConfig:
 class ProfileConfig:
     """Profiled latency of one model per batch size (milliseconds per batch)."""
 
-    batch_sizes: list[int] = field(default_factory=list, metadata=_help("profiled batch sizes, ascending"))
-    latency_ms: list[float] = field(default_factory=list, metadata=_help("latency of one batch of each size, ms"))
+    batch_sizes: list[int] = field(default_factory=list, metadata=_help("profiled batch sizes, ascending", ge=1))
+    latency_ms: list[float] = field(default_factory=list, metadata=_help("latency of one batch of each size, ms", ge=0))
     source: str = field(default="", metadata=_help("where the numbers come from"))
 
 
@@ -54,9 +58,9 @@ class DiffusionModelConfig:
         default_factory=dict, metadata=_help("kwargs for the scheduler's from_config")
     )
     unet_weights: str | None = field(default=None, metadata=_help("hub id/file of a replacement UNet (SDXL-Lightning)"))
-    steps: int = field(default=1, metadata=_help("denoising steps"))
-    guidance: float = field(default=0.0, metadata=_help("classifier-free guidance scale"))
-    resolution: int = field(default=512, metadata=_help("image height and width in pixels"))
+    steps: int = field(default=1, metadata=_help("denoising steps", ge=1))
+    guidance: float = field(default=0.0, metadata=_help("classifier-free guidance scale", ge=0))
+    resolution: int = field(default=512, metadata=_help("image height and width in pixels", ge=8))
     profile: ProfileConfig = field(default_factory=ProfileConfig, metadata=_help("latency per batch size"))
 
 
@@ -71,7 +75,7 @@ class CurveConfig:
 
 @dataclass
 class DiscriminatorConfig:
-    latency_ms: float = field(default=20.0, metadata=_help("simulated discriminator time per light batch, ms"))
+    latency_ms: float = field(default=20.0, metadata=_help("simulated discriminator time per light batch, ms", ge=0))
     mode: str = field(
         default="live",
         metadata=_help("real execution: live (score each image) or table (the per-prompt confidence table)"),
@@ -80,24 +84,28 @@ class DiscriminatorConfig:
         default=None, metadata=_help("state-dict file (.safetensors or torch state dict); tiny:discriminator")
     )
     architecture: str = field(default="small_cnn", metadata=_help("small_cnn or efficientnet_v2_s"))
-    image_size: int = field(default=224, metadata=_help("input size the discriminator scores at"))
+    image_size: int = field(default=224, metadata=_help("input size the discriminator scores at", ge=8))
 
 
 @dataclass
 class StaticPlanConfig:
     """The fixed cascade plan that approach=static uses (the artifact's policy 8)."""
 
-    threshold: float = field(default=0.0, metadata=_help("confidence threshold"))
-    light_batch: int = field(default=1, metadata=_help("max batch of light workers"))
-    heavy_batch: int = field(default=1, metadata=_help("max batch of heavy workers"))
-    light_share: float = field(default=0.25, metadata=_help("fraction of GPU workers that run the light model"))
+    threshold: float = field(default=0.0, metadata=_help("confidence threshold", ge=0, le=1))
+    light_batch: int = field(default=1, metadata=_help("max batch of light workers", ge=1))
+    heavy_batch: int = field(default=1, metadata=_help("max batch of heavy workers", ge=1))
+    light_share: float = field(
+        default=0.25, metadata=_help("fraction of GPU workers that run the light model", gt=0, lt=1)
+    )
     source: str = field(default="")
 
 
 @dataclass
 class CascadeConfig:
     name: str = field(default=MISSING, metadata=_help("sdturbo, sdxs, sdxlltn or tiny"))
-    slo_s: float = field(default=MISSING, metadata=_help("the one latency SLO of this cascade, seconds (trace time)"))
+    slo_s: float = field(
+        default=MISSING, metadata=_help("the one latency SLO of this cascade, seconds (trace time)", gt=0)
+    )
     light: DiffusionModelConfig = field(default_factory=DiffusionModelConfig)
     heavy: DiffusionModelConfig = field(default_factory=DiffusionModelConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
@@ -110,7 +118,7 @@ class CascadeConfig:
         metadata=_help("FID against the fraction of queries served by the light model"),
     )
     static: StaticPlanConfig = field(default_factory=StaticPlanConfig)
-    num_prompts: int = field(default=5000, metadata=_help("prompt indices 0..num_prompts-1 have a confidence"))
+    num_prompts: int = field(default=5000, metadata=_help("prompt indices 0..num_prompts-1 have a confidence", ge=1))
     confidence_path: str | None = field(
         default=None,
         metadata=_help("read per-prompt confidence from an artifact dist_*.txt file instead of drawing it"),
@@ -126,20 +134,20 @@ class ModelConfig:
     """A SpotServe LLM: its shape, the memory stand-in, and its per-layer latency profile."""
 
     name: str = field(default=MISSING, metadata=_help("6.7B, 20B, 30B or tiny"))
-    layers: int = field(default=MISSING, metadata=_help("real decoder layers"))
-    padded_layers: int = field(default=MISSING, metadata=_help("layer count a pipeline degree must divide"))
-    hidden: int = field(default=MISSING, metadata=_help("hidden size"))
-    vocab: int = field(default=51200, metadata=_help("vocabulary size"))
-    max_seq_len: int = field(default=640, metadata=_help("input + output tokens a KV cache holds"))
-    bytes_per_value: int = field(default=4, metadata=_help("4 for fp32 (the artifact's), 2 for fp16"))
-    max_tp: int = field(default=8, metadata=_help("largest tensor-parallel degree profiled"))
+    layers: int = field(default=MISSING, metadata=_help("real decoder layers", ge=1))
+    padded_layers: int = field(default=MISSING, metadata=_help("layer count a pipeline degree must divide", ge=1))
+    hidden: int = field(default=MISSING, metadata=_help("hidden size", ge=1))
+    vocab: int = field(default=51200, metadata=_help("vocabulary size", ge=1))
+    max_seq_len: int = field(default=640, metadata=_help("input + output tokens a KV cache holds", ge=1))
+    bytes_per_value: int = field(default=4, metadata=_help("4 for fp32 (the artifact's), 2 for fp16", ge=1))
+    max_tp: int = field(default=8, metadata=_help("largest tensor-parallel degree profiled", ge=1))
     min_world_size: int = field(
-        default=1, metadata=_help("fewest GPUs (tp x pp) that hold the model: the memory stand-in")
+        default=1, metadata=_help("fewest GPUs (tp x pp) that hold the model: the memory stand-in", ge=1)
     )
-    max_batch: int = field(default=4, metadata=_help("largest batch a replica runs (the artifact's --mbs)"))
-    input_len: int = field(default=512, metadata=_help("prompt tokens of every request"))
-    output_len: int = field(default=128, metadata=_help("generated tokens of every request"))
-    final_fix_factor: float = field(default=1.1, metadata=_help("safety multiplier on every latency"))
+    max_batch: int = field(default=4, metadata=_help("largest batch a replica runs (the artifact's --mbs)", ge=1))
+    input_len: int = field(default=512, metadata=_help("prompt tokens of every request", ge=1))
+    output_len: int = field(default=128, metadata=_help("generated tokens of every request", ge=1))
+    final_fix_factor: float = field(default=1.1, metadata=_help("safety multiplier on every latency", gt=0))
     prefill_cost: str = field(
         default="gpipe",
         metadata=_help(
@@ -147,19 +155,21 @@ class ModelConfig:
             "or artifact (the artifact's solver: that divided by M1)"
         ),
     )
-    pp_init_comm_ms: float = field(default=0.0, metadata=_help("ms per pipeline boundary, prefill"))
-    pp_incr_comm_ms: float = field(default=0.0, metadata=_help("ms per pipeline boundary, one decode step"))
-    embed_ms: list[float] = field(default_factory=list, metadata=_help("embedding + LM head ms per batch size"))
-    profile_batches: list[int] = field(default_factory=lambda: [1, 2, 4, 8], metadata=_help("profiled batch sizes"))
-    profile_tps: list[int] = field(default_factory=list, metadata=_help("profiled tensor-parallel degrees"))
+    pp_init_comm_ms: float = field(default=0.0, metadata=_help("ms per pipeline boundary, prefill", ge=0))
+    pp_incr_comm_ms: float = field(default=0.0, metadata=_help("ms per pipeline boundary, one decode step", ge=0))
+    embed_ms: list[float] = field(default_factory=list, metadata=_help("embedding + LM head ms per batch size", gt=0))
+    profile_batches: list[int] = field(
+        default_factory=lambda: [1, 2, 4, 8], metadata=_help("profiled batch sizes", ge=1)
+    )
+    profile_tps: list[int] = field(default_factory=list, metadata=_help("profiled tensor-parallel degrees", ge=1))
     init_ms: list[list[float]] = field(
-        default_factory=list, metadata=_help("prefill ms per layer, [tp index][batch index]")
+        default_factory=list, metadata=_help("prefill ms per layer, [tp index][batch index]", gt=0)
     )
     incr_ms: list[list[float]] = field(
-        default_factory=list, metadata=_help("one decode step ms per layer, [tp index][batch index]")
+        default_factory=list, metadata=_help("one decode step ms per layer, [tp index][batch index]", gt=0)
     )
-    request_rate_rps: float = field(default=0.35, metadata=_help("the AE's request rate for this model"))
-    required_tpt: float = field(default=0.4, metadata=_help("the throughput the optimizer must meet, requests/s"))
+    request_rate_rps: float = field(default=0.35, metadata=_help("the AE's request rate for this model", gt=0))
+    required_tpt: float = field(default=0.4, metadata=_help("the throughput the optimizer must meet, requests/s", gt=0))
     source: str = field(default="", metadata=_help("where the numbers come from"))
 
 
@@ -167,27 +177,29 @@ class ModelConfig:
 class SpotConfig:
     """Spot-instance economics and mechanics of a SpotServe run."""
 
-    gpus_per_instance: int = field(default=4, metadata=_help("GPUs per instance (g4dn.12xlarge: 4 T4)"))
-    grace_period_s: float = field(default=30.0, metadata=_help("notice before a preemption (and an acquisition)"))
-    network_gbps: float = field(default=50.0, metadata=_help("link bandwidth between instances, for migration"))
+    gpus_per_instance: int = field(default=4, metadata=_help("GPUs per instance (g4dn.12xlarge: 4 T4)", ge=1))
+    grace_period_s: float = field(default=30.0, metadata=_help("notice before a preemption (and an acquisition)", ge=0))
+    network_gbps: float = field(default=50.0, metadata=_help("link bandwidth between instances, for migration", gt=0))
     load_gbps: float = field(
-        default=8.0, metadata=_help("Gbit/s a GPU reloads its shard from storage at (8: ~1 GB/s local disk)")
+        default=8.0, metadata=_help("Gbit/s a GPU reloads its shard from storage at (8: ~1 GB/s local disk)", gt=0)
     )
-    restart_s: float = field(default=5.0, metadata=_help("starting an inference engine process (trace seconds)"))
-    switch_overhead_s: float = field(default=0.5, metadata=_help("fixed cost added to every reconfiguration"))
-    price_spot_per_hour: float = field(default=1.9046, metadata=_help("USD per instance-hour, spot (g4dn.12xlarge)"))
-    price_ondemand_per_hour: float = field(default=3.912, metadata=_help("USD per instance-hour, on-demand"))
+    restart_s: float = field(default=5.0, metadata=_help("starting an inference engine process (trace seconds)", ge=0))
+    switch_overhead_s: float = field(default=0.5, metadata=_help("fixed cost added to every reconfiguration", ge=0))
+    price_spot_per_hour: float = field(
+        default=1.9046, metadata=_help("USD per instance-hour, spot (g4dn.12xlarge)", ge=0)
+    )
+    price_ondemand_per_hour: float = field(default=3.912, metadata=_help("USD per instance-hour, on-demand", ge=0))
 
 
 @dataclass
 class AvailabilityEventConfig:
     """One event of an availability trace."""
 
-    at_s: float = field(default=MISSING, metadata=_help("trace seconds"))
+    at_s: float = field(default=MISSING, metadata=_help("trace seconds", ge=0, le=MAX_TRACE_S))
     op: str = field(default=MISSING, metadata=_help("add, remove, tpt (target throughput change) or end"))
     instances: list[str] = field(default_factory=list, metadata=_help("instance names added or removed"))
     ondemand: bool = field(default=False, metadata=_help("the added instances are on-demand (priced so)"))
-    required_tpt: float | None = field(default=None, metadata=_help("new target throughput (op tpt)"))
+    required_tpt: float | None = field(default=None, metadata=_help("new target throughput (op tpt)", gt=0))
 
 
 @dataclass
@@ -195,15 +207,15 @@ class RequestsConfig:
     """The LLM request stream of a SpotServe trace."""
 
     rate_rps: float | None = field(
-        default=None, metadata=_help("mean arrival rate; null: the model's request_rate_rps")
+        default=None, metadata=_help("mean arrival rate; null: the model's request_rate_rps", gt=0)
     )
     rates_per_minute: list[float] = field(
-        default_factory=list, metadata=_help("a fluctuating rate, one value per minute (workload traces)")
+        default_factory=list, metadata=_help("a fluctuating rate, one value per minute (workload traces)", ge=0)
     )
     distribution: str = field(default="gamma", metadata=_help("gamma or poisson inter-arrival times"))
-    cv: float = field(default=1.0, metadata=_help("coefficient of variation of inter-arrival times (gamma)"))
-    input_len: int | None = field(default=None, metadata=_help("prompt tokens; null: the model's"))
-    output_len: int | None = field(default=None, metadata=_help("generated tokens; null: the model's"))
+    cv: float = field(default=1.0, metadata=_help("coefficient of variation of inter-arrival times (gamma)", gt=0))
+    input_len: int | None = field(default=None, metadata=_help("prompt tokens; null: the model's", ge=1))
+    output_len: int | None = field(default=None, metadata=_help("generated tokens; null: the model's", ge=1))
     path: str | None = field(default=None, metadata=_help("replay an artifact id,arrival_s,input_len,offset file"))
 
 
@@ -213,11 +225,11 @@ class RequestsConfig:
 @dataclass
 class TraceConfig:
     name: str = field(default=MISSING, metadata=_help("trace name, e.g. 3to24qps or fixed_10qps"))
-    low_qps: float = field(default=1.0, metadata=_help("lowest per-second arrival rate of the diurnal shape"))
-    high_qps: float = field(default=8.0, metadata=_help("highest per-second arrival rate of the diurnal shape"))
-    duration_s: float = field(default=347.0, metadata=_help("trace length in seconds"))
+    low_qps: float = field(default=1.0, metadata=_help("lowest per-second arrival rate of the diurnal shape", ge=0))
+    high_qps: float = field(default=8.0, metadata=_help("highest per-second arrival rate of the diurnal shape", gt=0))
+    duration_s: float = field(default=347.0, metadata=_help("trace length in seconds", gt=0, le=MAX_TRACE_S))
     shape: str = field(default="diurnal", metadata=_help("diurnal (low start, dip, mid peak, decline) or constant"))
-    suggested_workers: int = field(default=4, metadata=_help("GPU workers used when hostfile.workers is null"))
+    suggested_workers: int = field(default=4, metadata=_help("GPU workers used when hostfile.workers is null", ge=1))
     path: str | None = field(default=None, metadata=_help("replay an artifact arrival_ms,prompt_index file instead"))
     availability: list[AvailabilityEventConfig] = field(
         default_factory=list, metadata=_help("SpotServe: instance add/remove events")
@@ -226,7 +238,8 @@ class TraceConfig:
         default=None, metadata=_help("SpotServe: read an artifact JSON-lines trace or g4dn.csv instead")
     )
     availability_window_s: list[float] = field(
-        default_factory=list, metadata=_help("SpotServe: [start_s, end_s] of g4dn.csv to replay (empty: all of it)")
+        default_factory=list,
+        metadata=_help("SpotServe: [start_s, end_s] of g4dn.csv to replay (empty: all of it)", ge=0),
     )
     requests: RequestsConfig = field(default_factory=RequestsConfig, metadata=_help("SpotServe: the request stream"))
 
@@ -240,22 +253,32 @@ class ApproachConfig:
         default=MISSING,
         metadata=_help("diffserve, all_light, all_heavy, static; spotserve, reparallelization, rerouting"),
     )
-    period_s: float = field(default=5.0, metadata=_help("seconds between two plans of the controller"))
-    light_batch: int | None = field(default=None, metadata=_help("fixed light batch (null: the approach decides)"))
-    heavy_batch: int | None = field(default=None, metadata=_help("fixed heavy batch (null: the approach decides)"))
-    threshold: float | None = field(default=None, metadata=_help("fixed threshold (null: the approach decides)"))
-    light_workers: int | None = field(
-        default=None, metadata=_help("static: light worker count (null: from light_share)")
+    period_s: float = field(default=5.0, metadata=_help("seconds between two plans of the controller", gt=0))
+    light_batch: int | None = field(
+        default=None, metadata=_help("fixed light batch (null: the approach decides)", ge=1)
     )
-    heavy_workers: int | None = field(default=None, metadata=_help("static: heavy worker count (null: the rest)"))
+    heavy_batch: int | None = field(
+        default=None, metadata=_help("fixed heavy batch (null: the approach decides)", ge=1)
+    )
+    threshold: float | None = field(
+        default=None, metadata=_help("fixed threshold (null: the approach decides)", ge=0, le=1)
+    )
+    light_workers: int | None = field(
+        default=None, metadata=_help("static: light worker count (null: from light_share)", ge=0)
+    )
+    heavy_workers: int | None = field(default=None, metadata=_help("static: heavy worker count (null: the rest)", ge=0))
     demand: str = field(
         default="ewma", metadata=_help("diffserve demand estimator: ewma (arrival rate) or inflight (artifact)")
     )
-    ewma_alpha: float = field(default=0.3226, metadata=_help("weight of the newest demand sample (pandas com=2.1)"))
-    demand_factor: float = field(default=1.0, metadata=_help("multiplier on the estimated demand (artifact: 1.2)"))
-    threshold_grid: int = field(default=201, metadata=_help("number of threshold points on [0, 1]"))
+    ewma_alpha: float = field(
+        default=0.3226, metadata=_help("weight of the newest demand sample (pandas com=2.1)", gt=0, le=1)
+    )
+    demand_factor: float = field(
+        default=1.0, metadata=_help("multiplier on the estimated demand (artifact: 1.2)", gt=0)
+    )
+    threshold_grid: int = field(default=201, metadata=_help("number of threshold points on [0, 1]", ge=2))
     batch_sizes: list[int] = field(
-        default_factory=lambda: [1, 2, 4, 8, 16, 32], metadata=_help("allowed max batch sizes")
+        default_factory=lambda: [1, 2, 4, 8, 16, 32], metadata=_help("allowed max batch sizes", ge=1)
     )
     queueing: bool = field(
         default=True, metadata=_help("diffserve: subtract expected queueing delay from the SLO budget")
@@ -267,13 +290,15 @@ class ApproachConfig:
 
 @dataclass
 class SshConfig:
-    port: int = field(default=22, metadata=_help("sshd port"))
+    port: int = field(default=22, metadata=_help("sshd port", ge=1, le=65535))
     user: str = field(default="root", metadata=_help("login user"))
     key_file: str | None = field(default=None, metadata=_help("private key file (key-based authentication only)"))
     known_hosts: str | None = field(default=None, metadata=_help("known_hosts file; null accepts any host key"))
-    connect_timeout_s: float = field(default=5.0)
-    keepalive_s: float = field(default=1.0, metadata=_help("SSH keepalive interval"))
-    user_timeout_ms: int = field(default=3000, metadata=_help("TCP_USER_TIMEOUT: a silent host is lost after this"))
+    connect_timeout_s: float = field(default=5.0, metadata=_help("seconds to wait for the SSH connection", gt=0))
+    keepalive_s: float = field(default=1.0, metadata=_help("SSH keepalive interval", gt=0))
+    user_timeout_ms: int = field(
+        default=3000, metadata=_help("TCP_USER_TIMEOUT: a silent host is lost after this", ge=1)
+    )
 
 
 @dataclass
@@ -287,8 +312,10 @@ class HostConfig:
         metadata=_help("interpreter of the environment holding this project; null: the orchestrator's own"),
     )
     workdir: str | None = field(default=None, metadata=_help("where the roles' files live on the host"))
-    gpus: list[int] = field(default_factory=list, metadata=_help("GPU indices of this host"))
-    workers_per_gpu: int = field(default=1, metadata=_help("workers per GPU (simulated execution may share a GPU)"))
+    gpus: list[int] = field(default_factory=list, metadata=_help("GPU indices of this host", ge=0))
+    workers_per_gpu: int = field(
+        default=1, metadata=_help("workers per GPU (simulated execution may share a GPU)", ge=1)
+    )
     roles: list[str] = field(default_factory=list, metadata=_help("roles placed on this host"))
 
 
@@ -296,9 +323,11 @@ class HostConfig:
 class HostfileConfig:
     name: str = field(default=MISSING)
     workers: int | None = field(
-        default=None, metadata=_help("GPU workers besides the sink; null: trace.suggested_workers")
+        default=None, metadata=_help("GPU workers besides the sink; null: trace.suggested_workers", ge=1)
     )
-    base_port: int = field(default=50050, metadata=_help("first port; roles take consecutive ports per address"))
+    base_port: int = field(
+        default=50050, metadata=_help("first port; roles take consecutive ports per address", ge=1024, le=65535)
+    )
     hosts: list[HostConfig] = field(default_factory=list)
 
 
@@ -314,7 +343,7 @@ class ExecutionConfig:
     save_images: bool = field(default=False, metadata=_help("real execution: save served images in the run directory"))
     warmup: bool = field(default=True, metadata=_help("real execution: one warm-up generation before ready"))
     threads: int = field(
-        default=1, metadata=_help("real execution on a CPU: torch threads per worker (0: torch's default)")
+        default=1, metadata=_help("real execution on a CPU: torch threads per worker (0: torch's default)", ge=0)
     )
     worker_processes: str = field(
         default="instance",
@@ -339,10 +368,14 @@ class QualityConfig:
     extractor_target: str | None = field(
         default=None, metadata=_help("module: 'package.module:factory' returning a torch module with num_features")
     )
-    window_s: float = field(default=60.0, metadata=_help("FID per window of this many trace seconds (by completion)"))
-    min_images: int = field(default=10, metadata=_help("a window with fewer served images is marked, not computed"))
-    image_size: int = field(default=299, metadata=_help("images are resized to this before the extractor"))
-    batch_size: int = field(default=64, metadata=_help("images per extractor batch"))
+    window_s: float = field(
+        default=60.0, metadata=_help("FID per window of this many trace seconds (by completion)", gt=0)
+    )
+    min_images: int = field(
+        default=10, metadata=_help("a window with fewer served images is marked, not computed", ge=2)
+    )
+    image_size: int = field(default=299, metadata=_help("images are resized to this before the extractor", ge=8))
+    batch_size: int = field(default=64, metadata=_help("images per extractor batch", ge=1))
 
 
 # --------------------------------------------------------------------------- run mechanics
@@ -357,33 +390,38 @@ class TrackingConfig:
 
 @dataclass
 class RunConfig:
-    drain_slo_factor: float = field(default=2.0, metadata=_help("after the last arrival, wait up to this many SLOs"))
-    heartbeat_s: float = field(default=1.0, metadata=_help("controller heartbeat period (trace seconds)"))
+    drain_slo_factor: float = field(
+        default=2.0, metadata=_help("after the last arrival, wait up to this many SLOs", ge=0)
+    )
+    heartbeat_s: float = field(default=1.0, metadata=_help("controller heartbeat period (trace seconds)", gt=0))
     evict_after_missed: int = field(
-        default=3, metadata=_help("a worker is evicted after this many heartbeats in a row without an answer")
+        default=3, metadata=_help("a worker is evicted after this many heartbeats in a row without an answer", ge=1)
     )
     heartbeat_timeout_s: float = field(
-        default=1.0, metadata=_help("wall seconds a heartbeat may take before it counts as missed")
+        default=1.0, metadata=_help("wall seconds a heartbeat may take before it counts as missed", gt=0)
     )
-    rpc_timeout_s: float = field(default=2.0, metadata=_help("deadline of every RPC, wall seconds"))
-    ready_timeout_s: float = field(default=60.0, metadata=_help("wall seconds a role may take to become ready"))
-    stop_timeout_s: float = field(default=5.0, metadata=_help("wall seconds between TERM and KILL at teardown"))
-    start_lead_s: float = field(default=0.5, metadata=_help("wall seconds between Start and trace time 0"))
+    rpc_timeout_s: float = field(default=2.0, metadata=_help("deadline of every RPC, wall seconds", gt=0))
+    ready_timeout_s: float = field(default=60.0, metadata=_help("wall seconds a role may take to become ready", gt=0))
+    stop_timeout_s: float = field(default=5.0, metadata=_help("wall seconds between TERM and KILL at teardown", gt=0))
+    start_lead_s: float = field(default=0.5, metadata=_help("wall seconds between Start and trace time 0", ge=0))
     drop_factor: float = field(
-        default=1.0, metadata=_help("workers drop a query whose projected latency exceeds this many SLOs")
+        default=1.0, metadata=_help("workers drop a query whose projected latency exceeds this many SLOs", gt=0)
     )
     progress: bool = field(default=True, metadata=_help("print a live progress line"))
     send_lag_limit_s: float = field(
-        default=1.0, metadata=_help("a run whose client sent queries this many trace seconds late (p99) fell behind")
+        default=1.0,
+        metadata=_help("a run whose client sent queries this many trace seconds late (p99) fell behind", gt=0),
     )
 
 
 @dataclass
 class MetricsConfig:
     window_s: float = field(
-        default=5.0, metadata=_help("window of the windowed SLO ratio and FID series, trace seconds")
+        default=5.0, metadata=_help("window of the windowed SLO ratio and FID series, trace seconds", gt=0)
     )
-    smooth: int = field(default=5, metadata=_help("windows in the moving average of the artifact-style SLO ratio"))
+    smooth: int = field(
+        default=5, metadata=_help("windows in the moving average of the artifact-style SLO ratio", ge=1)
+    )
 
 
 @dataclass
@@ -400,14 +438,16 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
-    seed: int = field(default=0, metadata=_help("seed of every random draw (trace, confidences)"))
-    time_scale: float = field(default=1.0, metadata=_help("wall-clock run goes this many times faster than the trace"))
+    seed: int = field(default=0, metadata=_help("seed of every random draw (trace, confidences)", ge=0))
+    time_scale: float = field(
+        default=1.0, metadata=_help("wall-clock run goes this many times faster than the trace", gt=0)
+    )
     clock: str = field(
         default="wall",
         metadata=_help(
             "wall: the live testbed (processes, gRPC, real time); virtual: the same cores on a discrete-event clock"
         ),
     )
-    ablation: int = field(default=0, metadata=_help("SpotServe ablation level 0..4 (Figure 9), cumulative"))
+    ablation: int = field(default=0, metadata=_help("SpotServe ablation level 0..4 (Figure 9), cumulative", ge=0, le=4))
     paths: dict[str, Any] = field(default_factory=dict)
     experiment: str | None = field(default=None, metadata=_help("name of the experiment preset, if any"))

@@ -4,11 +4,13 @@ traceback, and no process left behind."""
 from __future__ import annotations
 
 import io
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from unittest import mock
@@ -74,14 +76,14 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
             "time_scale: 100 makes the controller heartbeat every 0.01 wall seconds (run.heartbeat_s / time_scale), "
             "faster than the 0.02 s the wall testbed keeps; allowed: time_scale <= 50 with run.heartbeat_s=1, or clock=virtual",
         ),
-        (["time_scale=0"], "time_scale: must be > 0 (got 0.0)"),
+        (["time_scale=0"], "time_scale: must be > 0 (got 0)"),
         (["time_scale=-1"], "time_scale: must be > 0"),
-        (["hostfile.workers=0"], "hostfile.workers: must be >= 1 GPU worker (got 0)"),
+        (["hostfile.workers=0"], "hostfile.workers: must be >= 1 (got 0)"),
         (["trace.path=/no/such/trace.txt"], "trace.path: no such file: /no/such/trace.txt"),
         (["cascade.slo=3"], "cascade.slo"),
         (["time_scale=fast"], "time_scale"),
         (["-m", "cascade=sdxs,nope"], "cascade: unknown cascade 'nope'"),
-        (["approach=diffserve", "approach.period_s=0"], "approach.period_s: must be > 0 (got 0.0)"),
+        (["approach=diffserve", "approach.period_s=0"], "approach.period_s: must be > 0 (got 0)"),
         (
             ["cascade=sdxlltn", "cascade.slo_s=0.3"],
             "cascade.slo_s: 0.3 s is below the fastest single batch (sdxl_lightning, batch 1: 0.55 s)",
@@ -92,13 +94,13 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
         ),
         (["system=spotserve", "model=99B"], "model: unknown model '99B' (allowed: 20B, 30B, 6.7B, tiny)"),
         (["system=spotserve", "trace=Cs"], "trace: unknown trace 'Cs' (allowed:"),
-        (["system=spotserve", "model.required_tpt=0"], "model.required_tpt: must be > 0 (got 0.0)"),
-        (["system=spotserve", "spot.grace_period_s=-1"], "spot.grace_period_s: must be >= 0 (got -1.0)"),
+        (["system=spotserve", "model.required_tpt=0"], "model.required_tpt: must be > 0 (got 0)"),
+        (["system=spotserve", "spot.grace_period_s=-1"], "spot.grace_period_s: must be >= 0 (got -1)"),
         (
             ["system=spotserve", "model=30B", "trace=od3"],
             "model: 30B fits on no configuration of the first 12 GPUs (it needs 16: model.min_world_size)",
         ),
-        (["system=spotserve", "ablation=7"], "ablation: unknown level 7 (allowed: 0..4)"),
+        (["system=spotserve", "ablation=7"], "ablation: must be <= 4 (got 7)"),
         (["system=spotserve", "trace.availability_path=/no/such.txt"], "trace.availability_path: no such file"),
         (
             ["system=spotserve", "cascade=sdxs"],
@@ -131,6 +133,110 @@ def test_bad_availability_line_names_file_and_line(tmp_path: Path, line: str, pa
     proc = orchestrate_here(tmp_path, "system=spotserve", "model=6.7B", f"trace.availability_path={trace}")
     assert_one_line_error(proc, 2, f"{trace}{pattern}")
     assert not list(tmp_path.glob("*/runs/*")), "nothing started"
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["approach=diffserve", "approach.demand_factor=-1"], "approach.demand_factor: must be > 0 (got -1)"),
+        (["approach=diffserve", "approach.demand_factor=nan"], "approach.demand_factor: must be a finite number"),
+        (["time_scale=inf"], "time_scale: must be a finite number (got inf)"),
+        (["trace.high_qps=inf"], "trace.high_qps: must be a finite number (got inf)"),
+        (["trace.duration_s=inf"], "trace.duration_s: must be a finite number (got inf)"),
+        (["trace.duration_s=1e9"], "trace.duration_s: must be <= 604800 (got 1e+09)"),
+        (["run.rpc_timeout_s=inf"], "run.rpc_timeout_s: must be a finite number (got inf)"),
+        (["time_scale=1000"], "time_scale: 1000 makes the controller heartbeat every 0.001 wall seconds"),
+        (
+            ["hostfile.base_port=65000", "hostfile.workers=540"],
+            "hostfile.base_port: 65000 leaves no port for worker-",
+        ),
+        (["hostfile.base_port=70000"], "hostfile.base_port: must be <= 65535 (got 70000)"),
+        (["system=spotserve", "model.required_tpt=inf"], "model.required_tpt: must be a finite number"),
+        (["system=spotserve", "spot.grace_period_s=nan"], "spot.grace_period_s: must be a finite number"),
+    ],
+)
+def test_numbers_out_of_range_are_one_line(tmp_path: Path, args: list[str], pattern: str) -> None:
+    """One schema-level rule (finite, and inside the field's declared range) for every key."""
+    assert_one_line_error(orchestrate_here(tmp_path, *args), 2, pattern)
+
+
+def test_a_trace_beyond_a_week_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "trace.txt"
+    bad.write_text("100.0,5\n1e15,6\n")
+    assert_one_line_error(orchestrate_here(tmp_path, f"trace.path={bad}"), 2, f"{bad}:2: arrival at 1e+15 ms is beyond")
+
+
+def test_a_window_past_the_end_of_the_spot_trace_is_refused(tmp_path: Path) -> None:
+    g4dn = tmp_path / "g4dn.csv"  # the artifact's full-trace format: t_ms,add|remove,node
+    g4dn.write_text("0,add,node1\n0,add,node2\n0,add,node3\n60000,remove,node3\n120000,add,node3\n")
+    args = ["system=spotserve", "model=tiny", f"trace.availability_path={g4dn}"]
+    proc = orchestrate_here(tmp_path, *args, "trace.availability_window_s=[0,10000]")
+    assert_one_line_error(
+        proc, 2, "trace.availability_window_s: [0, 10000] ends after g4dn.csv does (its rows span 0-120 s)"
+    )
+
+
+def _hostfile_dir(tmp_path: Path, name: str, text: str) -> str:
+    (tmp_path / "conf" / "hostfile").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "conf" / "hostfile" / f"{name}.yaml").write_text(text)
+    return f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+
+
+def test_malformed_hostfile_yaml_names_the_file_and_line(tmp_path: Path) -> None:
+    searchpath = _hostfile_dir(tmp_path, "bad", "name: bad\nhosts:\n  - name: a\n    address: [1, 2\n")
+    proc = orchestrate_here(tmp_path, searchpath, "hostfile=bad")
+    assert_one_line_error(proc, 2, f"{tmp_path}/conf/hostfile/bad.yaml:5: malformed YAML (expected ',' or ']'")
+
+
+def test_a_missing_python_on_a_host_is_one_line(tmp_path: Path) -> None:
+    text = (
+        "name: nopy\nhosts:\n  - name: here\n    address: 127.0.0.1\n    python: /no/such/python\n"
+        "    roles: [controller, load_balancer, sink, client, worker]\n"
+    )
+    proc = orchestrate_here(tmp_path, _hostfile_dir(tmp_path, "nopy", text), "hostfile=nopy")
+    assert_one_line_error(proc, 2, "hostfile.hosts[0].python: no such interpreter here: /no/such/python")
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody can write to, root included: a read-only tmpfs (or, for a normal user, mode 0500)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        yield folder
+        folder.chmod(0o700)
+        return
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here (root without CAP_SYS_ADMIN)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_output_dir_is_one_line(read_only_dir: Path) -> None:
+    proc = orchestrate_here(read_only_dir / "runs")
+    assert_one_line_error(proc, 2, f"paths.output_dir: {read_only_dir} is not writable")
+
+
+@pytest.mark.parametrize(
+    ("uri", "pattern"),
+    [
+        ("file:///tmp/mlruns", "tracking.uri: file:// stores are not supported; use sqlite:///"),
+        ("http://127.0.0.1:9/", "tracking.uri: no MLflow server answers at http://127.0.0.1:9/"),
+        (
+            "http://alice:s3cret@127.0.0.1:9/",
+            "tracking.uri: no MLflow server answers at http://alice:***@127.0.0.1:9/",
+        ),
+    ],
+)
+def test_the_tracking_store_is_checked_before_the_run(tmp_path: Path, uri: str, pattern: str) -> None:
+    proc = orchestrate_here(tmp_path, f"tracking.uri={uri}")
+    assert_one_line_error(proc, 2, pattern)
+    assert "s3cret" not in proc.stderr
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.exceptions import TraceFormatError
+from runtime.schema import MAX_TRACE_S
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ def read_artifact(path: str | Path, name: str | None = None) -> ArrivalTrace:
                     f"{p}:{lineno}: expected 'arrival_ms,prompt_index' with arrival_ms >= 0 "
                     f"and an integer prompt_index >= 0, got {line[:60]!r}"
                 ) from None
+            if ms / 1000.0 > MAX_TRACE_S:
+                raise TraceFormatError(
+                    f"{p}:{lineno}: arrival at {ms:g} ms is beyond {MAX_TRACE_S:g} s (a week), "
+                    "the longest trace a run replays"
+                )
             times.append(ms / 1000.0)
             prompts.append(int(idx))
     if not times:

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from runtime.exceptions import ConfigError, TraceFormatError
-from runtime.schema import AvailabilityEventConfig, ModelConfig, TraceConfig
+from runtime.schema import MAX_TRACE_S, AvailabilityEventConfig, ModelConfig, TraceConfig
 
 OPS = ("add", "remove", "tpt", "end")
 # The artifact's op names and ours: "other" only changes the required throughput, "DONE" ends the run.
@@ -87,6 +87,8 @@ class _Replay:
             yield "", "no event may follow the end event"
         if not math.isfinite(e.at_s) or e.at_s < 0:
             yield "at_s", f"must be a time >= 0 (got {e.at_s})"
+        if e.at_s > MAX_TRACE_S:
+            yield "at_s", f"{e.at_s:g} s is beyond {MAX_TRACE_S:g} s (a week), the longest trace a run replays"
         if e.at_s < self.last_at:
             yield "at_s", f"events must be in time order ({e.at_s} comes after {self.last_at})"
         if e.op not in OPS:
@@ -266,10 +268,14 @@ def read_g4dn_csv(
     """
     p, lines = _open_lines(path)
     rows = _g4dn_rows(p, lines)
-    start = rows[0][0] if start_s is None else float(start_s)
-    end = rows[-1][0] if end_s is None else float(end_s)
+    first, last = rows[0][0], rows[-1][0]
+    start = first if start_s is None else float(start_s)
+    end = last if end_s is None else float(end_s)
+    key = "trace.availability_window_s"
     if not (0 <= start < end):
-        raise ConfigError(f"read_g4dn_csv: the window needs 0 <= start_s < end_s (got start_s={start}, end_s={end})")
+        raise ConfigError(f"{key}: the window needs 0 <= start_s < end_s (got start_s={start:g}, end_s={end:g})")
+    if end > last:
+        raise ConfigError(f"{key}: [{start:g}, {end:g}] ends after {p.name} does (its rows span {first:g}-{last:g} s)")
     alive: dict[str, None] = {}
     out: list[AvailabilityEvent] = []
     for t_s, op, node in rows:
@@ -454,12 +460,12 @@ def read_requests(path: str | Path, output_len: int = 128) -> RequestTrace:
             if len(parts) != 4:
                 raise ValueError
             rid, t, n_in, offset = int(parts[0]), float(parts[1]), int(parts[2]), int(parts[3])
-            if not (math.isfinite(t) and t >= 0 and n_in >= 1 and offset >= 0 and rid >= 0):
+            if not (math.isfinite(t) and 0 <= t <= MAX_TRACE_S and n_in >= 1 and offset >= 0 and rid >= 0):
                 raise ValueError
         except ValueError:
             raise TraceFormatError(
-                f"{p}:{lineno}: expected 'id,arrival_s,input_len,byte_offset' with arrival_s >= 0 "
-                f"and input_len >= 1, got {line[:80]!r}"
+                f"{p}:{lineno}: expected 'id,arrival_s,input_len,byte_offset' with 0 <= arrival_s <= "
+                f"{MAX_TRACE_S:g} (a week) and input_len >= 1, got {line[:80]!r}"
             ) from None
         if rid in seen:
             raise TraceFormatError(f"{p}:{lineno}: request id {rid} appears twice")

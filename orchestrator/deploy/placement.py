@@ -15,6 +15,7 @@ from runtime.schema import HostConfig, HostfileConfig
 from runtime.spec import RoleAddress
 
 SINGLE_ROLES = ("controller", "load_balancer", "sink", "client")
+MAX_PORT = 65535
 START_ORDER = ("controller", "load_balancer", "sink", "worker", "client")
 
 
@@ -57,6 +58,11 @@ def place(
         bind_host = host.bind_address or host.address
         port = next_port[host.address]
         next_port[host.address] += 1
+        if port > MAX_PORT:
+            raise ConfigError(
+                f"hostfile.base_port: {hostfile.base_port} leaves no port for {name} on {host.address} "
+                f"(its roles need ports past {MAX_PORT}; choose a lower base_port)"
+            )
         key = f"{host.address}:{port}"
         if key in used:
             raise ConfigError(f"hostfile.hosts: port clash at {key} between {used[key]} and {name}")

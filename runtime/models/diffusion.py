@@ -23,8 +23,9 @@ class ModelLoadError(ServelabError):
 
 
 def _first_line(err: BaseException) -> str:
+    """The error's first line, whole (a message cut mid-sentence helps nobody)."""
     text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
+    return f"{type(err).__name__}: {text[0] if text else ''}"
 
 
 def resolve_source(model: DiffusionModelConfig, cache_dir: Path) -> str:

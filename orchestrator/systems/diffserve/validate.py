@@ -43,9 +43,6 @@ def _validate_trace(cfg: Config) -> None:
         require(Path(t.path).is_file(), "trace.path", f"no such file: {t.path}")
         return
     require(t.shape in SHAPES, "trace.shape", f"unknown shape {t.shape!r} (allowed: {', '.join(SHAPES)})")
-    require(t.duration_s > 0, "trace.duration_s", f"must be > 0 (got {t.duration_s})")
-    require(t.low_qps >= 0, "trace.low_qps", f"must be >= 0 (got {t.low_qps})")
-    require(t.high_qps > 0, "trace.high_qps", f"must be > 0 (got {t.high_qps})")
     require(t.high_qps >= t.low_qps, "trace.high_qps", f"must be >= trace.low_qps ({t.high_qps} < {t.low_qps})")
 
 
@@ -53,12 +50,10 @@ def _validate_profile(p: ProfileConfig, key: str) -> None:
     require(len(p.batch_sizes) >= 1, f"{key}.batch_sizes", "needs at least one profiled batch size")
     require(len(p.batch_sizes) == len(p.latency_ms), key, "batch_sizes and latency_ms need the same length")
     require(
-        all(b >= 1 for b in p.batch_sizes)
-        and all(a < b for a, b in zip(p.batch_sizes, p.batch_sizes[1:], strict=False)),
+        all(a < b for a, b in zip(p.batch_sizes, p.batch_sizes[1:], strict=False)),
         f"{key}.batch_sizes",
-        f"must be >= 1 and strictly ascending (got {p.batch_sizes})",
+        f"must be strictly ascending (got {p.batch_sizes})",
     )
-    require(all(v >= 0 for v in p.latency_ms), f"{key}.latency_ms", f"must be >= 0 (got {p.latency_ms})")
 
 
 def _validate_curve(c: CurveConfig, key: str) -> None:
@@ -69,12 +64,9 @@ def _validate_curve(c: CurveConfig, key: str) -> None:
 
 
 def _validate_cascade(c: CascadeConfig) -> None:
-    require(c.slo_s > 0, "cascade.slo_s", f"must be > 0 (got {c.slo_s})")
     _validate_profile(c.light.profile, "cascade.light.profile")
     _validate_profile(c.heavy.profile, "cascade.heavy.profile")
     _validate_curve(c.deferral_curve, "cascade.deferral_curve")
-    require(c.num_prompts >= 1, "cascade.num_prompts", f"must be >= 1 (got {c.num_prompts})")
-    require(c.discriminator.latency_ms >= 0, "cascade.discriminator.latency_ms", "must be >= 0")
     if c.confidence_path is not None:
         require(Path(c.confidence_path).is_file(), "cascade.confidence_path", f"no such file: {c.confidence_path}")
     fastest = batch_latency_s(c.light.profile.batch_sizes, c.light.profile.latency_ms, 1)
@@ -83,8 +75,6 @@ def _validate_cascade(c: CascadeConfig) -> None:
         "cascade.slo_s",
         f"{c.slo_s} s is below the fastest single batch ({c.light.name}, batch 1: {fastest} s)",
     )
-    require(0.0 <= c.static.threshold <= 1.0, "cascade.static.threshold", "must be in [0, 1]")
-    require(0.0 < c.static.light_share < 1.0, "cascade.static.light_share", "must be in (0, 1)")
 
 
 def _validate_real(cfg: Config, cascade: CascadeConfig) -> None:
@@ -95,10 +85,6 @@ def _validate_real(cfg: Config, cascade: CascadeConfig) -> None:
     q = cfg.quality
     require(
         q.extractor in EXTRACTORS, "quality.extractor", f"unknown {q.extractor!r} (allowed: {', '.join(EXTRACTORS)})"
-    )
-    require(q.window_s > 0, "quality.window_s", f"must be > 0 (got {q.window_s})")
-    require(
-        q.min_images >= 2, "quality.min_images", f"must be >= 2 (a covariance needs two images; got {q.min_images})"
     )
     if q.reference is not None:
         require(Path(q.reference).is_dir(), "quality.reference", f"no such folder: {q.reference}")
@@ -125,19 +111,7 @@ def _validate_real(cfg: Config, cascade: CascadeConfig) -> None:
 def _validate_approach(cfg: Config, cascade: CascadeConfig) -> None:
     a = cfg.approach
     require(a.name in APPROACHES, "approach", f"unknown approach {a.name!r} (allowed: {', '.join(sorted(APPROACHES))})")
-    require(a.period_s > 0, "approach.period_s", f"must be > 0 (got {a.period_s})")
-    require(bool(a.batch_sizes) and all(b >= 1 for b in a.batch_sizes), "approach.batch_sizes", "must be >= 1")
-    for key in ("light_batch", "heavy_batch"):
-        value = getattr(a, key)
-        if value is not None:
-            require(value >= 1, f"approach.{key}", f"must be >= 1 (got {value})")
-    if a.threshold is not None:
-        require(0.0 <= a.threshold <= 1.0, "approach.threshold", f"must be in [0, 1] (got {a.threshold})")
-    for key in ("light_workers", "heavy_workers"):
-        value = getattr(a, key)
-        if value is not None:
-            require(value >= 0, f"approach.{key}", f"must be >= 0 (got {value})")
-    require(0.0 < a.ewma_alpha <= 1.0, "approach.ewma_alpha", f"must be in (0, 1] (got {a.ewma_alpha})")
+    require(bool(a.batch_sizes), "approach.batch_sizes", "needs at least one batch size")
     require(
         a.demand in ("ewma", "inflight"), "approach.demand", f"unknown estimator {a.demand!r} (allowed: ewma, inflight)"
     )
