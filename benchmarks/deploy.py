@@ -19,7 +19,9 @@ from pathlib import Path
 from benchmarks.common import compose_config, say, table
 from orchestrator.deploy.deployment import Deployment
 from orchestrator.deploy.launcher import SPEC_FILE
-from orchestrator.experiment import TRACE_FILE, prepare
+from orchestrator.experiment import new_identity, prepare
+from runtime.identity import IDENTITY_FILE
+from runtime.spec import TRACE_FILE
 from tests.lab import Lab, sshd_available
 
 CPU = ["controller", "load_balancer", "sink", "client"]
@@ -42,16 +44,18 @@ def measure(hosts: int, repeats: int = 3) -> list[object]:
             cfg = compose_config(
                 f"hydra.searchpath=[file://{conf}]", "hostfile=lab", "trace.duration_s=5", f"paths.output_dir={tmp}"
             )
-            plan, spec = prepare(cfg, run_dir)
-            dep = Deployment(plan.config, list(plan.addresses), run_dir, spec.run_id)
+            plan, spec, reservation = prepare(cfg, run_dir)
+            dep = Deployment(plan.config, list(plan.addresses), run_dir, new_identity(plan, spec, run_dir))
             t0 = time.monotonic()
             try:
-                dep.open([run_dir / SPEC_FILE, run_dir / TRACE_FILE])
+                dep.open([run_dir / SPEC_FILE, run_dir / TRACE_FILE, run_dir / IDENTITY_FILE])
                 t1 = time.monotonic()
                 dep.deploy()
                 t2 = time.monotonic()
             finally:
                 dep.close()
+                if reservation is not None:
+                    reservation.release()
             t3 = time.monotonic()
             opened.append(t1 - t0)
             deployed.append(t2 - t0)

@@ -48,8 +48,8 @@ def app(cfg: DictConfig) -> dict[str, Any]:
         if sweep:
             return {"status": "failed", "error": str(err), "run_dir": str(run_dir)}
         sys.exit(2 if isinstance(err, ConfigError | TraceFormatError) else 1)
-    except KeyboardInterrupt:
-        print("error: interrupted; every role was stopped", file=sys.stderr, flush=True)
+    except KeyboardInterrupt as err:
+        print(f"error: {err or 'interrupted'}", file=sys.stderr, flush=True)
         sys.exit(130)
     print_summary(result.run_dir, result.summary)
     return {"status": "completed", "summary": result.summary, "run_dir": str(run_dir)}
@@ -63,10 +63,13 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         precheck(sys.argv[1:])
+        app()
     except ServelabError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
-    app()
+    except KeyboardInterrupt:  # before a job ran (checking the config), or between jobs of a sweep
+        print("error: interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,11 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.metrics import percentile
+from orchestrator.results import Accounting
 from runtime import rolefiles
+from runtime.cores.client import ClientCore
+from runtime.spec import TRACE_FILE
+from traces.arrivals import read_artifact
 
 if TYPE_CHECKING:
     from orchestrator.plan import RunPlan
@@ -40,23 +44,50 @@ class RoleFiles:
     meta: dict[str, Any]
     decisions: pd.DataFrame
     ticks: pd.DataFrame
+    recovered: tuple[str, ...] = ()  # files rebuilt from a journal: their role was killed before its end
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.exists() else pd.DataFrame()
 
 
-def read_role_files(run_dir: Path) -> RoleFiles:
+def has_client_records(run_dir: Path) -> bool:
+    """Whether the client left anything to analyse (its file, or a journal with events)."""
+    folder = run_dir / "roles" / "client"
+    journal = folder / rolefiles.CLIENT_JOURNAL
+    return (folder / rolefiles.CLIENT_FILE).exists() or (journal.exists() and journal.stat().st_size > 0)
+
+
+def read_role_files(run_dir: Path, plan: RunPlan) -> RoleFiles:
+    """The roles' files; the client's and the sink's books rebuilt from their journals when the
+    role was killed before it wrote them (`recovered` names those)."""
     roles = run_dir / "roles"
-    client = _read_parquet(roles / "client" / rolefiles.CLIENT_FILE)
-    sink = _read_parquet(roles / "sink" / rolefiles.SINK_FILE)
+    recovered: list[str] = []
+    client_file, meta_file = roles / "client" / rolefiles.CLIENT_FILE, roles / "client" / rolefiles.CLIENT_META_FILE
+    if client_file.exists():
+        client = pd.read_parquet(client_file)
+        meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    else:
+        trace = read_artifact(run_dir / TRACE_FILE)
+        core = ClientCore.for_run(plan.config, trace.arrival_s, trace.prompt_index)
+        journal = roles / "client" / rolefiles.CLIENT_JOURNAL
+        if journal.exists():
+            rolefiles.replay_client(core, journal)
+            recovered += [f"client/{rolefiles.CLIENT_FILE}", f"client/{rolefiles.CLIENT_META_FILE}"]
+        client, meta = pd.DataFrame(core.rows()), core.meta()
+    sink_file, sink_journal = roles / "sink" / rolefiles.SINK_FILE, roles / "sink" / rolefiles.SINK_JOURNAL
+    if sink_file.exists():
+        sink = pd.read_parquet(sink_file)
+    elif sink_journal.exists():
+        sink = pd.DataFrame(rolefiles.sink_rows(sink_journal))
+        recovered.append(f"sink/{rolefiles.SINK_FILE}")
+    else:
+        sink = pd.DataFrame()
     if sink.empty:
         sink = pd.DataFrame({"query_id": pd.Series(dtype="int64")})
-    meta_path = roles / "client" / rolefiles.CLIENT_META_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     decisions = _read_parquet(roles / "controller" / rolefiles.DECISIONS_FILE)
     ticks = _read_parquet(roles / "controller" / rolefiles.TICKS_FILE)
-    return RoleFiles(client, sink, meta, decisions, ticks)
+    return RoleFiles(client, sink, meta, decisions, ticks, tuple(recovered))
 
 
 def run_summary(plan: RunPlan) -> dict[str, Any]:
@@ -74,15 +105,20 @@ def run_summary(plan: RunPlan) -> dict[str, Any]:
     }
 
 
-def completeness(run_dir: Path, plan: RunPlan, partial: bool, problems: list[str]) -> dict[str, Any]:
+def completeness(run_dir: Path, plan: RunPlan, partial: bool, files: RoleFiles, books: Accounting) -> dict[str, Any]:
     """Whether the run is whole: `partial` when it was stopped early or a role left a file
-    missing (it was killed before it wrote it; `missing_files` names them), and the accounting."""
-    missing = [f"roles/{f}" for f in plan.system.role_files if not (run_dir / "roles" / f).exists()]
+    missing (it was killed before it wrote it: `missing_files` names those not rebuilt from a
+    journal, `recovered_files` those that were), and the accounting: `queries_unaccounted`
+    counts the queries whose records disagree or are missing (docs/metrics.md)."""
+    absent = [f for f in plan.system.role_files if not (run_dir / "roles" / f).exists()]
     return {
-        "partial": partial or bool(missing),
-        "missing_files": missing,
-        "accounting_ok": not problems,
-        "accounting_problems": problems,
+        "partial": partial or bool(absent),
+        "missing_files": [f"roles/{f}" for f in absent if f not in files.recovered],
+        "recovered_files": [f"roles/{f}" for f in absent if f in files.recovered],
+        "queries_unaccounted": len(books.unaccounted),
+        "queries_after_client_ended": books.after_client_ended,
+        "accounting_ok": not books.problems,
+        "accounting_problems": books.problems,
     }
 
 

@@ -14,6 +14,7 @@ Phases, each logged with its duration:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -25,21 +26,23 @@ import grpc
 from omegaconf import DictConfig, OmegaConf
 
 from orchestrator import analysis, tracking
+from orchestrator.deploy import ports
 from orchestrator.deploy.deployment import Deployment
 from orchestrator.deploy.launcher import SPEC_FILE, RoleProcess
 from orchestrator.deploy.placement import START_ORDER
 from orchestrator.plan import RunPlan, resolve
 from orchestrator.progress import ProgressLine
+from runtime import identity
 from runtime import spec as run_spec
-from runtime.exceptions import AccountingError, DeployError, PartialRunError, ServelabError
+from runtime.exceptions import AccountingError, ConfigError, DeployError, PartialRunError, ServelabError
 from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.spec import TRACE_FILE
 from traces.arrivals import write_artifact
 
 log = init_logger("orchestrator")
 
-TRACE_FILE = "trace.csv"
 FINISH_SLACK_WALL_S = 60.0  # beyond the trace and its drain, before a run is declared stuck
 
 
@@ -56,14 +59,19 @@ def new_run_id() -> str:
 
 
 class Interrupted(KeyboardInterrupt):
-    """The run was stopped by Ctrl-C or SIGTERM; everything was torn down first."""
+    """The run was stopped by Ctrl-C or SIGTERM; its message says what the teardown achieved."""
 
 
-def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec]:
-    """Phase 1: resolve the run plan and write what the roles read."""
+def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec, ports.PortReservation | None]:
+    """Phase 1: resolve the run plan, take its ports (a wall run) and write what the roles read.
+    The reservation holds the ports until it is released or this process ends."""
     t0 = time.monotonic()
     plan = resolve(cfg)
     config = plan.config
+    _refuse_used(run_dir)
+    reservation = None
+    if config.clock == "wall" and config.hostfile.ports == "auto":
+        plan, reservation = _take_ports(plan)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_artifact(plan.trace, run_dir / TRACE_FILE)
     spec = run_spec.RunSpec(
@@ -71,27 +79,76 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec]:
         targets=dict(plan.system.role_targets),
     )  # fmt: skip
     # The roles never log to MLflow: the files that travel with the run hold no tracking secret.
-    shown = {**plan.container, "tracking": {**plan.container["tracking"], "uri": tracking.mask(config.tracking.uri)}}
+    secret_uri = config.tracking.uri
+    shown = {**plan.container, "tracking": {**plan.container["tracking"], "uri": tracking.mask(secret_uri)}}
     run_spec.dump(spec, shown, run_dir / SPEC_FILE)
     (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(shown), encoding="utf-8")
+    if tracking.mask(secret_uri) != secret_uri:  # Hydra's own copies of the config, too
+        for f in (run_dir / ".hydra").glob("*.yaml"):
+            f.write_text(f.read_text(encoding="utf-8").replace(secret_uri, tracking.mask(secret_uri)), encoding="utf-8")
     log.info(
         "Resolved <system=%s subject=%s trace=%s approach=%s workers=%d queries=%d clock=%s time_scale=%g> in %.2f s",
         plan.system.name, plan.subject, config.trace.name, config.approach.name, plan.workers, len(plan.trace),
         config.clock, config.time_scale, time.monotonic() - t0,
     )  # fmt: skip
-    return plan, spec
+    return plan, spec, reservation
+
+
+def _take_ports(plan: RunPlan) -> tuple[RunPlan, ports.PortReservation]:
+    """The plan moved to the first port range no other run on this machine holds."""
+    local = {h.name for h in plan.config.hostfile.hosts if h.ssh is None}
+    reservation = ports.reserve(plan.addresses, lambda a: a.host in local)
+    first = min(int(a.bind.rsplit(":", 1)[1]) for a in reservation.addresses)
+    base = plan.config.hostfile.base_port
+    if first != base:
+        log.info("Ports from %d are taken (another run, or another program): this run uses ports from %d", base, first)
+        plan.config.hostfile.base_port = first
+        plan.container["hostfile"]["base_port"] = first
+    resolved = dataclasses.replace(plan.resolved, addresses=reservation.addresses)
+    return dataclasses.replace(plan, resolved=resolved), reservation
+
+
+RUN_MARKERS = (SPEC_FILE, "summary.json", "records.parquet")
+
+
+def new_identity(plan: RunPlan, spec: run_spec.RunSpec, run_dir: Path) -> identity.RunIdentity:
+    """The run's token, and a certificate when a role runs on another host (TLS between hosts;
+    loopback stays plaintext), written owner-only next to the spec."""
+    used = {a.host for a in spec.roles}
+    remote = any(h.ssh is not None for h in plan.config.hostfile.hosts if h.name in used)
+    made = identity.make(spec.run_id, tls=remote)
+    identity.write(made, run_dir / identity.IDENTITY_FILE)
+    return made
+
+
+def _refuse_used(run_dir: Path) -> None:
+    """A run directory holds one run: a second would mix its files with the first one's."""
+    used = [m for m in RUN_MARKERS if (run_dir / m).exists()]
+    if used:
+        raise ConfigError(
+            f"hydra.run.dir: {run_dir} already holds a run ({used[0]}); choose another directory or remove it"
+        )
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = None) -> RunResult:
-    plan, spec = prepare(cfg, run_dir)
+    plan, spec, reservation = prepare(cfg, run_dir)
+    try:
+        return _run(plan, spec, run_dir, parent_run_id)
+    finally:
+        if reservation is not None:
+            reservation.release()
+
+
+def _run(plan: RunPlan, spec: run_spec.RunSpec, run_dir: Path, parent_run_id: str | None) -> RunResult:
     if plan.config.clock == "virtual":
         _run_virtual(plan, run_dir)
         return _checked(_results(run_dir, plan, False, parent_run_id))
-    deployment = Deployment(plan.config, list(plan.addresses), run_dir, spec.run_id)
+    run_identity = new_identity(plan, spec, run_dir)
+    deployment = Deployment(plan.config, list(plan.addresses), run_dir, run_identity)
     interrupted = False
     failure: BaseException | None = None
     try:
-        deployment.open([run_dir / SPEC_FILE, run_dir / TRACE_FILE])
+        deployment.open([run_dir / SPEC_FILE, run_dir / TRACE_FILE, run_dir / identity.IDENTITY_FILE])
         procs = deployment.deploy()
         _replay(deployment, procs, plan)
     except KeyboardInterrupt:
@@ -101,15 +158,41 @@ def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = N
         failure = err
     finally:
         deployment.close()
+    interrupted = interrupted or deployment.signals_during_close > 0
     _write_statuses(run_dir, deployment.statuses)
-    if failure is not None and not (run_dir / "roles" / "client" / "client.parquet").exists():
-        raise failure
-    result = _results(run_dir, plan, interrupted or failure is not None, parent_run_id)
+    teardown = _teardown_note(deployment)
+    if not analysis.has_client_records(run_dir):
+        if interrupted:
+            raise Interrupted(f"interrupted before the replay started: nothing was measured; {teardown}")
+        if failure is not None:
+            raise failure
+    try:
+        result = _results(run_dir, plan, interrupted or failure is not None, parent_run_id)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted while computing the results; {teardown}; the roles' files are in {run_dir}"
+        ) from None
     if interrupted:
-        raise Interrupted()
+        raise Interrupted(f"interrupted; {teardown}; what was measured is in {run_dir}")
     if failure is not None:
         raise failure
     return _checked(result)
+
+
+def _teardown_note(deployment: Deployment) -> str:
+    """What the teardown achieved, truthfully."""
+    if deployment.left_running:
+        return (
+            f"{len(deployment.left_running)} roles could not be stopped ({', '.join(deployment.left_running[:5])}); "
+            f"they stop within {deployment.config.run.lease_s:g} s when their lease lapses, or run "
+            f"`python -m orchestrator.cleanup {deployment.run_dir}`"
+        )
+    if deployment.lost:
+        return (
+            f"every role was stopped except those on lost hosts ({', '.join(deployment.lost)}), which stop by "
+            f"themselves within {deployment.config.run.lease_s:g} s"
+        )
+    return "every role was stopped"
 
 
 def _checked(result: RunResult) -> RunResult:
@@ -177,6 +260,12 @@ def _write_statuses(run_dir: Path, statuses: dict[str, dict[str, Any]]) -> None:
     (run_dir / "exit_status.json").write_text(json.dumps(statuses, indent=1), encoding="utf-8")
 
 
+def results_of(cfg: DictConfig, run_dir: Path) -> RunResult:
+    """The results of a run directory whose orchestrator ended before computing them
+    (`python -m orchestrator.cleanup`): partial, from what the roles left."""
+    return _results(run_dir, resolve(cfg), True, None)
+
+
 def _results(run_dir: Path, plan: RunPlan, partial: bool, parent_run_id: str | None) -> RunResult:
     t0 = time.monotonic()
     result = plan.system.analyze(run_dir, plan, partial)
@@ -196,6 +285,8 @@ def _track(run_dir: Path, plan: RunPlan, result: analysis.Analysis, parent_run_i
     tags = plan.system.tags(summary)
     tags["run_dir"] = str(run_dir)
     tags["partial"] = str(bool(summary.get("partial"))).lower()
+    if "client_fell_behind" in summary:
+        tags["client_fell_behind"] = str(bool(summary["client_fell_behind"])).lower()
     if summary.get("missing_files"):
         tags["missing_files"] = ", ".join(summary["missing_files"])
     if summary.get("accounting_problems"):
@@ -205,6 +296,7 @@ def _track(run_dir: Path, plan: RunPlan, result: analysis.Analysis, parent_run_i
     clash = sorted(set(result.series.columns) & {k for k, _, _ in numbers})
     if clash:
         raise ServelabError(f"time series named like summary metrics: {', '.join(clash)}")
+    run_id: str | None = None
     try:
         run_id = tracking.start_run(uri, config.tracking.experiment, plan.system.run_name(summary), tags, parent_run_id)
         params = tracking.flatten({k: v for k, v in plan.container.items() if k != "paths"})
@@ -229,6 +321,10 @@ def _track(run_dir: Path, plan: RunPlan, result: analysis.Analysis, parent_run_i
         tracking.log_artifacts(uri, run_id, artifacts)
         status = "FAILED" if summary.get("accounting_problems") else "KILLED" if summary.get("partial") else "FINISHED"
         tracking.end_run(uri, run_id, status)
+    except KeyboardInterrupt:
+        if run_id is not None:
+            tracking.end_run(uri, run_id, "KILLED")
+        raise
     except Exception as err:  # the run's files are the source of truth; MLflow is a copy
         log.error("MLflow logging failed (results are in %s): %s", run_dir, str(err).replace(uri, tracking.mask(uri)))
         return None

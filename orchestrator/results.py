@@ -2,18 +2,21 @@
 
 The client knows every query it sent and how its notice came back; the sink knows the
 timeline of every query that reached the end of the cascade. `merge_records` joins them on
-the query id and decides each query's outcome (docs/metrics.md); `accounting_problems`
+the query id and decides each query's outcome (docs/metrics.md); `account`
 lists every way the two disagree, so that a run that lost or double-counted a query says so.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from runtime.records import DropReason, Outcome
+
+CLOCK_SLACK_S = 0.05  # trace clocks of roles on different hosts agree to within this (NTP)
 
 SINK_COLUMNS = [
     "query_id", "admitted_at", "sink_at", "dropped", "drop_reason", "confidence", "threshold", "image_path", "note",
@@ -61,35 +64,57 @@ def merge_records(client: pd.DataFrame, sink: pd.DataFrame, slo_s: float) -> pd.
     return rec.sort_values("query_id").reset_index(drop=True)
 
 
-def accounting_problems(client: pd.DataFrame, sink: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
-    """Every disagreement between what the client saw and what the sink recorded."""
-    problems: list[str] = []
+@dataclass
+class Accounting:
+    """The accounting's verdict: each disagreement in words, the queries it leaves unaccounted
+    for, and the queries that reached the sink after the client had ended (their fate is known
+    to the sink; no notice could reach a dead client, so that is not a disagreement)."""
+
+    problems: list[str] = field(default_factory=list)
+    unaccounted: set[int] = field(default_factory=set)
+    after_client_ended: int = 0
+
+    def add(self, ids: set[int], text: str) -> None:
+        if ids:
+            self.problems.append(text.format(n=len(ids), first=min(ids)))
+            self.unaccounted |= ids
+
+    def merged(self, other: Accounting) -> Accounting:
+        return Accounting(
+            self.problems + other.problems,
+            self.unaccounted | other.unaccounted,
+            self.after_client_ended + other.after_client_ended,
+        )
+
+
+def account(client: pd.DataFrame, sink: pd.DataFrame, meta: dict[str, Any]) -> Accounting:
+    """Every disagreement between what the client saw and what the sink recorded. A query that
+    reached the sink once the client's books were closed (`closed_at`: the client stopped, or
+    died, first) is not one: no notice could reach it."""
+    books = Accounting()
     sent_ids = set(client.loc[client["sent_at"].notna(), "query_id"].astype(int))
     if meta.get("conflicts"):
-        problems.append(f"the client got {meta['conflicts']} conflicting notices for queries already decided")
+        books.problems.append(f"the client got {meta['conflicts']} conflicting notices for queries already decided")
     if meta.get("unknown"):
-        problems.append(f"the client got {meta['unknown']} notices for queries it never sent")
+        books.problems.append(f"the client got {meta['unknown']} notices for queries it never sent")
     if len(sink):
         sink_ids = sink["query_id"].astype(int)
-        dup = int(sink_ids.duplicated().sum())
-        if dup:
-            problems.append(f"{dup} queries reached the sink more than once")
-        stray = set(sink_ids) - sent_ids
-        if stray:
-            problems.append(f"{len(stray)} queries reached the sink but were never sent (e.g. id {min(stray)})")
+        books.add(set(sink_ids[sink_ids.duplicated()]), "{n} queries reached the sink more than once")
+        books.add(set(sink_ids) - sent_ids, "{n} queries reached the sink but were never sent (e.g. id {first})")
         noticed = set(client.loc[client["notice_at"].notna(), "query_id"].astype(int))
-        lost = set(sink_ids) - noticed - set(meta.get("after_close", []))
-        if lost:
-            problems.append(
-                f"{len(lost)} queries reached the sink but their notice never reached the client (e.g. id {min(lost)})"
-            )
+        lost = set(sink_ids) - noticed - set(meta.get("after_close", [])) - (set(sink_ids) - sent_ids)
+        closed_at = meta.get("closed_at")
+        if closed_at is not None and lost:
+            at = sink.drop_duplicates("query_id").set_index("query_id")["sink_at"]
+            late = {i for i in lost if at[i] >= closed_at - CLOCK_SLACK_S}
+            books.after_client_ended, lost = len(late), lost - late
+        books.add(lost, "{n} queries reached the sink but their notice never reached the client (e.g. id {first})")
     completed = client["notice_at"].notna() & ~client["notice_dropped"].astype(bool)
     no_timeline = set(client.loc[completed, "query_id"].astype(int)) - set(
         sink["query_id"].astype(int) if len(sink) else []
     )
-    if no_timeline:
-        problems.append(f"{len(no_timeline)} completed queries have no sink record (e.g. id {min(no_timeline)})")
-    return problems
+    books.add(no_timeline, "{n} completed queries have no sink record (e.g. id {first})")
+    return books
 
 
 def count_outcomes(records: pd.DataFrame) -> dict[str, int]:

@@ -1,12 +1,21 @@
-"""gRPC plumbing shared by the roles: channels, servers, and the proto <-> enum mapping."""
+"""gRPC plumbing shared by the roles: channels, servers, and the proto <-> enum mapping.
+
+Every channel carries the run's token (an interceptor adds it to each call's metadata) and
+every server refuses a call that lacks it with UNAUTHENTICATED, before any handler runs. With
+a certificate in the run's identity, channels and servers use TLS (runtime.identity).
+"""
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
 
 import grpc
 
 from runtime.exceptions import DeployError
+from runtime.identity import TLS_NAME, RunIdentity
 from runtime.protos import servelab_pb2 as pb
 from runtime.records import Tier
 
@@ -40,15 +49,78 @@ TIER_TO_PB = {Tier.LIGHT: pb.LIGHT, Tier.HEAVY: pb.HEAVY, Tier.IDLE: pb.TIER_UNS
 TIER_FROM_PB = {v: k for k, v in TIER_TO_PB.items()}
 
 
-def channel(address: str) -> grpc.Channel:
-    return grpc.insecure_channel(address, options=_CLIENT_OPTIONS)
+TOKEN_KEY = "x-servelab-run-token"
 
 
-def server(bind: str, threads: int = 16) -> grpc.Server:
-    """A started-later server listening on `bind`; a clear error if the address is taken."""
-    srv = grpc.server(ThreadPoolExecutor(max_workers=threads), options=[*_SERVER_OPTIONS, ("grpc.so_reuseport", 0)])
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class _AddToken(grpc.UnaryUnaryClientInterceptor):
+    def __init__(self, token: str) -> None:
+        self._pair = (TOKEN_KEY, token)
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._pair]
+        return continuation(
+            _CallDetails(
+                details.method, details.timeout, metadata, details.credentials, details.wait_for_ready,
+                details.compression,
+            ),
+            request,
+        )  # fmt: skip
+
+
+class _RequireToken(grpc.ServerInterceptor):
+    """Calls without this run's token never reach a handler."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+        self._refuse = grpc.unary_unary_rpc_method_handler(_refuse)
+
+    def intercept_service(self, continuation: Callable[..., Any], details: Any) -> Any:
+        for key, value in details.invocation_metadata or ():
+            if key == TOKEN_KEY:
+                given = value.encode() if isinstance(value, str) else value
+                if hmac.compare_digest(given, self._token):
+                    return continuation(details)
+        return self._refuse
+
+
+def _refuse(request: bytes, context: grpc.ServicerContext) -> None:
+    context.abort(grpc.StatusCode.UNAUTHENTICATED, "the call does not carry this run's token")
+
+
+def channel(address: str, identity: RunIdentity) -> grpc.Channel:
+    """A channel to `address` whose calls carry the run's token (over TLS when the run has a certificate)."""
+    if identity.tls:
+        creds = grpc.ssl_channel_credentials(root_certificates=identity.tls_cert)
+        options = [*_CLIENT_OPTIONS, ("grpc.ssl_target_name_override", TLS_NAME)]
+        base = grpc.secure_channel(address, creds, options=options)
+    else:
+        base = grpc.insecure_channel(address, options=_CLIENT_OPTIONS)
+    return grpc.intercept_channel(base, _AddToken(identity.token))
+
+
+def server(bind: str, identity: RunIdentity, threads: int = 16) -> grpc.Server:
+    """A started-later server listening on `bind` that takes only this run's calls; a clear
+    error if the address is taken."""
+    srv = grpc.server(
+        ThreadPoolExecutor(max_workers=threads),
+        interceptors=[_RequireToken(identity.token)],
+        options=[*_SERVER_OPTIONS, ("grpc.so_reuseport", 0)],
+    )
     try:
-        port = srv.add_insecure_port(bind)
+        if identity.tls:
+            assert identity.tls_key is not None and identity.tls_cert is not None
+            port = srv.add_secure_port(bind, grpc.ssl_server_credentials([(identity.tls_key, identity.tls_cert)]))
+        else:
+            port = srv.add_insecure_port(bind)
     except RuntimeError:
         port = 0
     if port == 0:

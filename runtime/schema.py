@@ -251,7 +251,7 @@ class TraceConfig:
 class ApproachConfig:
     name: str = field(
         default=MISSING,
-        metadata=_help("diffserve, all_light, all_heavy, static; spotserve, reparallelization, rerouting"),
+        metadata=_help("diffserve, all_light, all_heavy, static, proteus; spotserve, reparallelization, rerouting"),
     )
     period_s: float = field(default=5.0, metadata=_help("seconds between two plans of the controller", gt=0))
     light_batch: int | None = field(
@@ -267,6 +267,10 @@ class ApproachConfig:
         default=None, metadata=_help("static: light worker count (null: from light_share)", ge=0)
     )
     heavy_workers: int | None = field(default=None, metadata=_help("static: heavy worker count (null: the rest)", ge=0))
+    heavy_share: float | None = field(
+        default=None,
+        metadata=_help("proteus: share of queries sent to the heavy model at random (null: follows the load)", ge=0, le=1),
+    )
     demand: str = field(
         default="ewma", metadata=_help("diffserve demand estimator: ewma (arrival rate) or inflight (artifact)")
     )
@@ -291,9 +295,15 @@ class ApproachConfig:
 @dataclass
 class SshConfig:
     port: int = field(default=22, metadata=_help("sshd port", ge=1, le=65535))
-    user: str = field(default="root", metadata=_help("login user"))
+    user: str | None = field(default=None, metadata=_help("login user; null: the user running the orchestrator"))
     key_file: str | None = field(default=None, metadata=_help("private key file (key-based authentication only)"))
-    known_hosts: str | None = field(default=None, metadata=_help("known_hosts file; null accepts any host key"))
+    known_hosts: str = field(
+        default="~/.ssh/known_hosts", metadata=_help("known_hosts file: a host whose key is not in it is refused")
+    )
+    accept_new: bool = field(
+        default=False,
+        metadata=_help("add the key of a host not yet in known_hosts (OpenSSH's accept-new); a changed key is refused"),
+    )
     connect_timeout_s: float = field(default=5.0, metadata=_help("seconds to wait for the SSH connection", gt=0))
     keepalive_s: float = field(default=1.0, metadata=_help("SSH keepalive interval", gt=0))
     user_timeout_ms: int = field(
@@ -327,6 +337,12 @@ class HostfileConfig:
     )
     base_port: int = field(
         default=50050, metadata=_help("first port; roles take consecutive ports per address", ge=1024, le=65535)
+    )
+    ports: str = field(
+        default="auto",
+        metadata=_help(
+            "auto: from base_port up, the first range no other run on this machine holds; fixed: base_port or fail"
+        ),
     )
     hosts: list[HostConfig] = field(default_factory=list)
 
@@ -403,11 +419,21 @@ class RunConfig:
     rpc_timeout_s: float = field(default=2.0, metadata=_help("deadline of every RPC, wall seconds", gt=0))
     ready_timeout_s: float = field(default=60.0, metadata=_help("wall seconds a role may take to become ready", gt=0))
     stop_timeout_s: float = field(default=5.0, metadata=_help("wall seconds between TERM and KILL at teardown", gt=0))
+    lease_s: float = field(
+        default=6.0,
+        metadata=_help(
+            "roles stop by themselves when the orchestrator has not renewed their lease for this long", ge=2
+        ),
+    )
     start_lead_s: float = field(default=0.5, metadata=_help("wall seconds between Start and trace time 0", ge=0))
     drop_factor: float = field(
         default=1.0, metadata=_help("workers drop a query whose projected latency exceeds this many SLOs", gt=0)
     )
     progress: bool = field(default=True, metadata=_help("print a live progress line"))
+    journal_sync_s: float = field(
+        default=2.0,
+        metadata=_help("the client's and the sink's journals reach the disk (fsync) this often, wall seconds", gt=0),
+    )
     send_lag_limit_s: float = field(
         default=1.0,
         metadata=_help("a run whose client sent queries this many trace seconds late (p99) fell behind", gt=0),

@@ -18,6 +18,8 @@ from omegaconf import OmegaConf
 
 from runtime.schema import Config
 
+TRACE_FILE = "trace.csv"  # the run's arrivals, next to the spec (traces.arrivals format)
+
 
 @dataclass(frozen=True)
 class RoleAddress:

@@ -82,6 +82,7 @@ class LabHost:
 class Lab:
     def __init__(self, hosts: int, base: Path, netns: bool | None = None) -> None:
         self.base = base
+        self.known_hosts = base / "known_hosts"  # every lab host's key: what `ssh-keyscan` would give
         self.id = f"{random.randint(0, 0xFFFF):04x}"
         self.netns = netns_available() if netns is None else netns
         self.hosts: list[LabHost] = []
@@ -109,8 +110,14 @@ class Lab:
             _sh("ip", "link", "add", self.bridge, "type", "bridge")
             _sh("ip", "addr", "add", f"{self.prefix}.1/24", "dev", self.bridge)
             _sh("ip", "link", "set", self.bridge, "up")
+        self.base.mkdir(parents=True, exist_ok=True)
         for k in range(1, self._n + 1):
             self.hosts.append(self._host(k))
+        lines = []
+        for h in self.hosts:
+            key = " ".join((h.dir / "host_key.pub").read_text().split()[:2])
+            lines.append(f"{h.address if h.port == 22 else f'[{h.address}]:{h.port}'} {key}\n")
+        self.known_hosts.write_text("".join(lines))
         for h in self.hosts:
             self._wait_listening(h)
 
@@ -191,12 +198,14 @@ class Lab:
                 found.append(pid)
         return found
 
-    def cut(self, host: LabHost) -> None:
-        """The host vanishes: its link goes down and its processes die (a spot preemption)."""
+    def cut(self, host: LabHost, kill: bool = True) -> None:
+        """The host vanishes: its link goes down and (`kill`) its processes die, as in a spot
+        preemption; without `kill` it is only cut off (a partition): its roles live on."""
         assert host.netns and host.veth, "cutting a host needs network namespaces"
         _sh("ip", "link", "set", host.veth, "down")
-        for pid in self.role_pids(host):
-            _kill(pid)
+        if kill:
+            for pid in self.role_pids(host):
+                _kill(pid)
 
     def host_entry(self, h: LabHost, roles: list[str], key: Path | None = None, **extra: Any) -> dict[str, Any]:
         entry = {
@@ -205,7 +214,12 @@ class Lab:
             "python": sys.executable,
             "workdir": str(h.workdir),
             "roles": roles,
-            "ssh": {"port": h.port, "user": "root", "key_file": str(key or h.key), "connect_timeout_s": 3.0},
+            "ssh": {
+                "port": h.port,
+                "key_file": str(key or h.key),
+                "known_hosts": str(self.known_hosts),
+                "connect_timeout_s": 3.0,
+            },
         }
         entry.update(extra)
         return entry

@@ -260,7 +260,9 @@ def test_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", base))
         holder.listen()
-        proc = orchestrate(tmp_path, f"hostfile.base_port={base}", "trace=1to8qps", "trace.duration_s=5")
+        proc = orchestrate(
+            tmp_path, f"hostfile.base_port={base}", "hostfile.ports=fixed", "trace=1to8qps", "trace.duration_s=5"
+        )
     assert_one_line_error(proc, 1, f"port {base} on 127.0.0.1 (for the controller on localhost) is not free")
     assert processes_mentioning(str(tmp_path)) == []
 

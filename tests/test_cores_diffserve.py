@@ -202,6 +202,17 @@ def test_results_below_the_threshold_are_deferred_and_the_rest_finish() -> None:
     assert (stage.worker, stage.batch_size, stage.started_at, stage.finished_at) == ("w0", 3, 0.0, 0.5)
 
 
+def test_an_enqueue_repeated_after_an_unknown_outcome_is_queued_once() -> None:
+    """The load balancer asks again when a call timed out; the worker may have taken the first."""
+    w = worker()
+    assert w.enqueue(Tier.LIGHT, query(7), 0.0) == 1
+    assert w.enqueue(Tier.LIGHT, query(7), 0.1) == 1 and w.repeats == 1
+    assert w.enqueue(Tier.HEAVY, query(7), 0.2) == 2, "the same query deferred to the heavy tier is new"
+    batch = w.take_batch(0.3)
+    assert batch is not None and [i.query.id for i in batch.items] == [7]
+    assert w.enqueue(Tier.LIGHT, query(7), 0.4) == 1, "a repeat after the query ran is not queued again"
+
+
 # --------------------------------------------------------------------------- client and sink
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from orchestrator.metrics import percentile, slo_violation_ratio, summarize
-from orchestrator.results import accounting_problems, count_outcomes, merge_records
+from orchestrator.results import account, count_outcomes, merge_records
 from orchestrator.systems.diffserve.metrics import light_fraction
 
 
@@ -58,7 +58,8 @@ def test_each_sent_query_has_exactly_one_outcome() -> None:
     assert list(rec["path"]) == ["light", "heavy", "", "", ""]
     assert rec.loc[0, "latency_s"] == 1.0 and rec.loc[1, "latency_s"] == 8.0 and math.isnan(rec.loc[2, "latency_s"])
     assert count_outcomes(rec) == {"completed_on_time": 1, "completed_late": 1, "dropped": 2, "unfinished": 1}
-    assert accounting_problems(CLIENT, sink_frame([0, 1, 2], dropped=[2]), {}) == []
+    books = account(CLIENT, sink_frame([0, 1, 2], dropped=[2]), {})
+    assert books.problems == [] and books.unaccounted == set()
 
 
 def test_a_failed_submit_without_notice_is_a_drop() -> None:
@@ -70,14 +71,24 @@ def test_a_failed_submit_without_notice_is_a_drop() -> None:
 
 
 def test_disagreements_are_reported() -> None:
-    problems = accounting_problems(CLIENT, sink_frame([0, 1, 2, 2, 3, 99]), {"conflicts": 2, "repeats": 5})
-    text = " ".join(problems)
+    books = account(CLIENT, sink_frame([0, 1, 2, 2, 3, 99]), {"conflicts": 2, "repeats": 5})
+    text = " ".join(books.problems)
     assert "2 conflicting notices" in text and "repeat" not in text
     assert "1 queries reached the sink more than once" in text
     assert "never sent (e.g. id 99)" in text
     assert "notice never reached the client (e.g. id 3)" in text
-    missing = accounting_problems(CLIENT, sink_frame([1, 2]), {})
-    assert any("completed queries have no sink record (e.g. id 0)" in p for p in missing)
+    assert books.unaccounted == {2, 3, 99}
+    missing = account(CLIENT, sink_frame([1, 2]), {})
+    assert any("completed queries have no sink record (e.g. id 0)" in p for p in missing.problems)
+    assert missing.unaccounted == {0}
+
+
+def test_a_dead_client_missing_notices_is_not_a_disagreement() -> None:
+    """Queries that reached the sink after the client ended: the sink knows their fate."""
+    sink = sink_frame([0, 1, 2, 3])
+    sink.loc[3, "sink_at"] = 9.5  # query 3 reached the sink at 9.5 s, the client had closed its books at 9 s
+    books = account(CLIENT, sink, {"closed_at": 9.0})
+    assert books.problems == [] and books.after_client_ended == 1
 
 
 def test_summary_from_records() -> None:

@@ -49,6 +49,27 @@ def three_hosts(lab: Lab, conf: Path, **overrides: Any) -> None:
     lab.write_hostfile(conf, "lab", entries, workers=4)
 
 
+def ssh_of(lab: Lab, host: LabHost, **changes: Any) -> dict[str, Any]:
+    """`host`'s ssh settings in the lab's hostfile, with `changes`."""
+    return {**lab.host_entry(host, [])["ssh"], **changes}
+
+
+def sent_queries(lab: Lab, host: LabHost) -> int:
+    """How many queries the client on `host` has sent so far (its journal's send events)."""
+    journals = list(host.workdir.glob("*/roles/client/client.journal.jsonl"))
+    if not journals:
+        return 0
+    return sum(1 for line in journals[0].read_text().splitlines() if line.startswith('["s"'))
+
+
+def wait_for_sent(lab: Lab, host: LabHost, count: int, timeout: float = 120) -> None:
+    """Until the run is replaying: an observable state, not a guess at how long start-up takes."""
+    deadline = time.monotonic() + timeout
+    while sent_queries(lab, host) < count:
+        assert time.monotonic() < deadline, f"the client on {host.name} did not send {count} queries"
+        time.sleep(0.1)
+
+
 def searchpath(conf: Path) -> str:
     return f"hydra.searchpath=[file://{conf}]"
 
@@ -69,12 +90,6 @@ def orchestrate(tmp_path: Path, conf: Path, *args: str) -> subprocess.Popen[str]
 
 def no_roles_anywhere(lab: Lab) -> bool:
     return all(not lab.role_pids(h) for h in lab.hosts)
-
-
-def wait_for_roles(lab: Lab, host: LabHost, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(lab.role_pids(host)) < count:
-        time.sleep(0.2)
 
 
 def role_pid(lab: Lab, host: LabHost, name: str) -> int:
@@ -186,7 +201,7 @@ def test_hosts_check_and_sync(lab: Lab, tmp_path: Path) -> None:
 
 def test_a_host_that_refuses_the_key(lab: Lab, tmp_path: Path) -> None:
     conf = tmp_path / "conf"
-    three_hosts(lab, conf, h2={"ssh": {"port": lab.hosts[1].port, "user": "root", "key_file": str(lab.hosts[2].key)}})
+    three_hosts(lab, conf, h2={"ssh": ssh_of(lab, lab.hosts[1], key_file=str(lab.hosts[2].key))})
     proc = orchestrate(tmp_path, conf)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
@@ -225,8 +240,7 @@ def test_kill_9_of_a_remote_worker_during_the_run(lab: Lab, tmp_path: Path) -> N
     three_hosts(lab, conf)
     proc = orchestrate(tmp_path, conf, "approach=diffserve", "trace.duration_s=40", "time_scale=4")
     h3 = lab.host("h3")
-    wait_for_roles(lab, h3, 4)
-    time.sleep(3)
+    wait_for_sent(lab, lab.host("h1"), 20)
     os.kill(role_pid(lab, h3, "worker-3"), signal.SIGKILL)
     _, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err[-3000:]
@@ -243,8 +257,7 @@ def test_interrupting_the_orchestrator_leaves_nothing_on_any_host(
     conf = tmp_path / "conf"
     three_hosts(lab, conf)
     proc = orchestrate(tmp_path, conf, "trace.duration_s=200")
-    wait_for_roles(lab, lab.host("h1"), 8)
-    time.sleep(2)
+    wait_for_sent(lab, lab.host("h1"), 5)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "error: interrupted; every role was stopped" in err
@@ -259,11 +272,13 @@ def test_a_port_clash_on_a_remote_host(lab: Lab, tmp_path: Path) -> None:
     h2 = lab.host("h2")
     listener = subprocess.Popen(
         ["ip", "netns", "exec", str(h2.netns), sys.executable, "-c",
-         f"import socket,time; s=socket.socket(); s.bind(('{h2.address}', 50051)); s.listen(); time.sleep(120)"],
+         f"import socket,time; s=socket.socket(); s.bind(('{h2.address}', 50051)); s.listen(); print('up', flush=True);"
+         " time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(0.5)
-        proc = orchestrate(tmp_path, conf)
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "up"
+        proc = orchestrate(tmp_path, conf, "hostfile.ports=fixed")
         _, err = proc.communicate(timeout=120)
     finally:
         listener.kill()
@@ -280,8 +295,7 @@ def test_a_lost_host_is_noticed_and_the_run_goes_on_without_it(lab: Lab, tmp_pat
     three_hosts(lab, conf)
     proc = orchestrate(tmp_path, conf, "approach=diffserve", "trace.duration_s=60", "time_scale=3")
     h3 = lab.host("h3")
-    wait_for_roles(lab, h3, 4)
-    time.sleep(3)
+    wait_for_sent(lab, lab.host("h1"), 20)
     lab.cut(h3)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err[-3000:]
@@ -306,4 +320,82 @@ def test_values_reaching_a_remote_shell_are_quoted(lab: Lab, tmp_path: Path) -> 
     assert proc.returncode == 0, err[-3000:]
     assert not canary.exists(), "a value was run by the remote shell"
     assert any(Path(odd).glob("*/roles/worker-0/exit.json")), "the odd directory was used as given"
+    assert no_roles_anywhere(lab)
+
+
+def connect_lab_host(lab: Lab, host: LabHost, **ssh: Any) -> None:
+    from omegaconf import OmegaConf
+
+    from orchestrator.deploy.hosts import connect
+    from runtime.schema import HostConfig
+
+    entry = {**lab.host_entry(host, ["worker"]), "ssh": ssh_of(lab, host, **ssh)}
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HostConfig), entry))
+    assert isinstance(config, HostConfig)
+    connect(config).close()
+
+
+def test_host_keys_are_checked_against_known_hosts(lab: Lab, tmp_path: Path) -> None:
+    from runtime.exceptions import DeployError
+
+    h2, h3 = lab.hosts[1], lab.hosts[2]
+    connect_lab_host(lab, h2)  # the lab's known_hosts holds every host's key
+    missing = tmp_path / "nowhere" / "known_hosts"
+    with pytest.raises(DeployError, match=r"known_hosts does not exist, so no host key can be checked"):
+        connect_lab_host(lab, h2, known_hosts=str(missing))
+    others = tmp_path / "others"
+    others.write_text("".join(ln + "\n" for ln in lab.known_hosts.read_text().splitlines() if h2.address not in ln))
+    with pytest.raises(DeployError, match=rf"unknown host key: it is not in {others}; .* ssh.accept_new=true"):
+        connect_lab_host(lab, h2, known_hosts=str(others))
+    wrong = tmp_path / "wrong"  # h2's address with h3's key: a host that changed (or an impostor)
+    h3_key = next(ln for ln in lab.known_hosts.read_text().splitlines() if h3.address in ln).split(" ", 1)[1]
+    h2_name = next(ln for ln in lab.known_hosts.read_text().splitlines() if h2.address in ln).split(" ", 1)[0]
+    wrong.write_text(f"{h2_name} {h3_key}\n")
+    with pytest.raises(DeployError, match="the host's key CHANGED"):
+        connect_lab_host(lab, h2, known_hosts=str(wrong), accept_new=True)
+    # accept_new: an unknown host's key is added, and the next connection checks it.
+    connect_lab_host(lab, h2, known_hosts=str(missing), accept_new=True)
+    assert h2.address in missing.read_text()
+    connect_lab_host(lab, h2, known_hosts=str(missing))
+    # `hosts check` with no known_hosts file: a FAIL row, no traceback.
+    conf = tmp_path / "conf"
+    three_hosts(lab, conf, h2={"ssh": ssh_of(lab, h2, known_hosts=str(tmp_path / "none"))})
+    check = subprocess.run(
+        [sys.executable, "-m", "orchestrator.hosts", "check", searchpath(conf), "hostfile=lab"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert check.returncode == 1 and "FAIL" in check.stdout and "Traceback" not in check.stdout + check.stderr
+
+
+def test_tls_between_hosts_and_calls_without_the_token_are_refused(lab: Lab, tmp_path: Path) -> None:
+    """A run across hosts uses TLS with the run's own certificate; a plaintext call, or a TLS
+    call without the run's token, cannot stop a role."""
+    import grpc
+
+    from runtime.protos import servelab_pb2 as pb
+    from runtime.protos import servelab_pb2_grpc as pbg
+
+    conf = tmp_path / "conf"
+    three_hosts(lab, conf)
+    proc = orchestrate(tmp_path, conf, "trace.duration_s=30")
+    h1 = lab.host("h1")
+    wait_for_sent(lab, h1, 5)
+    spec = next(h1.workdir.glob("*/spec.json"))
+    import json
+
+    controller = next(r for r in json.loads(spec.read_text())["roles"] if r["role"] == "controller")
+    plain = pbg.RoleControlStub(grpc.insecure_channel(controller["address"]))
+    with pytest.raises(grpc.RpcError) as plaintext:
+        plain.Stop(pb.StopRequest(reason="stranger"), timeout=5)
+    assert plaintext.value.code() is grpc.StatusCode.UNAVAILABLE, "the server speaks TLS only"
+    identity = json.loads((spec.parent / "identity.json").read_text())
+    assert (spec.parent / "identity.json").stat().st_mode & 0o077 == 0, "the identity is owner-only"
+    creds = grpc.ssl_channel_credentials(root_certificates=identity["tls_cert"].encode())
+    tls = grpc.secure_channel(controller["address"], creds, options=[("grpc.ssl_target_name_override", "servelab-run")])
+    with pytest.raises(grpc.RpcError) as no_token:
+        pbg.RoleControlStub(tls).Stop(pb.StopRequest(reason="stranger"), timeout=5)
+    assert no_token.value.code() is grpc.StatusCode.UNAUTHENTICATED
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    assert not list(h1.workdir.glob("*/identity.json")), "the run's secrets are removed at its end"
     assert no_roles_anywhere(lab)

@@ -114,6 +114,7 @@ def _validate_paths(cfg: Config) -> None:
 def _validate_hostfile(cfg: Config) -> None:
     h = cfg.hostfile
     require(bool(h.hosts), "hostfile.hosts", "needs at least one host")
+    require(h.ports in ("auto", "fixed"), "hostfile.ports", f"unknown value {h.ports!r} (allowed: auto, fixed)")
     names = [host.name for host in h.hosts]
     require(len(set(names)) == len(names), "hostfile.hosts", f"host names must be unique (got {names})")
     for i, host in enumerate(h.hosts):

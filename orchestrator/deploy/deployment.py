@@ -1,27 +1,39 @@
 """One run's deployment: its hosts, its role processes, and the promise to clean up.
 
-dep = Deployment(config, addresses, run_dir, run_id)
+dep = Deployment(config, addresses, run_dir, identity)
 try:
-    dep.open(files)        # connect every host in parallel, copy the spec, check the ports
+    dep.open(files)        # connect every host in parallel, make the run's folders, start the
+                           # leases, copy the spec and identity, check the ports
     procs = dep.deploy()   # start the roles stage by stage, each stage ready before the next
     ...                    # the run; dep.watch() says which roles ended, which hosts were lost
 finally:
     dep.close()            # stop every role on every host, bring files back, close connections
+
+Nothing outlives a run: `close` runs with Ctrl-C and SIGTERM held off (`shielded`), and every
+role's supervisor stops it by itself when the lease this process renews on each host goes
+stale (SIGKILL of the orchestrator, a lost connection, a sleeping laptop). processes.json in
+the run directory records every role's host and process group for `python -m orchestrator.cleanup`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import shlex
+import signal
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from orchestrator.deploy.hosts import Host, LocalHost, connect
-from orchestrator.deploy.launcher import Launcher, RoleProcess, parallel
+from orchestrator.deploy.launcher import LEASE_FILE, Launcher, RoleProcess, parallel
 from orchestrator.deploy.placement import START_ORDER
 from runtime.exceptions import DeployError
+from runtime.identity import IDENTITY_FILE, RunIdentity
 from runtime.logs import init_logger
 from runtime.schema import Config, HostConfig
 from runtime.spec import RoleAddress
@@ -30,6 +42,7 @@ log = init_logger("orchestrator")
 
 DEFAULT_REMOTE_WORKDIR = "/tmp/servelab"
 ESSENTIAL = ("controller", "load_balancer", "sink", "client")
+PROCESSES_FILE = "processes.json"
 
 _PORT_CHECK = (
     "import json,socket,sys\n"
@@ -71,17 +84,22 @@ def busy_ports(host: Host, binds: list[str]) -> list[tuple[str, str]]:
 
 
 class Deployment:
-    def __init__(self, config: Config, addresses: list[RoleAddress], run_dir: Path, run_id: str) -> None:
+    def __init__(self, config: Config, addresses: list[RoleAddress], run_dir: Path, identity: RunIdentity) -> None:
         self.config = config
         self.addresses = addresses
         self.run_dir = run_dir
-        self.run_id = run_id
+        self.identity = identity
+        self.run_id = identity.run_id
         used = {a.host for a in addresses}
         self.host_configs = [h for h in config.hostfile.hosts if h.name in used]
         self.hosts: dict[str, Host] = {}
+        self.dirs: dict[str, str] = {}
         self.launcher: Launcher | None = None
+        self.leases: Leases | None = None
         self.statuses: dict[str, dict[str, Any]] = {}
         self.lost: list[str] = []
+        self.left_running: list[str] = []  # roles that a stop could not end ("role on host")
+        self.signals_during_close = 0
 
     # ------------------------------------------------------------------ open
     def open(self, files: list[Path]) -> None:
@@ -91,11 +109,13 @@ class Deployment:
         errors = [str(r) for r in results if isinstance(r, DeployError)]
         if errors:
             raise DeployError("; ".join(errors))
-        dirs = {h.name: host_run_dir(h, self.run_dir, self.run_id) for h in self.host_configs}
-        self.launcher = Launcher(self.hosts, dirs, self.config.run)
-        remote = [n for n, h in self.hosts.items() if not isinstance(h, LocalHost)]
-        if remote:
-            Launcher({n: self.hosts[n] for n in remote}, {n: dirs[n] for n in remote}, self.config.run).stage(files)
+        self.dirs = {h.name: host_run_dir(h, self.run_dir, self.run_id) for h in self.host_configs}
+        parallel(lambda n: self.hosts[n].mkdir(self.dirs[n]), list(self.hosts))
+        self.leases = Leases(
+            self.hosts, {n: f"{d}/{LEASE_FILE}" for n, d in self.dirs.items()}, self.config.run.lease_s
+        )
+        self.launcher = Launcher(self.hosts, self.dirs, self.config.run, self.identity)
+        self.launcher.stage(files, [n for n, h in self.hosts.items() if not isinstance(h, LocalHost)])
         self.check_ports()
         log.info("Connected %d host(s) in %.2f s", len(self.hosts), time.monotonic() - t0)
 
@@ -122,8 +142,11 @@ class Deployment:
         for role in START_ORDER:
             stage = [a for a in self.addresses if a.role == role]
             t = time.monotonic()
-            for p in self.launcher.start_all(stage):
-                procs[p.name] = p
+            try:
+                for p in self.launcher.start_all(stage):
+                    procs[p.name] = p
+            finally:
+                self.record()
             log.debug("Stage ready <role=%s n=%d in=%.2fs>", role, len(stage), time.monotonic() - t)
         log.info("Deployed %d roles on %d host(s) in %.2f s", len(procs), len(self.hosts), time.monotonic() - t0)
         return procs
@@ -149,7 +172,9 @@ class Deployment:
         for name, status in ended.items():
             proc = next(p for p in procs if p.name == name)
             if proc.address.role in ESSENTIAL:
-                raise DeployError(f"during the run: {self.launcher.describe_exit(proc, status)}")
+                how = self.launcher.describe_exit(proc, status)
+                log.error("Stopping the run: %s", how.split("; last log lines")[0])
+                raise DeployError(f"during the run: {how}")
             if status.get("returncode") == 0:  # it was told to go (a SpotServe preemption)
                 log.debug("Worker ended during the run: %s", name)
             else:
@@ -157,17 +182,109 @@ class Deployment:
             lost_workers.append(name)
         return lost_workers
 
+    def record(self) -> None:
+        """processes.json: every started role's host and process group, and how to reach the
+        hosts (what `python -m orchestrator.cleanup` needs when this process is gone)."""
+        assert self.launcher is not None
+        payload = {
+            "run_id": self.run_id,
+            "hosts": {
+                n: {"config": dataclasses.asdict(self.hosts[n].config), "run_dir": self.dirs[n]} for n in self.hosts
+            },
+            "roles": [
+                {"name": p.name, "host": p.host.name, "pgid": p.pgid, "pid_file": f"{p.workdir}/pid.json"}
+                for p in self.launcher.started
+            ],
+        }
+        tmp = self.run_dir / f"{PROCESSES_FILE}.tmp"
+        tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+        tmp.replace(self.run_dir / PROCESSES_FILE)
+
     # ------------------------------------------------------------------ close
     def close(self) -> None:
-        """Stop everything that was started, bring the files back, close the connections."""
-        if self.launcher is not None:
-            self.statuses = self.launcher.stop_all()
-            self.launcher.collect(self.run_dir)
-        for host in self.hosts.values():
+        """Stop everything that was started, bring the files back, close the connections; with
+        Ctrl-C and SIGTERM held off until done (`signals_during_close` counts them)."""
+        with shielded() as held:
+            if self.launcher is not None:
+                self.statuses = self.launcher.stop_all()
+                self.left_running = [f"{p.name} on {p.host.name}" for p in self.launcher.left_running]
+                self.launcher.collect(self.run_dir)
+            if self.leases is not None:
+                self.leases.stop()  # and removes them: a role that survived anyway stops by itself
+            with contextlib.suppress(FileNotFoundError):
+                (self.run_dir / IDENTITY_FILE).unlink()
+            for host in self.hosts.values():
+                try:
+                    host.close()
+                except Exception as err:  # a lost host's connection may not close cleanly
+                    log.debug("Closing %s: %s", host.name, err)
+        self.signals_during_close = held[0]
+
+
+class Leases:
+    """Renews a lease file on each host every lease_s / 4 (one thread per host: a slow host
+    does not hold up the others). Roles stop by themselves when theirs goes stale."""
+
+    def __init__(self, hosts: dict[str, Host], paths: dict[str, str], lease_s: float) -> None:
+        self.hosts, self.paths = hosts, paths
+        self.every_s = lease_s / 4
+        self._stop = threading.Event()
+        parallel(self._renew, list(hosts))  # the first lease exists before any role starts
+        self._threads = [threading.Thread(target=self._keep, args=(n,), daemon=True) for n in hosts]
+        for t in self._threads:
+            t.start()
+
+    def _renew(self, name: str) -> None:
+        self.hosts[name].touch(self.paths[name])
+
+    def _keep(self, name: str) -> None:
+        while not self._stop.wait(self.every_s):
             try:
-                host.close()
-            except Exception as err:  # a lost host's connection may not close cleanly
-                log.debug("Closing %s: %s", host.name, err)
+                self._renew(name)
+            except Exception as err:  # a lost host: its roles' leases lapse, as they should
+                log.debug("Lease on %s not renewed: %s", name, err)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=1.0)
+
+        def remove(name: str) -> None:
+            host = self.hosts[name]
+            if isinstance(host, LocalHost):
+                Path(self.paths[name]).unlink(missing_ok=True)
+            elif host.alive():
+                host.run(f"rm -f {shlex.quote(self.paths[name])}", timeout=10)
+
+        parallel(lambda n: _swallow(remove, n), list(self.hosts))
+
+
+def _swallow(fn: Any, *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception as err:  # best effort at the end of a run
+        log.debug("Ignored at teardown: %s", err)
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[list[int]]:
+    """Hold off SIGINT and SIGTERM (from the main thread) while a teardown runs: a second Ctrl-C
+    must not leave roles behind. Yields a one-item list counting the signals held off."""
+    held = [0]
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+
+    def hold(signum: int, _frame: Any) -> None:
+        held[0] += 1
+        log.warning("Already stopping every role; %s held off until that is done", signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _connect_or_error(config: HostConfig) -> Host | DeployError:

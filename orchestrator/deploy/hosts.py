@@ -73,7 +73,13 @@ class Host(Protocol):
         """False once the host is lost (its connection died)."""
         ...
 
-    def mkdir(self, path: str) -> None: ...
+    def mkdir(self, path: str) -> None:
+        """Create `path` (and its parents); a new last folder is the owner's only (mode 700)."""
+        ...
+
+    def touch(self, path: str) -> None:
+        """Set the file's time to now on this host's clock (creating it): renews a lease."""
+        ...
 
     def put(self, local: Path, remote: str) -> None: ...
 
@@ -155,7 +161,11 @@ class LocalHost:
         return True
 
     def mkdir(self, path: str) -> None:
-        Path(path).mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).mkdir(mode=0o700, exist_ok=True)
+
+    def touch(self, path: str) -> None:
+        Path(path).touch()
 
     def put(self, local: Path, remote: str) -> None:
         if Path(remote).resolve() != local.resolve():

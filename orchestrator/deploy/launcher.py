@@ -7,6 +7,8 @@ TERM, then KILL after `run.stop_timeout_s`, producers before consumers. Files on
 under one run directory:
 
     <host run dir>/spec.json, trace.csv        what every role reads (copied to remote hosts)
+    <host run dir>/identity.json               the run's token (and certificate), owner-only
+    <host run dir>/lease                       renewed by the orchestrator; roles stop without it
     <host run dir>/roles/<name>/               the role's working directory and output files
     <host run dir>/logs/<host>/<name>.log      the role's stdout and stderr
 
@@ -15,6 +17,7 @@ and come back into the local run directory under the same names.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import signal
@@ -31,6 +34,7 @@ import grpc
 
 from orchestrator.deploy.hosts import Detached, Host, LocalHost
 from runtime.exceptions import DeployError, HostLostError
+from runtime.identity import RunIdentity
 from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
@@ -41,6 +45,7 @@ from runtime.spec import RoleAddress
 log = init_logger(__name__)
 
 SPEC_FILE = "spec.json"
+LEASE_FILE = "lease"  # touched by the orchestrator while it lives (orchestrator.deploy.supervisor)
 STOP_ORDER = ("controller", "worker", "load_balancer", "sink", "client")
 TAIL_LINES = 8
 EXIT_CHECK_EVERY_S = 0.5  # how often a start-up wait looks for roles that already exited
@@ -68,6 +73,7 @@ class RoleProcess:
     log: str
     exit_file: str
     pgid: int
+    identity: RunIdentity
     started_at: float = field(default_factory=time.monotonic)
     channel: grpc.Channel | None = None
 
@@ -78,7 +84,7 @@ class RoleProcess:
 
     def rpc_channel(self) -> grpc.Channel:
         if self.channel is None:
-            self.channel = channel(self.address.address)
+            self.channel = channel(self.address.address, self.identity)
         return self.channel
 
     def control(self) -> pbg.RoleControlStub:
@@ -86,25 +92,28 @@ class RoleProcess:
 
 
 class Launcher:
-    def __init__(self, hosts: dict[str, Host], host_run_dirs: dict[str, str], run: RunConfig) -> None:
+    def __init__(
+        self, hosts: dict[str, Host], host_run_dirs: dict[str, str], run: RunConfig, identity: RunIdentity
+    ) -> None:
         self.hosts = hosts
+        self.identity = identity
         self.run_dirs = host_run_dirs
         self.run = run
         self.started: list[RoleProcess] = []
+        self.left_running: list[RoleProcess] = []  # roles a stop could not end (kept for the message)
         self.lost: set[str] = set()  # hosts known to be lost: skipped from now on
         self._reported: set[str] = set()
 
     # ------------------------------------------------------------------ files
-    def stage(self, files: list[Path]) -> None:
-        """Copy what every role reads into each host's run directory, hosts in parallel."""
+    def stage(self, files: list[Path], hosts: Iterable[str]) -> None:
+        """Copy what every role reads into the run directory of each of `hosts`, in parallel."""
 
         def one(name: str) -> None:
             host, root = self.hosts[name], self.run_dirs[name]
-            host.mkdir(root)
             for f in files:
-                host.put(f, f"{root}/{f.name}")
+                host.put(f, f"{root}/{f.name}")  # modes kept: the identity stays owner-only
 
-        parallel(one, self.hosts)
+        parallel(one, list(hosts))
 
     def collect(self, run_dir: Path) -> None:
         """Bring every remote host's role files and logs into `run_dir` (one archive per host)."""
@@ -114,7 +123,11 @@ class Launcher:
             if isinstance(host, LocalHost) or name in self.lost or not host.alive():
                 return
             bundle = f"{root}/collect.tgz"
-            result = host.run(f"cd {shlex.quote(root)} ; tar czf collect.tgz roles logs", timeout=60)
+            # The run's secrets and lease stay behind, deleted: nothing there needs them any more.
+            result = host.run(
+                f"cd {shlex.quote(root)} ; rm -f identity.json {LEASE_FILE} ; tar czf collect.tgz roles logs",
+                timeout=60,
+            )
             if not result.ok:
                 raise DeployError(f"host {name}: packing role files failed ({result.stderr.strip()[:200]})")
             local = run_dir / f".collect-{name}.tgz"
@@ -143,13 +156,15 @@ class Launcher:
             workdir = f"{root}/roles/{name}"
             argv = [
                 host.python, "-m", "orchestrator.deploy.supervisor",
-                "--exit-file", f"{workdir}/exit.json", "--pid-file", f"{workdir}/pid.json", "--",
+                "--exit-file", f"{workdir}/exit.json", "--pid-file", f"{workdir}/pid.json",
+                "--lease-file", f"{root}/{LEASE_FILE}", "--lease-s", f"{self.run.lease_s:g}",
+                "--stop-s", f"{self.run.stop_timeout_s:g}", "--",
                 host.python, "-u", "-m", "runtime.roles", address.role,
                 "--spec", f"{root}/{SPEC_FILE}", "--name", name, "--out", workdir,
             ]  # fmt: skip
             jobs.append(Detached(argv, workdir, f"{root}/logs/{host_name}/{name}.log"))
         for address, job, pgid in zip(firsts, jobs, host.start_detached(jobs), strict=True):
-            proc = RoleProcess(address, host, job.cwd, job.log, f"{job.cwd}/exit.json", pgid)
+            proc = RoleProcess(address, host, job.cwd, job.log, f"{job.cwd}/exit.json", pgid, self.identity)
             self.started.append(proc)
             procs.append(proc)
             log.debug("Started %s <host=%s pgid=%d cmd=%s>", proc.name, host_name, pgid, shlex.join(job.argv))
@@ -236,8 +251,12 @@ class Launcher:
             for proc in list(pending):
                 try:
                     reply = proc.control().Health(pb.Empty(), timeout=0.5)
-                except grpc.RpcError:
+                except grpc.RpcError as err:
+                    if err.code() is grpc.StatusCode.UNAUTHENTICATED:
+                        raise DeployError(self._impostor(proc, "refused this run's token")) from None
                     continue
+                if (reply.run_id, reply.name) != (self.identity.run_id, proc.name):
+                    raise DeployError(self._impostor(proc, f"is {reply.name!r} of run {reply.run_id!r}"))
                 if reply.ready:
                     pending.remove(proc)
                     took = time.monotonic() - proc.started_at
@@ -250,6 +269,12 @@ class Launcher:
                 )
             if pending:
                 time.sleep(0.1)
+
+    def _impostor(self, proc: RoleProcess, what: str) -> str:
+        return (
+            f"{proc.address.address} answered for {proc.name} on {proc.host.name} but {what}: another run uses "
+            "these ports; choose another hostfile.base_port"
+        )
 
     def start_run(self, procs: list[RoleProcess], epoch: float, optional: Iterable[str] = ()) -> list[str]:
         """Tell every role the epoch (trace time 0), in the order given. A role of an `optional`
@@ -271,6 +296,16 @@ class Launcher:
         return left_out
 
     # ------------------------------------------------------------------ stop
+    def halt_all(self, procs: list[RoleProcess]) -> None:
+        """Tell every role to start no new work (the client stops sending) before any is stopped."""
+        futures = []
+        for p in procs:
+            if p.host.name not in self.lost:
+                futures.append(p.control().Halt.future(pb.Empty(), timeout=1.0))
+        for f in futures:  # a role already gone or not yet serving: stopping it is all that is left
+            with contextlib.suppress(grpc.RpcError):
+                f.result()
+
     def stop_all(self) -> dict[str, dict[str, Any]]:
         """Stop every started role, stage by stage in STOP_ORDER (TERM, then KILL after
         run.stop_timeout_s); returns each role's exit status.
@@ -282,6 +317,7 @@ class Launcher:
             return {}
         t0 = time.monotonic()
         self.lost_hosts()
+        self.halt_all(procs)
 
         def live(targets: list[RoleProcess]) -> list[RoleProcess]:
             """The roles of `targets` still running, one round trip per host."""
@@ -323,6 +359,7 @@ class Launcher:
                 running = wait_gone(running, 2.0)
             for p in running:
                 log.error("Role still running after KILL <role=%s host=%s pgid=%d>", p.name, p.host.name, p.pgid)
+            self.left_running += running
         ended = self.ended_many(procs)
         statuses = {}
         for p in procs:

@@ -1,13 +1,16 @@
 """A host reached over SSH with Fabric: the same interface as `LocalHost`.
 
-Key-based authentication only (no password is ever sent); every value that reaches the remote
-shell is quoted with `shlex.quote`. The connection keeps itself alive (SSH keepalives) and sets
+Key-based authentication only (no password is ever sent); host keys are checked against
+`ssh.known_hosts` (the user's file by default), an unknown host is refused unless
+`ssh.accept_new` (then its key is added, as OpenSSH's accept-new does), and a changed key is
+always refused. Every value that reaches the remote shell is quoted with `shlex.quote`. The connection keeps itself alive (SSH keepalives) and sets
 TCP_USER_TIMEOUT, so a host that disappears is noticed within a few seconds (`alive()` turns
 False) instead of the kernel's fifteen minutes.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import shlex
 import socket
@@ -23,15 +26,28 @@ log = init_logger(__name__)
 q = shlex.quote
 
 
-def _describe(err: BaseException) -> str:
+def _describe(err: BaseException, ssh: SshConfig | None = None) -> str:
     import paramiko
 
-    if isinstance(err, paramiko.AuthenticationException):
-        return "authentication failed (the host refused the key)"
-    if isinstance(err, paramiko.ssh_exception.NoValidConnectionsError):
-        return "unreachable (connection refused)"
-    if isinstance(err, TimeoutError | socket.timeout):
-        return "unreachable (connection timed out)"
+    known = ssh.known_hosts if ssh is not None else "known_hosts"
+    if isinstance(err, paramiko.BadHostKeyException):
+        return (
+            f"the host's key CHANGED: {known} holds another key for it (a reinstalled host, or someone in between); "
+            "check it, then remove the old key with `ssh-keygen -R`"
+        )
+    if isinstance(err, paramiko.SSHException) and "not found in known_hosts" in str(err):
+        return (
+            f"unknown host key: it is not in {known}; add it (ssh-keyscan, or one `ssh` to the host) "
+            "or set ssh.accept_new=true"
+        )
+    kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = [
+        (paramiko.AuthenticationException, "authentication failed (the host refused the key)"),
+        (paramiko.ssh_exception.NoValidConnectionsError, "unreachable (connection refused)"),
+        ((TimeoutError, socket.timeout), "unreachable (connection timed out)"),
+    ]
+    for kind, text in kinds:
+        if isinstance(err, kind):
+            return text
     if isinstance(err, OSError):
         return f"unreachable ({err.strerror or err})"
     return f"SSH error: {err}"
@@ -55,8 +71,12 @@ class SshHost:
         return self.config.python
 
     @property
+    def user(self) -> str:
+        return self.ssh.user or getpass.getuser()
+
+    @property
     def target(self) -> str:
-        return f"{self.ssh.user}@{self.config.address}:{self.ssh.port}"
+        return f"{self.user}@{self.config.address}:{self.ssh.port}"
 
     def _connect(self):  # type: ignore[no-untyped-def]
         import paramiko
@@ -71,21 +91,32 @@ class SshHost:
             kwargs.update(
                 key_filename=str(Path(self.ssh.key_file).expanduser()), look_for_keys=False, allow_agent=False
             )
+        known = Path(self.ssh.known_hosts).expanduser()
+        if not known.exists():
+            if not self.ssh.accept_new:
+                raise DeployError(
+                    f"host {self.name} ({self.target}): {known} does not exist, so no host key can be checked; "
+                    "create it (ssh-keyscan, or one `ssh` to the host) or set ssh.accept_new=true"
+                )
+            known.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            known.touch(mode=0o600)
         conn = Connection(
             self.config.address,
-            user=self.ssh.user,
+            user=self.user,
             port=self.ssh.port,
             config=fabric_config,
             connect_timeout=self.ssh.connect_timeout_s,
             connect_kwargs=kwargs,
         )
-        if self.ssh.known_hosts:
-            conn.client.load_host_keys(str(Path(self.ssh.known_hosts).expanduser()))
-            conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        # Fabric accepts any key by default; here the file decides (and accept_new writes to it).
+        conn.client.load_host_keys(str(known))
+        conn.client.set_missing_host_key_policy(
+            paramiko.AutoAddPolicy() if self.ssh.accept_new else paramiko.RejectPolicy()
+        )
         try:
             conn.open()
         except Exception as err:
-            raise DeployError(f"host {self.name} ({self.target}): {_describe(err)}") from None
+            raise DeployError(f"host {self.name} ({self.target}): {_describe(err, self.ssh)}") from None
         transport = conn.transport
         transport.set_keepalive(max(1, round(self.ssh.keepalive_s)))
         transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self.ssh.user_timeout_ms)
@@ -157,9 +188,15 @@ class SshHost:
         return found
 
     def mkdir(self, path: str) -> None:
-        result = self.run(f"mkdir -p {q(path)}", timeout=10)
+        parent = str(Path(path).parent)
+        result = self.run(f"mkdir -p {q(parent)} && mkdir -p -m 700 {q(path)}", timeout=10)
         if not result.ok:
             raise DeployError(f"host {self.name}: cannot create {path} ({result.stderr.strip()[:200]})")
+
+    def touch(self, path: str) -> None:
+        result = self.run(f"touch {q(path)}", timeout=10)
+        if not result.ok:
+            raise DeployError(f"host {self.name}: cannot touch {path} ({result.stderr.strip()[:200]})")
 
     def put(self, local: Path, remote: str) -> None:
         try:

@@ -1,11 +1,18 @@
 """The supervisor that owns one role process on its host (standard library only).
 
-    python -m orchestrator.deploy.supervisor --exit-file F --pid-file P -- CMD ...
+    python -m orchestrator.deploy.supervisor --exit-file F --pid-file P \
+        [--lease-file L --lease-s S --stop-s T] -- CMD ...
 
 It is started detached in a session of its own, stays the role's parent, forwards TERM, INT
-and HUP to it, and when the role ends writes {"returncode", "signal", "ended_at"} to the exit
-file (atomically), so the orchestrator learns how the role ended without racing the host's
-zombie reaping. Stopping the whole process group stops both.
+and HUP to it, and when the role ends writes {"returncode", "signal", "ended_at", "note"} to the
+exit file (atomically), so the orchestrator learns how the role ended without racing the
+host's zombie reaping. Stopping the whole process group stops both.
+
+The lease: the orchestrator touches the lease file every few seconds while it runs (locally
+or over SSH). When the file is older than `--lease-s` on this host's clock (the orchestrator
+was killed, its connection lost, its laptop asleep), the supervisor stops the role (TERM, then
+KILL of the whole group after `--stop-s`): no role outlives its orchestrator by more than
+lease + stop seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import subprocess
 import sys
 import time
 
+POLL_S = 0.5
+
 
 def _write_atomic(path: str, payload: dict[str, object]) -> None:
     tmp = f"{path}.tmp"
@@ -27,10 +36,21 @@ def _write_atomic(path: str, payload: dict[str, object]) -> None:
     os.replace(tmp, path)  # noqa: PTH105 (stdlib only, str paths)
 
 
+def lease_age(path: str) -> float:
+    """Seconds since the lease was last renewed (infinite when the file is gone)."""
+    try:
+        return time.time() - os.stat(path).st_mtime  # noqa: PTH116 (stdlib only, str paths)
+    except FileNotFoundError:
+        return float("inf")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestrator.deploy.supervisor")
     parser.add_argument("--exit-file", required=True)
     parser.add_argument("--pid-file", required=True)
+    parser.add_argument("--lease-file", help="stop the role when this file is older than --lease-s")
+    parser.add_argument("--lease-s", type=float, default=10.0)
+    parser.add_argument("--stop-s", type=float, default=3.0, help="TERM to KILL when the lease expires")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -45,11 +65,30 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
-    rc = child.wait()
+    note = None
+    while True:
+        try:
+            rc = child.wait(timeout=POLL_S)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if args.lease_file and lease_age(args.lease_file) > args.lease_s:
+            age = lease_age(args.lease_file)
+            note = f"lease expired ({age:.1f} s without the orchestrator; limit {args.lease_s:g} s)"
+            print(f"supervisor: {note}: stopping the role", file=sys.stderr, flush=True)
+            forward(signal.SIGTERM, None)
+            try:
+                rc = child.wait(timeout=args.stop_s)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                rc = child.wait()
+            break
     _write_atomic(
         args.exit_file,
-        {"returncode": rc, "signal": -rc if rc < 0 else None, "ended_at": time.time()},
+        {"returncode": rc, "signal": -rc if rc < 0 else None, "ended_at": time.time(), "note": note},
     )
+    if note is not None:  # nothing the role started may outlive it either
+        os.killpg(os.getpgid(0), signal.SIGKILL)
     return rc if rc >= 0 else 128 - rc
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from runtime.protos import servelab_pb2 as pb
+from runtime.schema import Config
 
 RATE_WINDOW_S = 5.0  # the progress line's sending rate is measured over this many trace seconds
 
@@ -52,8 +53,17 @@ class ClientCore:
         self.after_close: list[int] = []  # notices that came after the drain: those queries stay unfinished
         self.sent = self.noticed = self.violations = 0
         self.closed = False
+        self.closed_at: float | None = None  # when the books closed (a notice later cannot count)
         self.done = False
         self._recent: deque[float] = deque()
+
+    @classmethod
+    def for_run(cls, config: Config, arrival_s: np.ndarray, prompt_index: np.ndarray) -> ClientCore:
+        """The client's books for a run of `config` (SpotServe has no SLO: a request counts until
+        the trace's end, then it is unfinished)."""
+        cascade, model = config.cascade, config.model
+        slo_s = cascade.slo_s if cascade is not None else math.inf
+        return cls(arrival_s, prompt_index, slo_s, model.output_len if model is not None else 0)
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -114,11 +124,12 @@ class ClientCore:
         )
 
     # ------------------------------------------------------------------ the books
-    def close(self) -> bool:
-        """Close the books: later notices are late. False if they were closed already."""
+    def close(self, now: float | None = None) -> bool:
+        """Close the books (at `now`, when known): later notices are late. False if they were
+        closed already."""
         if self.closed:
             return False
-        self.closed = True
+        self.closed, self.closed_at = True, now
         return True
 
     def rows(self) -> list[dict[str, Any]]:
@@ -145,4 +156,5 @@ class ClientCore:
             "repeats": self.repeats,
             "unknown": self.unknown,
             "after_close": sorted(set(self.after_close)),
+            "closed_at": self.closed_at,
         }

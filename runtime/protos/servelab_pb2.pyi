@@ -21,16 +21,18 @@ class Empty(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthReply(_message.Message):
-    __slots__ = ("role", "name", "ready", "detail")
+    __slots__ = ("role", "name", "ready", "detail", "run_id")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     role: str
     name: str
     ready: bool
     detail: str
-    def __init__(self, role: _Optional[str] = ..., name: _Optional[str] = ..., ready: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+    run_id: str
+    def __init__(self, role: _Optional[str] = ..., name: _Optional[str] = ..., ready: _Optional[bool] = ..., detail: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class StartRequest(_message.Message):
     __slots__ = ("epoch",)
@@ -135,14 +137,16 @@ class WorkerRoute(_message.Message):
     def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., queue_length: _Optional[int] = ...) -> None: ...
 
 class RoutingTable(_message.Message):
-    __slots__ = ("plan_id", "workers", "reported_at")
+    __slots__ = ("plan_id", "workers", "reported_at", "heavy_share")
     PLAN_ID_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     REPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    HEAVY_SHARE_FIELD_NUMBER: _ClassVar[int]
     plan_id: int
     workers: _containers.RepeatedCompositeFieldContainer[WorkerRoute]
     reported_at: float
-    def __init__(self, plan_id: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerRoute, _Mapping]]] = ..., reported_at: _Optional[float] = ...) -> None: ...
+    heavy_share: float
+    def __init__(self, plan_id: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerRoute, _Mapping]]] = ..., reported_at: _Optional[float] = ..., heavy_share: _Optional[float] = ...) -> None: ...
 
 class LoadBalancerStats(_message.Message):
     __slots__ = ("submitted", "forwarded", "rejected", "now")

@@ -44,6 +44,11 @@ class RoleControlStub:
                 request_serializer=runtime_dot_protos_dot_servelab__pb2.StartRequest.SerializeToString,
                 response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Halt = channel.unary_unary(
+                '/servelab.RoleControl/Halt',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                _registered_method=True)
         self.Stop = channel.unary_unary(
                 '/servelab.RoleControl/Stop',
                 request_serializer=runtime_dot_protos_dot_servelab__pb2.StopRequest.SerializeToString,
@@ -66,6 +71,13 @@ class RoleControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Halt(self, request, context):
+        """Start no new work (the client stops sending), keep answering: the first step of a teardown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Stop(self, request, context):
         """Flush the role's records and exit.
         """
@@ -84,6 +96,11 @@ def add_RoleControlServicer_to_server(servicer, server):
             'Start': grpc.unary_unary_rpc_method_handler(
                     servicer.Start,
                     request_deserializer=runtime_dot_protos_dot_servelab__pb2.StartRequest.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            ),
+            'Halt': grpc.unary_unary_rpc_method_handler(
+                    servicer.Halt,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
                     response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
             ),
             'Stop': grpc.unary_unary_rpc_method_handler(
@@ -145,6 +162,33 @@ class RoleControl:
             target,
             '/servelab.RoleControl/Start',
             runtime_dot_protos_dot_servelab__pb2.StartRequest.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Halt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.RoleControl/Halt',
+            runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
             runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
             options,
             channel_credentials,

@@ -1,8 +1,9 @@
-"""What every role process shares: the spec, the clock, the gRPC server with the RoleControl
-service (Health, Start, Stop), signal handling, and the order of a role's life:
+"""What every role process shares: the spec, the run's identity (runtime.identity), the clock,
+the gRPC server with the RoleControl service (Health, Start, Halt, Stop), signal handling, and
+the order of a role's life:
 
     construct (read spec, build state) -> serve (bind, announce) -> Start(epoch) -> ... ->
-    Stop or SIGTERM -> finish (flush the role's files) -> exit 0
+    [Halt: no new work] -> Stop or SIGTERM -> finish (flush the role's files) -> exit 0
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 
 import grpc
 
+from runtime import identity
 from runtime.clock import WallClock
 from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
@@ -35,6 +37,7 @@ class Role:
         self.me = spec.role(name)
         self.config = spec.config
         self.out_dir = out_dir
+        self.identity = identity.read(spec.directory / identity.IDENTITY_FILE)
         self.clock = WallClock(self.config.time_scale)
         self.log = init_logger(f"{self.role}.{name}")
         self.rpc_timeout = self.config.run.rpc_timeout_s
@@ -55,6 +58,9 @@ class Role:
     def on_start(self) -> None:
         """Runs when the orchestrator starts the run (the clock's epoch is set)."""
 
+    def halt(self) -> None:
+        """Start no new work (the orchestrator's first step of a teardown); keep serving."""
+
     def finish(self) -> None:
         """Runs once at the end: flush the role's records."""
 
@@ -63,7 +69,7 @@ class Role:
         """A channel to the role `name`; roles that share a process share its channel."""
         address = self.spec.role(name).address
         if address not in self._channels:
-            self._channels[address] = channel(address)
+            self._channels[address] = channel(address, self.identity)
         return self._channels[address]
 
     def register_with_controller(self) -> None:
@@ -83,7 +89,7 @@ class Role:
 
     # ------------------------------------------------------------------ life
     def serve(self) -> int:
-        srv = server(self.me.bind)
+        srv = server(self.me.bind, self.identity)
         pbg.add_RoleControlServicer_to_server(_Control(self), srv)
         for add, obj in self.servicers():
             add(obj, srv)
@@ -114,13 +120,18 @@ class _Control(pbg.RoleControlServicer):
         self.r = role
 
     def Health(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.HealthReply:
-        return pb.HealthReply(role=self.r.role, name=self.r.name, ready=self.r.ready())
+        return pb.HealthReply(role=self.r.role, name=self.r.name, ready=self.r.ready(), run_id=self.r.spec.run_id)
 
     def Start(self, request: pb.StartRequest, context: grpc.ServicerContext) -> pb.Empty:
         if not self.r.started.is_set():
             self.r.clock.start(request.epoch)
             self.r.on_start()
             self.r.started.set()
+        return pb.Empty()
+
+    def Halt(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.Empty:
+        self.r.log.info("Halt requested: no new work")
+        self.r.halt()
         return pb.Empty()
 
     def Stop(self, request: pb.StopRequest, context: grpc.ServicerContext) -> pb.Empty:

@@ -9,7 +9,6 @@ query, and reports done.
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import grpc
 
 from runtime import rolefiles
 from runtime.cores.client import ClientCore
+from runtime.journal import Journal
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
@@ -29,16 +29,16 @@ class ClientRole(Role):
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
         super().__init__(spec, name, out_dir)
-        cascade, model = self.config.cascade, self.config.model
-        # SpotServe has no SLO: a request counts until the trace's end, then it is unfinished.
-        slo_s = cascade.slo_s if cascade is not None else math.inf
+        cascade = self.config.cascade
         trace: ArrivalTrace = read_artifact(spec.trace_path, name=self.config.trace.name)
-        self.core = ClientCore(trace.arrival_s, trace.prompt_index, slo_s, model.output_len if model else 0)
-        self.drain_s = self.config.run.drain_slo_factor * slo_s if cascade is not None else 0.0
+        self.core = ClientCore.for_run(self.config, trace.arrival_s, trace.prompt_index)
+        self.drain_s = self.config.run.drain_slo_factor * cascade.slo_s if cascade is not None else 0.0
         real = self.config.execution.mode == "real" and cascade is not None
         self.prompts = load_prompts(cascade.prompts_path, cascade.num_prompts) if real and cascade else None
         self.lock = threading.Lock()
         self.done = threading.Event()
+        self.halted = threading.Event()  # Halt or Stop: send nothing more
+        self.journal = Journal(out_dir / rolefiles.CLIENT_JOURNAL, self.config.run.journal_sync_s)
         self._lb = pbg.LoadBalancerStub(self.channel_to(spec.only("load_balancer").name))
         self._replayer = threading.Thread(target=self._replay, name="replay", daemon=True)
 
@@ -48,16 +48,24 @@ class ClientRole(Role):
     def on_start(self) -> None:
         self._replayer.start()
 
+    def halt(self) -> None:
+        with self.lock:  # a send in progress completes; none starts after this
+            self.halted.set()
+
     # ------------------------------------------------------------------ sending
     def _replay(self) -> None:
         core = self.core
         for i in range(len(core)):
-            if self.stopping.is_set():
+            if self.halted.is_set() or self.stopping.is_set():
                 break
             self.clock.sleep_until(float(core.arrival_s[i]))
             prompt = self.prompts[int(core.prompt_index[i]) % len(self.prompts)] if self.prompts else ""
             with self.lock:
-                q = core.send(i, self.clock.now(), prompt)
+                if self.halted.is_set() or self.stopping.is_set():  # told while it slept
+                    break
+                now = self.clock.now()
+                self.journal.add(["s", i, now])  # before the query leaves: the sink never knows more
+                q = core.send(i, now, prompt)
             future = self._lb.Submit.future(q, timeout=self.rpc_timeout)
             future.add_done_callback(lambda f, i=i: self._submitted(i, f))
         drain_until = core.drain_until(self.config.trace.duration_s, self.drain_s)
@@ -75,6 +83,7 @@ class ClientRole(Role):
             reply = future.result()
         except grpc.RpcError as err:
             with self.lock:
+                self.journal.add(["f", i, err.code().name])
                 self.core.submit_failed(i, err.code().name)
             return
         if not reply.accepted:
@@ -83,7 +92,9 @@ class ClientRole(Role):
     # ------------------------------------------------------------------ receiving
     def notice(self, i: int, dropped: bool, reason: str, path: str) -> None:
         with self.lock:
-            self.core.notice(i, dropped, reason, path, self.clock.now())
+            now = self.clock.now()
+            self.journal.add(["n", i, dropped, reason, path, now])
+            self.core.notice(i, dropped, reason, path, now)
 
     def progress(self) -> pb.ProgressReply:
         with self.lock:
@@ -96,8 +107,10 @@ class ClientRole(Role):
     def _write(self) -> None:
         """Close the books (later notices are late) and write one row per query, once."""
         with self.lock:
-            if not self.core.close():
+            now = self.clock.now()
+            if not self.core.close(now):
                 return
+            self.journal.add(["c", now])
             errors = sum(1 for e in self.core.submit_error if e)
             rolefiles.write_client(self.core, self.out_dir)
         if errors:
@@ -108,6 +121,10 @@ class ClientRole(Role):
         self.done.set()
         with self.lock:
             rolefiles.write_client_meta(self.core, self.out_dir)
+            written = self.core.closed and (self.out_dir / rolefiles.CLIENT_FILE).exists()
+        self.journal.close()
+        if written:
+            self.journal.path.unlink()  # client.parquet and client_meta.json hold the same books
         if self.core.after_close:
             self.log.info("%d notices came after the drain (those queries are unfinished)", len(self.core.after_close))
 

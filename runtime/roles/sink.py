@@ -10,6 +10,7 @@ import grpc
 
 from runtime import rolefiles
 from runtime.cores.sink import SinkCore
+from runtime.journal import Journal
 from runtime.outbox import Outbox
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
@@ -24,6 +25,7 @@ class SinkRole(Role):
         super().__init__(spec, name, out_dir)
         self.lock = threading.Lock()
         self.core = SinkCore()
+        self.journal = Journal(out_dir / rolefiles.SINK_JOURNAL, self.config.run.journal_sync_s)
         client = pbg.ClientStub(self.channel_to(spec.only("client").name))
         self.to_client: Outbox[pb.Notice] = Outbox(
             "client", lambda ns: client.Notify(pb.NoticeBatch(notices=ns), timeout=self.rpc_timeout), self.log, 1024
@@ -34,8 +36,9 @@ class SinkRole(Role):
 
     def complete(self, queries: list[pb.Query]) -> None:
         with self.lock:
-            duplicates = self.core.duplicates
+            duplicates, known = self.core.duplicates, len(self.core.rows)
             notices = self.core.complete(queries, self.clock.now())
+            self.journal.add(*self.core.rows[known:])  # before the client hears of them
             if self.core.duplicates > duplicates:
                 self.log.warning("%d queries reached the sink twice", self.core.duplicates - duplicates)
         self.to_client.put(notices)
@@ -44,6 +47,8 @@ class SinkRole(Role):
         self.to_client.close(timeout=3.0)
         with self.lock:
             rolefiles.write_sink(self.core, self.out_dir)
+            self.journal.close()
+            self.journal.path.unlink()  # sink.parquet holds the same rows
             c = self.core
             self.log.info(
                 "Wrote the sink's rows <rows=%d duplicates=%d repeats=%d>", len(c.rows), c.duplicates, c.repeats

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.analysis import Analysis, completeness, read_role_files, run_summary, testbed_stats
 from orchestrator.metrics import summarize
-from orchestrator.results import accounting_problems, merge_records
+from orchestrator.results import account, merge_records
 from orchestrator.systems.diffserve.metrics import fid_from_table, light_fraction, per_second, windowed_slo_ratio
 
 if TYPE_CHECKING:
@@ -20,10 +20,10 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
     config = plan.config
     cascade = config.cascade
     assert cascade is not None
-    files = read_role_files(run_dir)
+    files = read_role_files(run_dir, plan)
     records = merge_records(files.client, files.sink, cascade.slo_s)
     records["served_model"] = records["path"].map({"light": cascade.light.name, "heavy": cascade.heavy.name}).fillna("")
-    problems = accounting_problems(files.client, files.sink, files.meta)
+    books = account(files.client, files.sink, files.meta)
     base = summarize(records)
     light = light_fraction(records)
     _, windowed = windowed_slo_ratio(records, config.metrics.window_s, config.metrics.smooth)
@@ -43,7 +43,7 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
         "plans": len(replay_plans),
         "infeasible_plans": int((~replay_plans["feasible"]).sum()) if len(replay_plans) else 0,
         **testbed_stats(files, plan),
-        **completeness(run_dir, plan, partial, problems),
+        **completeness(run_dir, plan, partial, files, books),
     }
     series = per_second(records, files.ticks, cascade.fid_table.x, cascade.fid_table.y, config.metrics.window_s)
     analysis = Analysis(records=records, decisions=decisions, series=series, summary=summary)

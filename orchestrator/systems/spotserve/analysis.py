@@ -12,7 +12,7 @@ import pandas as pd
 
 from orchestrator.analysis import Analysis, completeness, read_role_files, run_summary, testbed_stats
 from orchestrator.metrics import latency_stats, summarize
-from orchestrator.results import accounting_problems, merge_records
+from orchestrator.results import Accounting, account, merge_records
 from orchestrator.systems.spotserve.metrics import spot_cost, spot_per_second, trace_kind
 from runtime import rolefiles
 from runtime.records import Outcome
@@ -27,9 +27,9 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
     model = config.model
     assert model is not None
     events: list[AvailabilityEvent] = plan.resolved.details
-    files = read_role_files(run_dir)
+    files = read_role_files(run_dir, plan)
     records = merge_records(files.client, files.sink, math.inf)  # no SLO: a request completes or not
-    problems = accounting_problems(files.client, files.sink, files.meta) + pool_problems(run_dir, records, files.meta)
+    books = account(files.client, files.sink, files.meta).merged(pool_accounting(run_dir, records, files.meta))
     counts = summarize(records)
     spot_h, od_h = instance_hours(events)
     completed = counts["completed_on_time"] + counts["completed_late"]
@@ -59,26 +59,23 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
         "migration_s_total": float(decisions["migration_s"].sum()) if len(decisions) else 0.0,
         "moved_gb_total": float(decisions["moved_gb"].sum()) if len(decisions) else 0.0,
         **testbed_stats(files, plan),
-        **completeness(run_dir, plan, partial, problems),
+        **completeness(run_dir, plan, partial, files, books),
     }
     series = spot_per_second(records, files.ticks, config.trace.duration_s)
     return Analysis(records=records, decisions=decisions, series=series, summary=summary)
 
 
-def pool_problems(run_dir: Path, records: pd.DataFrame, meta: dict[str, Any]) -> list[str]:
+def pool_accounting(run_dir: Path, records: pd.DataFrame, meta: dict[str, Any]) -> Accounting:
     """The unfinished requests must be exactly those the pool still holds at the end (waiting,
     pinned, leased or held): any other is lost on the way, or counted twice. A request whose
     notice came after the client closed its books finished, and is unfinished only for the run."""
     path = run_dir / "roles" / "load_balancer" / rolefiles.POOL_FILE
+    books = Accounting()
     if not path.exists():
-        return []  # the run is partial, and says so
+        return books  # the run is partial, and says so
     held = set(json.loads(path.read_text())["held_ids"])
     unfinished = set(records.loc[records["outcome"] == Outcome.UNFINISHED.value, "query_id"].astype(int))
-    problems = []
     lost = unfinished - held - set(meta.get("after_close", []))
-    if lost:
-        problems.append(f"{len(lost)} unfinished requests are not in the pool: lost on the way (e.g. id {min(lost)})")
-    twice = held - unfinished
-    if twice:
-        problems.append(f"{len(twice)} requests the pool still holds were also noticed as done (e.g. id {min(twice)})")
-    return problems
+    books.add(lost, "{n} unfinished requests are not in the pool: lost on the way (e.g. id {first})")
+    books.add(held - unfinished, "{n} requests the pool still holds were also noticed as done (e.g. id {first})")
+    return books

@@ -219,6 +219,7 @@ class ControllerCore:
                 "light_batch": plan.light_batch,
                 "heavy_batch": plan.heavy_batch,
                 "threshold": plan.threshold,
+                "heavy_share": plan.heavy_share,
                 "feasible": plan.feasible,
                 "reason": plan.reason,
                 "search_ms": search_ms,
@@ -240,4 +241,5 @@ class ControllerCore:
             for n, s in self.workers.items()
             if s.alive and s.tier is not Tier.IDLE
         )
-        return RoutingTable(self.plan_id, routes, now)
+        share = self.plan.heavy_share if self.plan is not None else 0.0
+        return RoutingTable(self.plan_id, routes, now, share)

@@ -1,23 +1,27 @@
 """The DiffServe load balancer's core: admission, routing and the deferred-query rule.
 
 New queries go to the light tier (or straight to the heavy tier when the plan has no light
-worker); deferred queries come back from light workers and go to the heavy tier. Routing is
+worker, or for the plan's random heavy share: proteus); deferred queries come back from light workers and go to the heavy tier. Routing is
 join-the-shortest-queue over the controller's routing table merged with the router's own
 count of what it sent since (runtime/policies/diffserve/router.py). The shell tries up to
 `ATTEMPTS` workers per query: `pick`, `send`, the RPC, then `taken` or `failed`; a query no worker takes is
-dropped with a reason, or, if it is a deferred one, keeps its light result.
+dropped with a reason, or, if it is a deferred one, keeps its light result. A call whose outcome
+is unknown (a deadline passed: the worker may have taken it) is repeated at the same worker up to
+`SAME_WORKER_RETRIES` times: workers take a query once per tier, so a repeat never runs it twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime.policies.diffserve.proteus import route_heavy
 from runtime.policies.diffserve.router import Route, ShortestQueueRouter
 from runtime.policies.diffserve.rules import keeps_light_result, kept_light_note
 from runtime.protos import servelab_pb2 as pb
 from runtime.records import DropReason, Tier
 
 ATTEMPTS = 2  # workers tried per query before it is dropped as unreachable
+SAME_WORKER_RETRIES = 2  # repeats of an enqueue whose outcome is unknown, at the same worker
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class RoutingTable:
     plan_id: int
     routes: tuple[tuple[str, Tier, int], ...]
     reported_at: float
+    heavy_share: float = 0.0  # new queries sent straight to the heavy tier at random (proteus)
 
 
 class LoadBalancerCore:
@@ -38,6 +43,7 @@ class LoadBalancerCore:
         self.ambiguous = 0  # sends whose outcome is unknown (the worker may have taken them)
         self.plan_id = -1
         self.reported_at = -float("inf")
+        self.heavy_share = 0.0
         self._forwarded_ids: set[int] = set()  # workers retry Forward: route each query once
 
     # ------------------------------------------------------------------ admission
@@ -45,7 +51,10 @@ class LoadBalancerCore:
         """A new query from the client: stamp it and say which tier it goes to."""
         query.admitted_at = now
         self.submitted += 1
-        return self.router.entry_tier()
+        tier = self.router.entry_tier()
+        if tier is Tier.LIGHT and route_heavy(query.id, self.heavy_share) and self.router.workers(Tier.HEAVY):
+            return Tier.HEAVY
+        return tier
 
     def deferred(self, queries: list[pb.Query]) -> list[pb.Query]:
         """The deferred queries not seen before (a retried Forward is routed once)."""
@@ -96,6 +105,7 @@ class LoadBalancerCore:
         self.reported_at = table.reported_at
         routes = [Route(name, tier, queue) for name, tier, queue in table.routes]
         self.router.update(routes, table.reported_at)
+        self.heavy_share = table.heavy_share
         changed = table.plan_id != self.plan_id
         self.plan_id = table.plan_id
         return changed

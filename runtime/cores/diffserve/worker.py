@@ -92,11 +92,20 @@ class WorkerCore:
         self.threshold = 0.0
         self.plan_id = -1
         self.enqueued = self.completed = self.dropped = 0
+        self.repeats = 0  # enqueues of a query this worker already took for that tier (a retry)
         self.running: Batch | None = None
+        self._taken: set[tuple[int, Tier]] = set()
 
     # ------------------------------------------------------------------ inputs
     def enqueue(self, tier: Tier, query: pb.Query, now: float) -> int:
-        """Admit a query for `tier`; returns this worker's queue length."""
+        """Admit a query for `tier`; returns this worker's queue length. Idempotent: the load
+        balancer retries an enqueue whose outcome it did not learn, and a query this worker
+        already took for `tier` is not queued twice."""
+        key = (query.id, tier)
+        if key in self._taken:
+            self.repeats += 1
+            return self.queued
+        self._taken.add(key)
         self.queues[tier].append(Queued(query, now))
         self.enqueued += 1
         return self.queued

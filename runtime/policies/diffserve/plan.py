@@ -26,6 +26,8 @@ class AllocationPlan:
     | light_batch    | light workers         | max batch a light worker forms                    |
     | heavy_batch    | heavy workers         | max batch a heavy worker forms                    |
     | threshold      | light workers         | defer a query whose confidence is below this      |
+    | heavy_share    | load balancer         | share of new queries sent straight to heavy at    |
+    |                |                       | random, no discriminator (proteus; else 0)        |
     | feasible       | decision log only     | False when no plan met every constraint           |
     | reason         | decision log only     | why this plan (e.g. the fallback, a static plan)  |
     """
@@ -35,6 +37,7 @@ class AllocationPlan:
     light_batch: int
     heavy_batch: int
     threshold: float
+    heavy_share: float = 0.0
     feasible: bool = True
     reason: str = ""
 

@@ -7,6 +7,7 @@ from runtime.policies.diffserve.all_heavy import AllHeavy
 from runtime.policies.diffserve.all_light import AllLight
 from runtime.policies.diffserve.plan import Approach
 from runtime.policies.diffserve.planner import DiffServe
+from runtime.policies.diffserve.proteus import Proteus
 from runtime.policies.diffserve.static import Static
 from runtime.schema import ApproachConfig, CascadeConfig
 
@@ -14,6 +15,7 @@ APPROACHES: dict[str, type[Approach]] = {
     AllLight.name: AllLight,
     AllHeavy.name: AllHeavy,
     Static.name: Static,
+    Proteus.name: Proteus,
     DiffServe.name: DiffServe,
 }
 

@@ -184,7 +184,7 @@ class ControllerRole(Role):
         routes = [
             pb.WorkerRoute(name=n, address=self.addresses[n], tier=TIER_PB[t], queue_length=q) for n, t, q in r.routes
         ]
-        table = pb.RoutingTable(plan_id=r.plan_id, workers=routes, reported_at=r.reported_at)
+        table = pb.RoutingTable(plan_id=r.plan_id, workers=routes, reported_at=r.reported_at, heavy_share=r.heavy_share)
 
         def push() -> None:
             try:

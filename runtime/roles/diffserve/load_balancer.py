@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 
-from runtime.cores.diffserve.load_balancer import ATTEMPTS, LoadBalancerCore, RoutingTable
+from runtime.cores.diffserve.load_balancer import ATTEMPTS, SAME_WORKER_RETRIES, LoadBalancerCore, RoutingTable
 from runtime.cores.diffserve.worker import TIER_PB
 from runtime.outbox import Outbox
 from runtime.protos import servelab_pb2 as pb
@@ -50,24 +50,31 @@ class LoadBalancerRole(Role):
                     return self.core.unrouted(tried)
                 sent_at = self.clock.now()
                 self.core.send(target, sent_at)
-            try:
-                reply = self._stubs[target].Enqueue(
-                    pb.EnqueueRequest(tier=TIER_PB[tier], query=query), timeout=self.rpc_timeout
-                )
-            except grpc.RpcError as err:
-                if err.code() is not grpc.StatusCode.UNAVAILABLE:
-                    with self.lock:
-                        self.core.ambiguous += 1
-                    self.log.warning("Enqueue outcome unknown <worker=%s code=%s>", target, err.code())
-                    return None
-                self.log.warning("Enqueue failed <worker=%s code=%s>", target, err.code())
+            request = pb.EnqueueRequest(tier=TIER_PB[tier], query=query)
+            reply, err = None, None
+            for _ in range(1 + SAME_WORKER_RETRIES):
+                try:
+                    reply = self._stubs[target].Enqueue(request, timeout=self.rpc_timeout)
+                    break
+                except grpc.RpcError as error:
+                    err = error
+                    if err.code() is grpc.StatusCode.UNAVAILABLE:
+                        break  # it never got there: another worker
+                    self.log.warning("Enqueue outcome unknown, asking again <worker=%s code=%s>", target, err.code())
+            if reply is not None:
                 with self.lock:
-                    self.core.failed(target)
-                tried = tried | {target}
-                continue
+                    self.core.taken(target, reply.queue_length, sent_at)
+                return None
+            assert err is not None
+            if err.code() is not grpc.StatusCode.UNAVAILABLE:
+                with self.lock:
+                    self.core.ambiguous += 1
+                self.log.warning("Enqueue outcome still unknown <worker=%s code=%s>", target, err.code())
+                return None
+            self.log.warning("Enqueue failed <worker=%s code=%s>", target, err.code())
             with self.lock:
-                self.core.taken(target, reply.queue_length, sent_at)
-            return None
+                self.core.failed(target)
+            tried = tried | {target}
         return self.core.unrouted(tried)
 
     def submit(self, query: pb.Query) -> pb.SubmitReply:
@@ -97,7 +104,7 @@ class LoadBalancerRole(Role):
     def set_routing(self, table: pb.RoutingTable) -> None:
         routes = tuple((w.name, TIER_FROM_PB[w.tier], w.queue_length) for w in table.workers)
         with self.lock:
-            changed = self.core.set_routing(RoutingTable(table.plan_id, routes, table.reported_at))
+            changed = self.core.set_routing(RoutingTable(table.plan_id, routes, table.reported_at, table.heavy_share))
         if changed:
             light = sum(t is Tier.LIGHT for _, t, _ in routes)
             self.log.info("Routing <plan=%d light=%d heavy=%d>", table.plan_id, light, len(routes) - light)

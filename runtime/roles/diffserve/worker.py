@@ -79,6 +79,8 @@ class WorkerRole(Role):
             self.cond.notify_all()
         if left:
             self.log.info("Stopped with %d queries queued (the client counts them unfinished)", left)
+        if self.core.repeats:
+            self.log.info("%d repeated enqueues were taken once (the load balancer asked again)", self.core.repeats)
         self.to_heavy.close(timeout=2.0)
         self.to_sink.close(timeout=2.0)
 

@@ -1,0 +1,59 @@
+"""Port ranges of wall-clock runs: two runs at the same moment never take the same range."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from orchestrator.deploy import ports
+from runtime.exceptions import ConfigError
+from runtime.spec import RoleAddress
+from tests.conftest import free_base_port
+
+
+def addresses(base: int, n: int = 12) -> tuple[RoleAddress, ...]:
+    return tuple(
+        RoleAddress(name=f"r{i}", role="worker", host="localhost", address=f"127.0.0.1:{base + i}",
+                    bind=f"127.0.0.1:{base + i}")
+        for i in range(n)
+    )  # fmt: skip
+
+
+def first_port(r: ports.PortReservation) -> int:
+    return min(int(a.bind.rsplit(":", 1)[1]) for a in r.addresses)
+
+
+def test_two_runs_take_two_ranges_and_a_released_range_is_taken_again(tmp_path: Path) -> None:
+    base = free_base_port(80)
+    a = ports.reserve(addresses(base), lambda _: True, tmp_path)
+    b = ports.reserve(addresses(base), lambda _: True, tmp_path)
+    assert first_port(a) == base
+    assert first_port(b) == base + 20  # 12 ports round up to two blocks of 10
+    assert {x.name for x in b.addresses} == {x.name for x in a.addresses}
+    a.release()
+    c = ports.reserve(addresses(base), lambda _: True, tmp_path)
+    assert first_port(c) == base
+    b.release()
+    c.release()
+
+
+def test_a_port_something_listens_on_moves_the_range_unless_the_host_is_remote(tmp_path: Path) -> None:
+    base = free_base_port(80)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", base + 5))
+        holder.listen()
+        moved = ports.reserve(addresses(base), lambda _: True, tmp_path)
+        assert first_port(moved) == base + 20
+        moved.release()
+        remote = ports.reserve(addresses(base), lambda _: False, tmp_path)  # checked over SSH instead
+        assert first_port(remote) == base
+        remote.release()
+
+
+def test_no_range_left_is_one_line(tmp_path: Path) -> None:
+    held = ports.reserve(addresses(65524), lambda _: False, tmp_path)  # the last 12 ports
+    with pytest.raises(ConfigError, match=r"^hostfile.base_port: no free range of 12 ports from 65524 up to 65535"):
+        ports.reserve(addresses(65524), lambda _: False, tmp_path)
+    held.release()
