@@ -8,6 +8,8 @@ interrupted.
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -21,8 +23,8 @@ from omegaconf import DictConfig
 from orchestrator.cli import precheck
 from orchestrator.config import register
 from orchestrator.console import print_summary
-from orchestrator.experiment import run_experiment
-from orchestrator.sweep import sweep_info
+from orchestrator.experiment import Launch, run_experiment
+from orchestrator.sweep import parent_run
 from runtime.exceptions import ConfigError, ServelabError, TraceFormatError
 from runtime.logs import init_logger
 
@@ -33,15 +35,33 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def run_kind(cfg: DictConfig, sweep: bool) -> str:
+    """single, smoke (the smoke preset) or sweep job: the `run_kind` tag."""
+    if sweep:
+        return "sweep job"
+    choices = HydraConfig.get().runtime.choices
+    return "smoke" if choices.get("experiment") == "smoke" else "single"
+
+
+def command_line(overrides: Any, sweep: bool) -> str:
+    """The command that reruns this job alone (a sweep job's own overrides, without -m)."""
+    return " ".join(["python -m orchestrator", *(shlex.quote(str(o)) for o in overrides)])
+
+
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> dict[str, Any]:
     """One job. In a sweep a failure is returned (the sweep goes on); alone it exits non-zero."""
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    parent = sweep_info(Path(hydra_cfg.sweep.dir).resolve()).get("parent_run_id") if sweep else None
+    launch = Launch(kind=run_kind(cfg, sweep), command=command_line(hydra_cfg.overrides.task, sweep))
+    if sweep:
+        sweep_dir = Path(hydra_cfg.sweep.dir).resolve()
+        launch = dataclasses.replace(
+            launch, sweep=sweep_dir.name, job=int(hydra_cfg.job.num), parent_run_id=parent_run(cfg, sweep_dir)
+        )
     try:
-        result = run_experiment(cfg, run_dir, parent_run_id=parent)
+        result = run_experiment(cfg, run_dir, launch)
     except ServelabError as err:
         log.debug("Run failed", exc_info=True)
         print(f"error: {err}", file=sys.stderr, flush=True)

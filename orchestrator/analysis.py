@@ -90,6 +90,11 @@ def read_role_files(run_dir: Path, plan: RunPlan) -> RoleFiles:
     return RoleFiles(client, sink, meta, decisions, ticks, tuple(recovered))
 
 
+# Summary keys that say what ran, not what came out: MLflow params and tags, never metrics
+# (a setting logged as a metric becomes the compare view's default axis).
+SETTINGS = ("workers", "seed", "time_scale", "trace_duration_s", "slo_s", "ablation")
+
+
 def run_summary(plan: RunPlan) -> dict[str, Any]:
     """What every run's summary starts with: what ran, on which clock."""
     c = plan.config
@@ -102,6 +107,7 @@ def run_summary(plan: RunPlan) -> dict[str, Any]:
         "seed": c.seed,
         "clock": c.clock,
         "time_scale": c.time_scale if c.clock == "wall" else 1.0,
+        "trace_duration_s": c.trace.duration_s,
     }
 
 

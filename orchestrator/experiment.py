@@ -34,7 +34,7 @@ from orchestrator.plan import RunPlan, resolve
 from orchestrator.progress import ProgressLine
 from runtime import identity
 from runtime import spec as run_spec
-from runtime.exceptions import AccountingError, ConfigError, DeployError, PartialRunError, ServelabError
+from runtime.exceptions import AccountingError, ConfigError, DeployError, PartialRunError
 from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
@@ -44,6 +44,18 @@ from traces.arrivals import write_artifact
 log = init_logger("orchestrator")
 
 FINISH_SLACK_WALL_S = 60.0  # beyond the trace and its drain, before a run is declared stuck
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How a run was started, for its MLflow name and tags: its kind (single, smoke or sweep
+    job), the command line, and in a sweep the sweep's name, the job's number and the parent run."""
+
+    kind: str = "single"
+    command: str = ""
+    sweep: str | None = None
+    job: int | None = None
+    parent_run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,19 +142,21 @@ def _refuse_used(run_dir: Path) -> None:
         )
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path, parent_run_id: str | None = None) -> RunResult:
+def run_experiment(cfg: DictConfig, run_dir: Path, launch: Launch | None = None) -> RunResult:
+    launch = launch or Launch()
+    started = time.time()
     plan, spec, reservation = prepare(cfg, run_dir)
     try:
-        return _run(plan, spec, run_dir, parent_run_id)
+        return _run(plan, spec, run_dir, dataclasses.replace(launch), started)
     finally:
         if reservation is not None:
             reservation.release()
 
 
-def _run(plan: RunPlan, spec: run_spec.RunSpec, run_dir: Path, parent_run_id: str | None) -> RunResult:
+def _run(plan: RunPlan, spec: run_spec.RunSpec, run_dir: Path, launch: Launch, started: float) -> RunResult:
     if plan.config.clock == "virtual":
         _run_virtual(plan, run_dir)
-        return _checked(_results(run_dir, plan, False, parent_run_id))
+        return _checked(_results(run_dir, plan, False, launch, started))
     run_identity = new_identity(plan, spec, run_dir)
     deployment = Deployment(plan.config, list(plan.addresses), run_dir, run_identity)
     interrupted = False
@@ -167,7 +181,7 @@ def _run(plan: RunPlan, spec: run_spec.RunSpec, run_dir: Path, parent_run_id: st
         if failure is not None:
             raise failure
     try:
-        result = _results(run_dir, plan, interrupted or failure is not None, parent_run_id)
+        result = _results(run_dir, plan, interrupted or failure is not None, launch, started)
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted while computing the results; {teardown}; the roles' files are in {run_dir}"
@@ -237,7 +251,11 @@ def _replay(deployment: Deployment, procs: dict[str, RoleProcess], plan: RunPlan
     trace_wall = (max(trace.duration_s, config.trace.duration_s) + plan.system.drain_s(config)) / config.time_scale
     deadline = time.monotonic() + config.run.start_lead_s + trace_wall + FINISH_SLACK_WALL_S
     watched = [p for p in procs.values() if p.name not in gone]
-    with ProgressLine(config.run.progress, plan.system.progress_outcome) as bar:
+    end_s = max(trace.duration_s, config.trace.duration_s)
+    line = ProgressLine(
+        config.run.progress, plan.system.progress_outcome, end_s, plan.system.drain_s(config), config.time_scale
+    )
+    with line as bar:
         while True:
             try:
                 progress = stub.Progress(pb.Empty(), timeout=2.0)
@@ -263,47 +281,94 @@ def _write_statuses(run_dir: Path, statuses: dict[str, dict[str, Any]]) -> None:
 def results_of(cfg: DictConfig, run_dir: Path) -> RunResult:
     """The results of a run directory whose orchestrator ended before computing them
     (`python -m orchestrator.cleanup`): partial, from what the roles left."""
-    return _results(run_dir, resolve(cfg), True, None)
+    spec = run_dir / SPEC_FILE
+    started = spec.stat().st_mtime if spec.exists() else time.time()
+    return _results(run_dir, resolve(cfg), True, Launch(kind="cleanup"), started)
 
 
-def _results(run_dir: Path, plan: RunPlan, partial: bool, parent_run_id: str | None) -> RunResult:
+def _results(run_dir: Path, plan: RunPlan, partial: bool, launch: Launch, started: float) -> RunResult:
     t0 = time.monotonic()
     result = plan.system.analyze(run_dir, plan, partial)
     analysis.write(result, run_dir)
     figures = plan.system.figures(result, run_dir, plan)
+    ended = time.time()
     log.info("Computed results and %d figures in %.2f s", len(figures), time.monotonic() - t0)
-    run_id = _track(run_dir, plan, result, parent_run_id)
+    run_id = _track(run_dir, plan, result, launch, (started, ended))
     return RunResult(run_dir=run_dir, summary=result.summary, mlflow_run_id=run_id)
 
 
-def _track(run_dir: Path, plan: RunPlan, result: analysis.Analysis, parent_run_id: str | None) -> str | None:
+def run_name(plan: RunPlan, summary: dict[str, Any], run_dir: Path, launch: Launch) -> str:
+    """approach/subject/trace/seed, with what else tells two runs apart: the ablation level,
+    a wall run's time_scale, a smoke run, and the sweep and job (or the start time) last."""
+    parts = [plan.system.run_label(summary), str(summary.get(plan.system.subject_key, "?")), str(summary["trace"])]
+    name = "/".join([*parts, f"seed{summary['seed']}"])
+    if summary.get("clock") == "wall" and summary.get("time_scale", 1.0) != 1.0:
+        name += f"/x{summary['time_scale']:g}"
+    if launch.kind == "smoke":
+        name = f"smoke {name}"
+    when = f"{launch.sweep} #{launch.job}" if launch.sweep is not None else run_dir.name
+    return f"{name} · {when}"
+
+
+def run_tags(plan: RunPlan, summary: dict[str, Any], run_dir: Path, launch: Launch) -> dict[str, str]:
+    """What a researcher filters and groups by in MLflow: the system's grouping keys, the
+    settings (seed, time_scale, duration, workers), the clock, the source and how it ran."""
+    tags = plan.system.tags(summary)
+    tags.update({k: f"{summary[k]:g}" if isinstance(summary[k], float) else str(summary[k])
+                 for k in analysis.SETTINGS if k in summary})  # fmt: skip
+    commit, dirty = tracking.source_version()
+    tags.update({
+        "clock": str(summary["clock"]),
+        "subject": str(summary.get(plan.system.subject_key, "?")),
+        "run_kind": launch.kind,
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
+        "command": launch.command or "python -m orchestrator",
+        "run_dir": str(run_dir),
+        "partial": str(bool(summary.get("partial"))).lower(),
+        "mlflow.source.git.commit": commit,
+    })  # fmt: skip
+    if launch.sweep is not None:
+        tags["sweep"] = launch.sweep
+    return tags
+
+
+def _track(
+    run_dir: Path, plan: RunPlan, result: analysis.Analysis, launch: Launch, span: tuple[float, float]
+) -> str | None:
     config, summary = plan.config, result.summary
     if not config.tracking.enabled:
         return None
     t0 = time.monotonic()
     uri = tracking.absolute_uri(config.tracking.uri)
-    tags = plan.system.tags(summary)
-    tags["run_dir"] = str(run_dir)
-    tags["partial"] = str(bool(summary.get("partial"))).lower()
+    tags = run_tags(plan, summary, run_dir, launch)
     if "client_fell_behind" in summary:
         tags["client_fell_behind"] = str(bool(summary["client_fell_behind"])).lower()
     if summary.get("missing_files"):
         tags["missing_files"] = ", ".join(summary["missing_files"])
     if summary.get("accounting_problems"):
         tags["accounting_problems"] = "; ".join(summary["accounting_problems"])[:5000]
-    numbers = [(k, float(v), 0) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)]
-    # MLflow keeps one latest value per key: a series named like a summary metric would replace it.
-    clash = sorted(set(result.series.columns) & {k for k, _, _ in numbers})
-    if clash:
-        raise ServelabError(f"time series named like summary metrics: {', '.join(clash)}")
+    numbers = [
+        (k, float(v), 0)
+        for k, v in summary.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and k not in analysis.SETTINGS
+    ]
+    # Per-second series live under their own prefix: the compare view shows a key's last value,
+    # which is meaningless for a series, and a series named like a headline would replace it.
+    series = [(f"{tracking.SERIES_PREFIX}{k}", v, step) for k, v, step in tracking.series_points(result.series)]
+    series += [(f"{tracking.SERIES_PREFIX}{k}", v, step) for k, v, step in result.step_metrics]
     run_id: str | None = None
     try:
-        run_id = tracking.start_run(uri, config.tracking.experiment, plan.system.run_name(summary), tags, parent_run_id)
-        params = tracking.flatten({k: v for k, v in plan.container.items() if k != "paths"})
+        run_id = tracking.start_run(
+            uri, config.tracking.experiment, run_name(plan, summary, run_dir, launch), tags, launch.parent_run_id,
+            start_s=span[0],
+        )  # fmt: skip
+        foreign = {"paths", "experiment", *plan.system.foreign_groups}
+        params = tracking.flatten({k: v for k, v in plan.container.items() if k not in foreign and v is not None})
         params["tracking.uri"] = tracking.mask(params.get("tracking.uri", ""))
         tracking.log_params(uri, run_id, params)
         tracking.log_metrics(uri, run_id, numbers)
-        tracking.log_metrics(uri, run_id, tracking.series_points(result.series) + result.step_metrics)
+        tracking.log_metrics(uri, run_id, series)
         files = [
             "records.parquet",
             "summary.json",
@@ -320,7 +385,7 @@ def _track(run_dir: Path, plan: RunPlan, result: analysis.Analysis, parent_run_i
         artifacts += [(p, "roles") for p in sorted((run_dir / "roles").glob("*/*.parquet"))]
         tracking.log_artifacts(uri, run_id, artifacts)
         status = "FAILED" if summary.get("accounting_problems") else "KILLED" if summary.get("partial") else "FINISHED"
-        tracking.end_run(uri, run_id, status)
+        tracking.end_run(uri, run_id, status, end_s=span[1])
     except KeyboardInterrupt:
         if run_id is not None:
             tracking.end_run(uri, run_id, "KILLED")

@@ -32,7 +32,7 @@ from omegaconf import DictConfig
 from orchestrator import tracking
 from orchestrator.cli import CONF_DIR, precheck
 from orchestrator.config import register
-from orchestrator.experiment import RunResult, run_experiment
+from orchestrator.experiment import Launch, RunResult, run_experiment
 from orchestrator.plots import finish
 from orchestrator.systems import get_system
 from orchestrator.systems.base import Column, System
@@ -125,7 +125,10 @@ def report(overrides: list[str], out_dir: Path | None = None) -> tuple[list[Row]
     if cfg.tracking.enabled:
         tags = {"servelab.kind": "fidelity", "system": system.name, "overrides": " ".join(plain)}
         parent = tracking.start_run(uri, str(cfg.tracking.experiment), f"fidelity {' '.join(plain)}", tags)
-    runs = {clock: run_experiment(cfgs[clock], out / clock, parent_run_id=parent) for clock in CLOCKS}
+    runs = {
+        clock: run_experiment(cfgs[clock], out / clock, Launch(kind="fidelity", parent_run_id=parent))
+        for clock in CLOCKS
+    }
     summaries = {clock: r.summary for clock, r in runs.items()}
     rows = table(summaries, system.fidelity_metrics)
     keeping = table(summaries, KEEPING_UP)

@@ -5,15 +5,19 @@
     python -m orchestrator.report --all --trace 2to16qps
     python -m orchestrator.report --experiment <system> --all
 
-The runs' system draws its comparison figures (`System.report_figures`: DiffServe's Figure 6,
-SpotServe's Figures 6-9) and names the table's grouping keys and columns. The same numbers are
-printed as a table; runs of the same settings are averaged (the table says how many).
+Runs are grouped only with runs they can be compared with: the same system, approach, subject,
+trace, trace duration, clock and time_scale (and SpotServe's ablation level); repeats over seeds
+fall into one group, which shows their count, mean and spread (std, min-max). Nothing is
+averaged across traces. The runs' system draws its comparison figures (DiffServe's Figure 6 per
+trace, SpotServe's Figures 6-9) with error bars, and the table goes to a CSV beside them; every
+file is named by experiment and sweep, so two reports never overwrite each other.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,6 +30,8 @@ from orchestrator.systems.base import Column, System
 from runtime.exceptions import ServelabError
 
 SWEEP_TAG = "servelab.sweep"
+# Runs differing in any of these are never averaged together (with the system's report_keys).
+SETTING_KEYS = ("trace_duration_s", "clock", "time_scale")
 
 
 def latest_sweep(client: Any, experiment_id: str) -> str | None:
@@ -35,12 +41,16 @@ def latest_sweep(client: Any, experiment_id: str) -> str | None:
     return str(runs[0].info.run_id) if runs else None
 
 
+def group_keys(system: System) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*system.report_keys, *SETTING_KEYS)))
+
+
 def fetch_rows(uri: str, experiment: str, parent: str | None, trace: str | None) -> tuple[System, list[dict[str, Any]]]:
     """(system, one row per finished run: its grouping tags, summary metrics and run id)."""
     client = tracking.client(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise ServelabError(f"--experiment: no MLflow experiment named {experiment!r} at {uri}")
+        raise ServelabError(f"--experiment: no MLflow experiment named {experiment!r} at {tracking.mask(uri)}")
     filters = ["attributes.status = 'FINISHED'"]
     if parent:
         filters.append(f"tags.`mlflow.parentRunId` = '{parent}'")
@@ -58,14 +68,16 @@ def fetch_rows(uri: str, experiment: str, parent: str | None, trace: str | None)
     rows = []
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
-        row: dict[str, Any] = {k: tags.get(k, "") for k in system.report_keys}
+        row: dict[str, Any] = {k: tags.get(k, "") for k in group_keys(system)}
         row.update({key: metrics.get(key, math.nan) for key, _ in system.report_columns})
         row["run_id"] = run.info.run_id
         rows.append(row)
     return system, rows
 
 
-def average(rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequence[Column]) -> list[dict[str, Any]]:
+def aggregate(rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequence[Column]) -> list[dict[str, Any]]:
+    """One row per group of comparable runs: the keys, `runs`, and per column its mean (under the
+    column's own key) with `<key>_std` (sample std; 0 for one run), `<key>_min`, `<key>_max`."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[tuple(str(r[k]) for k in keys)].append(r)
@@ -75,38 +87,63 @@ def average(rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequence[C
         row["runs"] = len(members)
         row["run_ids"] = [m["run_id"] for m in members]
         for key, _ in columns:
-            vals = [m[key] for m in members if not math.isnan(m[key])]
-            row[key] = sum(vals) / len(vals) if vals else math.nan
+            vals = [float(m[key]) for m in members if not math.isnan(m[key])]
+            row[key] = statistics.fmean(vals) if vals else math.nan
+            row[f"{key}_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0 if vals else math.nan
+            row[f"{key}_min"] = min(vals) if vals else math.nan
+            row[f"{key}_max"] = max(vals) if vals else math.nan
         out.append(row)
     return out
+
+
+def cell(r: dict[str, Any], key: str) -> str:
+    if math.isnan(r[key]):
+        return "-"
+    return f"{r[key]:.4g} ± {r[key + '_std']:.2g}" if r["runs"] > 1 else f"{r[key]:.4g}"
 
 
 def print_table(rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequence[Column], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=title, caption="mean ± std over the runs of a group (runs: how many)")
     for name in (*keys, "runs", *[label for _, label in columns]):
         table.add_column(name, justify="left" if name in keys else "right")
     for r in rows:
-        table.add_row(*[str(r[k]) for k in keys], str(r["runs"]), *[f"{r[key]:.4g}" for key, _ in columns])
-    Console(width=200).print(table)
+        table.add_row(*[str(r[k]) for k in keys], str(r["runs"]), *[cell(r, key) for key, _ in columns])
+    Console(width=240).print(table)
+
+
+def write_csv(rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequence[Column], path: Path) -> Path:
+    import pandas as pd
+
+    stats = [f"{key}{suffix}" for key, _ in columns for suffix in ("", "_std", "_min", "_max")]
+    frame = pd.DataFrame([{k: r[k] for k in (*keys, "runs", *stats)} for r in rows])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
 
 
 # --------------------------------------------------------------------------- both
 
 
-def compare(uri: str, experiment: str, parent: str | None, trace: str | None, out_dir: Path) -> list[Path]:
-    """Print the table and draw the system's figures into out_dir; returns the figures."""
+def compare(
+    uri: str, experiment: str, parent: str | None, trace: str | None, out_dir: Path, label: str | None = None
+) -> list[Path]:
+    """Print the table, write it as CSV and draw the system's figures into out_dir, every file
+    named `<experiment>-<label>-...` (label: the sweep, else "all"); returns the files."""
     system, fetched = fetch_rows(uri, experiment, parent, trace)
-    keys, columns = system.report_keys, system.report_columns
-    rows = average(fetched, keys, columns)
+    keys, columns = group_keys(system), system.report_columns
+    rows = aggregate(fetched, keys, columns)
     if not rows:
         where = f"under parent run {parent}" if parent else f"in experiment {experiment!r}"
-        raise ServelabError(f"no finished runs {where}")
-    title = f"{experiment}{', sweep ' + parent[:8] if parent else ''}"
+        raise ServelabError(f"no finished runs {where}" + (f" with trace {trace!r}" if trace else ""))
+    label = label or (parent[:8] if parent else "all")
+    title = f"{experiment}, {'sweep ' + label if parent else 'all runs'}"
     print_table(rows, keys, columns, f"{system.name} runs ({title})")
-    return system.report_figures(uri, rows, out_dir, title)
+    prefix = f"{experiment}-{label}-"
+    table = write_csv(rows, keys, columns, out_dir / f"{prefix}table.csv")
+    return [table, *system.report_figures(uri, rows, out_dir, title, prefix)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,13 +166,21 @@ def main(argv: list[str] | None = None) -> int:
         if not parent and not args.all:
             client = tracking.client(uri)
             exp = client.get_experiment_by_name(args.experiment)
-            parent = latest_sweep(client, exp.experiment_id) if exp is not None else None
+            if exp is None:
+                raise ServelabError(
+                    f"--experiment: no MLflow experiment named {args.experiment!r} at {tracking.mask(uri)}"
+                )
+            parent = latest_sweep(client, exp.experiment_id)
+            if parent is None:
+                raise ServelabError(
+                    f"--experiment {args.experiment}: it has no sweep; name one with --parent or compare every run with --all"
+                )
         figures = compare(uri, args.experiment, parent, args.trace, args.out_dir)
     except ServelabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for figure in figures:
-        print(f"Figure: {figure}")
+        print(f"{'Table' if figure.suffix == '.csv' else 'Figure'}: {figure}")
     return 0
 
 

@@ -2,8 +2,12 @@
 MLflow parent run, keeps a line per finished job, and at the end prints the comparison table,
 draws the comparison figures (orchestrator.report) and lists the failed jobs (exit code 1 if any failed).
 
-Jobs run one after another (Hydra's basic launcher); a failed job does not stop the sweep,
-because the task function returns its failure instead of raising it.
+Jobs run one after another with Hydra's basic launcher, in parallel with
+`hydra/launcher=joblib`, or on a Ray cluster with `hydra/launcher=ray`; a failed job does not
+stop the sweep, because the task function returns its failure instead of raising it. The
+parent run is made once, here, before any job starts; every job finds it (`parent_run`) in
+the sweep directory's sweep.json, or, on a host that does not share that directory, in MLflow
+by the sweep directory's tag.
 """
 
 from __future__ import annotations
@@ -32,6 +36,34 @@ def sweep_info(sweep_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def parent_run(cfg: DictConfig, sweep_dir: Path) -> str | None:
+    """The sweep's MLflow parent run, for a job of the sweep (None without tracking)."""
+    if not cfg.tracking.enabled:
+        return None
+    found = sweep_info(sweep_dir).get("parent_run_id")
+    if found:
+        return str(found)
+    uri = tracking.absolute_uri(cfg.tracking.uri)
+    mlf = tracking.client(uri)
+    exp = mlf.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is None:
+        return None
+    runs = mlf.search_runs(
+        [exp.experiment_id], f"tags.`{SWEEP_TAG}` = '1' and tags.sweep_dir = '{sweep_dir}'", max_results=1
+    )
+    return str(runs[0].info.run_id) if runs else None
+
+
+def swept_axes(overrides: list[str]) -> dict[str, str]:
+    """The overrides that vary across the sweep's jobs (key -> the values as written)."""
+    axes = {}
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if "," in value or value.startswith(("range(", "choice(", "glob(", "interval(")):
+            axes[key.lstrip("+~")] = value
+    return axes
+
+
 class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
@@ -39,11 +71,20 @@ class SweepCallback(Callback):
         info: dict[str, Any] = {"sweep_dir": str(sweep_dir), "parent_run_id": None}
         if config.tracking.enabled:
             uri = tracking.absolute_uri(config.tracking.uri)
-            overrides = " ".join(config.hydra.overrides.task)
-            tags = {SWEEP_TAG: "1", "sweep_dir": str(sweep_dir), "overrides": overrides}
+            overrides = list(config.hydra.overrides.task)
+            launcher = str(config.hydra.runtime.choices.get("hydra/launcher", "basic"))
+            commit, dirty = tracking.source_version()
+            tags = {
+                SWEEP_TAG: "1", "sweep_dir": str(sweep_dir), "sweep": sweep_dir.name, "run_kind": "sweep",
+                "launcher": launcher, "git_commit": commit, "git_dirty": str(dirty).lower(),
+                "command": " ".join(["python -m orchestrator -m", *overrides]),
+            }  # fmt: skip
             info["tracking_uri"] = uri
             info["experiment"] = config.tracking.experiment
-            info["parent_run_id"] = tracking.start_run(uri, config.tracking.experiment, f"sweep {sweep_dir.name}", tags)
+            parent = tracking.start_run(uri, config.tracking.experiment, f"sweep {sweep_dir.name}", tags)
+            info["parent_run_id"] = parent
+            axes = swept_axes(overrides)
+            tracking.log_params(uri, parent, {**{f"swept.{k}": v for k, v in axes.items()}, "launcher": launcher})
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info), encoding="utf-8")
         (sweep_dir / JOBS_FILE).write_text("", encoding="utf-8")
 
@@ -51,6 +92,7 @@ class SweepCallback(Callback):
         if config.hydra.mode is None or str(config.hydra.mode) != "RunMode.MULTIRUN":
             return
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # a Ray worker on another host
         value = job_return._return_value if hasattr(job_return, "_return_value") else None
         entry: dict[str, Any] = {"num": int(config.hydra.job.num), "overrides": list(job_return.overrides or [])}
         if isinstance(value, dict):
@@ -70,13 +112,13 @@ class SweepCallback(Callback):
             uri = info["tracking_uri"]
             figures: list[Path] = []
             try:
-                figures = compare(uri, info["experiment"], parent, None, sweep_dir)
+                figures = compare(uri, info["experiment"], parent, None, sweep_dir, label=sweep_dir.name)
                 tracking.log_artifacts(uri, parent, [(f, None) for f in [*figures, sweep_dir / JOBS_FILE]])
             except ServelabError as err:
                 print(f"error: {err}", file=sys.stderr)
             tracking.end_run(uri, parent, "FAILED" if failed else "FINISHED")
             for figure in figures:
-                print(f"Comparison figure: {figure}")
+                print(f"Comparison {'table' if figure.suffix == '.csv' else 'figure'}: {figure}")
         print(f"Sweep: {len(jobs) - len(failed)} of {len(jobs)} jobs completed; sweep directory {sweep_dir}")
         if failed:
             print("Failed jobs:")

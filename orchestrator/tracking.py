@@ -33,6 +33,10 @@ PARAM_VALUE_MAX = 6000
 # full series is the run's timeseries.parquet): a 22-minute trace's dozen series would
 # otherwise be 16,000 rows, which SQLite takes seconds to insert.
 SERIES_POINTS = 200
+SERIES_PREFIX = "series/"  # per-second series: step metrics apart from the headline numbers
+# The MLflow UI opens an experiment in the view its kind names; ours are model-training runs.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -118,18 +122,49 @@ def experiment_id(mlf: Any, name: str, uri: str) -> str:
         return str(exp.experiment_id)
     path = sqlite_path(uri)
     location = (path.parent / "mlartifacts" / name).resolve().as_uri() if path is not None else None
-    return str(mlf.create_experiment(name, artifact_location=location))
+    try:
+        return str(mlf.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND))
+    except Exception:  # created meanwhile by a parallel job of the same sweep
+        exp = mlf.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return str(exp.experiment_id)
 
 
 def start_run(
-    uri: str, experiment: str, run_name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+    uri: str,
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, str],
+    parent_run_id: str | None = None,
+    start_s: float | None = None,
 ) -> str:
+    """A new run; `start_s` (epoch seconds) when the experiment began, not the logging."""
     mlf = client(uri)
     all_tags = dict(tags)
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    run = mlf.create_run(experiment_id(mlf, experiment, uri), run_name=run_name, tags=all_tags)
+    start_ms = int(start_s * 1000) if start_s is not None else None
+    run = mlf.create_run(experiment_id(mlf, experiment, uri), start_time=start_ms, run_name=run_name, tags=all_tags)
     return str(run.info.run_id)
+
+
+def source_version(root: Path = ROOT) -> tuple[str, bool]:
+    """(git commit, whether the tree has uncommitted changes) of the project; ("unknown", False)
+    outside a git checkout (an installed wheel)."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return commit, bool(status.strip())
 
 
 def log_params(uri: str, run_id: str, params: Mapping[str, str]) -> None:
@@ -175,5 +210,5 @@ def log_artifacts(uri: str, run_id: str, files: Iterable[tuple[Path, str | None]
             mlf.log_artifact(run_id, str(path), dest)
 
 
-def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
-    client(uri).set_terminated(run_id, status)
+def end_run(uri: str, run_id: str, status: str = "FINISHED", end_s: float | None = None) -> None:
+    client(uri).set_terminated(run_id, status, end_time=int(end_s * 1000) if end_s is not None else None)

@@ -117,6 +117,10 @@ class CascadeConfig:
         default_factory=CurveConfig,
         metadata=_help("FID against the fraction of queries served by the light model"),
     )
+    fid_artifact_offset: float = field(
+        default=0.0,
+        metadata=_help("the artifact plotting script's hand-tuned shift of x in its FID recipe (fid_artifact_recipe)"),
+    )
     static: StaticPlanConfig = field(default_factory=StaticPlanConfig)
     num_prompts: int = field(default=5000, metadata=_help("prompt indices 0..num_prompts-1 have a confidence", ge=1))
     confidence_path: str | None = field(
@@ -269,7 +273,9 @@ class ApproachConfig:
     heavy_workers: int | None = field(default=None, metadata=_help("static: heavy worker count (null: the rest)", ge=0))
     heavy_share: float | None = field(
         default=None,
-        metadata=_help("proteus: share of queries sent to the heavy model at random (null: follows the load)", ge=0, le=1),
+        metadata=_help(
+            "proteus: share of queries sent to the heavy model at random (null: follows the load)", ge=0, le=1
+        ),
     )
     demand: str = field(
         default="ewma", metadata=_help("diffserve demand estimator: ewma (arrival rate) or inflight (artifact)")

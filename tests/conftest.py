@@ -89,9 +89,17 @@ def run_job(tmp_path: Path) -> Callable[..., RunResult]:
 
 
 def assert_summary_metrics_read_back(mlflow_metrics: dict[str, float], summary: dict[str, Any]) -> None:
-    """Every finite number of summary.json is the MLflow run's metric of that name (a step
-    metric of the same name would have replaced it with its last value)."""
-    numbers = {k: float(v) for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    """Every finite number of summary.json that is an outcome is the MLflow run's metric of that
+    name (a step metric of the same name would have replaced it with its last value); the
+    settings among them (workers, seed, time_scale, ...) are not metrics at all."""
+    from orchestrator.analysis import SETTINGS
+
+    assert not set(SETTINGS) & set(mlflow_metrics), "settings are params and tags, never metrics"
+    numbers = {
+        k: float(v)
+        for k, v in summary.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and k not in SETTINGS
+    }
     finite = {k: v for k, v in numbers.items() if math.isfinite(v)}
     assert finite, "summary.json has numbers"
     wrong = {k: (v, mlflow_metrics.get(k)) for k, v in finite.items() if mlflow_metrics.get(k) != pytest.approx(v)}

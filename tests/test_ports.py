@@ -26,14 +26,14 @@ def first_port(r: ports.PortReservation) -> int:
 
 
 def test_two_runs_take_two_ranges_and_a_released_range_is_taken_again(tmp_path: Path) -> None:
-    base = free_base_port(80)
-    a = ports.reserve(addresses(base), lambda _: True, tmp_path)
-    b = ports.reserve(addresses(base), lambda _: True, tmp_path)
+    base = free_base_port(80)  # the locks alone decide here (no listening check: other tests run meanwhile)
+    a = ports.reserve(addresses(base), lambda _: False, tmp_path)
+    b = ports.reserve(addresses(base), lambda _: False, tmp_path)
     assert first_port(a) == base
     assert first_port(b) == base + 20  # 12 ports round up to two blocks of 10
     assert {x.name for x in b.addresses} == {x.name for x in a.addresses}
     a.release()
-    c = ports.reserve(addresses(base), lambda _: True, tmp_path)
+    c = ports.reserve(addresses(base), lambda _: False, tmp_path)
     assert first_port(c) == base
     b.release()
     c.release()
@@ -45,7 +45,7 @@ def test_a_port_something_listens_on_moves_the_range_unless_the_host_is_remote(t
         holder.bind(("127.0.0.1", base + 5))
         holder.listen()
         moved = ports.reserve(addresses(base), lambda _: True, tmp_path)
-        assert first_port(moved) == base + 20
+        assert first_port(moved) >= base + 20  # (further if another test's process took a port meanwhile)
         moved.release()
         remote = ports.reserve(addresses(base), lambda _: False, tmp_path)  # checked over SSH instead
         assert first_port(remote) == base

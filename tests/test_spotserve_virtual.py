@@ -114,9 +114,18 @@ def test_the_report_reads_the_runs_back_and_draws_figures_6_and_7(
     assert all(a in table for a in APPROACHES)
     # The table's P99 is the run's summary value (one run per row here).
     assert f"{bs_runs['rerouting'].summary['latency_p99_s']:.4g}" in table
-    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["figure6.png", "figure7.png"]
-    for name in ("figure6.png", "figure7.png"):
+    # Files are named by experiment and selection, so a DiffServe report beside it cannot overwrite them.
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["spotserve-all-figure6.png", "spotserve-all-figure7.png"]
+    for name in ("spotserve-all-figure6.png", "spotserve-all-figure7.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+    csv = pd.read_csv(tmp_path / "spotserve-all-table.csv")
+    assert sorted(csv["approach"]) == sorted(APPROACHES) and set(csv["runs"]) == {1}
+    assert {"latency_p99_s", "latency_p99_s_std", "latency_p99_s_min", "latency_p99_s_max"} <= set(csv.columns)
+    # A filter that matches nothing is an error, not a fallback to every run.
+    assert (
+        report_main(["--tracking-uri", f"sqlite:///{db}", "--experiment", "spotserve", "--all", "--trace", "nope"]) == 2
+    )
+    assert report_main(["--tracking-uri", f"sqlite:///{db}", "--experiment", "spotserve"]) == 2  # no sweep there
 
 
 def test_the_ablation_levels_add_latency_on_bs(tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ def test_sweep_keeps_going_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     )
     assert "Traceback" not in proc.stderr
     sweep_dir = next(tmp_path.glob("diffserve/multiruns/*"))
-    with Image.open(sweep_dir / "figure6.png") as img:
+    (figure6,) = sweep_dir.glob(f"diffserve-{sweep_dir.name}-figure6-*.png")  # one trace, one figure
+    with Image.open(figure6) as img:
         assert img.size[0] > 500 and img.size[1] > 300
     assert processes_mentioning(str(tmp_path)) == []
 
@@ -55,11 +56,16 @@ def test_sweep_keeps_going_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
     assert sorted(c.data.tags["approach"] for c in children) == ["all_light", "diffserve"]
     assert all(c.info.status == "FINISHED" for c in children)
-    assert {a.path for a in client.list_artifacts(parent)} >= {"figure6.png", "jobs.jsonl"}
+    assert {a.path for a in client.list_artifacts(parent)} >= {
+        figure6.name,
+        "jobs.jsonl",
+        f"diffserve-{sweep_dir.name}-table.csv",
+    }
 
-    figure = tmp_path / "report" / "figure6.png"
-    code = report_main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--out-dir", str(figure.parent)])
+    out = tmp_path / "report"
+    code = report_main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--out-dir", str(out)])
     table = capsys.readouterr().out
+    (figure,) = out.glob(f"diffserve-{parent[:8]}-figure6-*.png")
     assert code == 0 and figure.stat().st_size > 10_000
     assert "all_light" in table and "diffserve" in table and "sdxs" in table
     assert report_main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--experiment", "nope"]) == 2

@@ -45,6 +45,26 @@ def test_a_virtual_run_writes_what_a_wall_run_writes(run_job: Callable[..., RunR
     run = client.get_run(result.mlflow_run_id)
     assert run.info.status == "FINISHED" and run.data.tags["clock"] == "virtual"
     assert_summary_metrics_read_back(run.data.metrics, s)
+    # MLflow conventions: a readable unique name, settings as tags and params, the source, only
+    # this system's params, the series under their own prefix, the run's span covering the run.
+    tags, params = run.data.tags, run.data.params
+    assert run.info.run_name == f"static/sdxs/1to8qps/seed0 · {run_dir.name}"
+    assert {tags[k] for k in ("seed", "time_scale", "workers", "run_kind", "subject")} == {
+        "0",
+        "1",
+        "4",
+        "single",
+        "sdxs",
+    }
+    assert len(tags["git_commit"]) == 40 and tags["git_dirty"] in ("true", "false")
+    assert params["cascade.name"] == "sdxs" and params["seed"] == "0"
+    assert not [k for k in params if k.startswith(("spot.", "model."))], "no SpotServe params on a DiffServe run"
+    assert "series/threshold" in run.data.metrics and "threshold" not in run.data.metrics
+    # the run starts before its spec was written and ends after its summary was: not the logging alone
+    assert run.info.start_time <= (run_dir / "spec.json").stat().st_mtime * 1000
+    assert run.info.end_time >= (run_dir / "summary.json").stat().st_mtime * 1000 - 1
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_the_same_config_and_seed_give_byte_identical_records(run_job: Callable[..., RunResult]) -> None:
@@ -87,7 +107,7 @@ def test_diffserve_adapts_and_beats_the_baselines(run_job: Callable[..., RunResu
     assert {a.path for a in client.list_artifacts(ds.mlflow_run_id, "figures")} == {
         "figures/threshold.png", "figures/slo_violation_ratio.png", "figures/fid.png",
     }  # fmt: skip
-    history = client.get_metric_history(ds.mlflow_run_id, "threshold")
+    history = client.get_metric_history(ds.mlflow_run_id, "series/threshold")
     assert len(history) >= 100 and {m.step for m in history} >= set(range(10, 100))
 
 
@@ -117,3 +137,31 @@ def test_all_light_sends_nothing_heavy_and_all_heavy_everything(run_job: Callabl
     done = rec[rec["outcome"].str.startswith("completed")]
     assert rec["light_worker"].isna().all() and done["heavy_worker"].notna().all()
     assert heavy.summary["accounting_ok"] and light.summary["accounting_ok"]
+
+
+def test_the_report_groups_seeds_and_never_averages_across_traces(
+    run_job: Callable[..., RunResult], tmp_path: Path
+) -> None:
+    from orchestrator.report import compare
+
+    for approach in ("diffserve", "proteus"):
+        for seed in (0, 1):
+            run_job(*VIRTUAL, f"approach={approach}", f"seed={seed}", name=f"{approach}{seed}")
+    run_job(*VIRTUAL, "approach=diffserve", "trace=2to16qps", "trace.duration_s=25", name="other-trace")
+    uri = absolute_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    files = compare(uri, "diffserve", None, None, tmp_path / "report")
+    table = pd.read_csv(tmp_path / "report" / "diffserve-all-table.csv")
+    runs = {(r.approach, r.trace): r.runs for r in table.itertuples()}
+    assert runs == {("diffserve", "1to8qps"): 2, ("proteus", "1to8qps"): 2, ("diffserve", "2to16qps"): 1}
+    two = table[(table["approach"] == "diffserve") & (table["trace"] == "1to8qps")].iloc[0]
+    assert two["slo_violation_ratio_min"] <= two["slo_violation_ratio"] <= two["slo_violation_ratio_max"]
+    assert two["latency_mean_s_std"] > 0, "two seeds, two arrival sequences"
+    names = sorted(f.name for f in files)
+    assert names == [
+        "diffserve-all-figure6-1to8qps.png",
+        "diffserve-all-figure6-2to16qps.png",
+        "diffserve-all-table.csv",
+    ]
+    for f in files[1:]:
+        with Image.open(f) as img:
+            assert img.size[0] > 900

@@ -5,6 +5,7 @@ system's name.
 | member              | used by                 | what it says                                          |
 | ------------------- | ----------------------- | ----------------------------------------------------- |
 | name, subject_key   | config, tracking        | the system; the group naming what it serves           |
+| foreign_groups      | tracking                | config groups of the other systems (not its params)   |
 | approaches          | validation, errors      | the approaches it has (others belong to another one)  |
 | has_slo             | progress line, console  | whether queries have a latency SLO                    |
 | role_targets        | the run spec            | the class of each role                                |
@@ -63,6 +64,7 @@ class VirtualRun:
 class System(ABC):
     name: ClassVar[str]
     subject_key: ClassVar[str]
+    foreign_groups: ClassVar[tuple[str, ...]]
     approaches: ClassVar[tuple[str, ...]]
     has_slo: ClassVar[bool]
     role_targets: ClassVar[Mapping[str, str]]
@@ -98,15 +100,19 @@ class System(ABC):
         """The end-of-run table: (label, value) rows."""
 
     @abstractmethod
-    def report_figures(self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
-        """The comparison figures of finished runs (one row per group of runs)."""
+    def report_figures(
+        self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str = ""
+    ) -> list[Path]:
+        """The comparison figures of finished runs (one aggregated row per group of runs,
+        orchestrator.report), into out_dir with file names starting with `prefix`."""
 
     def title(self, summary: Mapping[str, Any]) -> str:
         """approach / subject / trace, the run's one-line name."""
         return f"{summary['approach']} / {summary.get(self.subject_key, '?')} / {summary['trace']}"
 
-    def run_name(self, summary: Mapping[str, Any]) -> str:
-        return f"{summary['approach']}-{summary.get(self.subject_key, '?')}-{summary['trace']}"
+    def run_label(self, summary: Mapping[str, Any]) -> str:
+        """The approach as a run's name shows it."""
+        return str(summary["approach"])
 
     def tags(self, summary: Mapping[str, Any]) -> dict[str, str]:
         """MLflow tags that group and filter runs."""

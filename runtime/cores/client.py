@@ -32,6 +32,7 @@ class Progress:
     trace_time: float
     rate: float
     done: bool
+    drops: int = 0  # of `completed`: the notices that were drops
 
 
 class ClientCore:
@@ -51,7 +52,7 @@ class ClientCore:
         self.conflicts = 0  # a different notice for a query already decided: a real double count
         self.unknown = 0  # a notice for a query never sent
         self.after_close: list[int] = []  # notices that came after the drain: those queries stay unfinished
-        self.sent = self.noticed = self.violations = 0
+        self.sent = self.noticed = self.violations = self.drops = 0
         self.closed = False
         self.closed_at: float | None = None  # when the books closed (a notice later cannot count)
         self.done = False
@@ -107,6 +108,7 @@ class ClientCore:
         self.notice_at[i] = now
         self.dropped[i], self.reason[i], self.path[i] = dropped, reason, path
         self.noticed += 1
+        self.drops += int(dropped)
         sent = self.sent_at[i]
         assert sent is not None
         if dropped or now - sent > self.slo_s:
@@ -120,8 +122,9 @@ class ClientCore:
         while self._recent and self._recent[0] < now - RATE_WINDOW_S:
             self._recent.popleft()
         return Progress(
-            len(self), self.sent, self.noticed, self.violations, now, len(self._recent) / RATE_WINDOW_S, self.done
-        )
+            len(self), self.sent, self.noticed, self.violations, now, len(self._recent) / RATE_WINDOW_S, self.done,
+            self.drops,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ the books
     def close(self, now: float | None = None) -> bool:

@@ -235,7 +235,7 @@ class NoticeBatch(_message.Message):
     def __init__(self, notices: _Optional[_Iterable[_Union[Notice, _Mapping]]] = ...) -> None: ...
 
 class ProgressReply(_message.Message):
-    __slots__ = ("total", "sent", "completed", "violations", "trace_time", "rate", "done")
+    __slots__ = ("total", "sent", "completed", "violations", "trace_time", "rate", "done", "dropped")
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     SENT_FIELD_NUMBER: _ClassVar[int]
     COMPLETED_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,7 @@ class ProgressReply(_message.Message):
     TRACE_TIME_FIELD_NUMBER: _ClassVar[int]
     RATE_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
     total: int
     sent: int
     completed: int
@@ -250,7 +251,8 @@ class ProgressReply(_message.Message):
     trace_time: float
     rate: float
     done: bool
-    def __init__(self, total: _Optional[int] = ..., sent: _Optional[int] = ..., completed: _Optional[int] = ..., violations: _Optional[int] = ..., trace_time: _Optional[float] = ..., rate: _Optional[float] = ..., done: _Optional[bool] = ...) -> None: ...
+    dropped: int
+    def __init__(self, total: _Optional[int] = ..., sent: _Optional[int] = ..., completed: _Optional[int] = ..., violations: _Optional[int] = ..., trace_time: _Optional[float] = ..., rate: _Optional[float] = ..., done: _Optional[bool] = ..., dropped: _Optional[int] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("name", "role")

@@ -101,7 +101,7 @@ class ClientRole(Role):
             p = self.core.progress(self.clock.now())
         return pb.ProgressReply(
             total=p.total, sent=p.sent, completed=p.completed, violations=p.violations, trace_time=p.trace_time,
-            rate=p.rate, done=self.done.is_set(),
+            rate=p.rate, done=self.done.is_set(), dropped=p.drops,
         )  # fmt: skip
 
     def _write(self) -> None:

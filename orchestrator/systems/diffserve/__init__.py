@@ -46,6 +46,7 @@ def load_trace(config: Config, cascade: CascadeConfig) -> ArrivalTrace:
 class DiffServe(System):
     name: ClassVar[str] = "diffserve"
     subject_key: ClassVar[str] = "cascade"
+    foreign_groups: ClassVar[tuple[str, ...]] = ("model", "spot")
     approaches: ClassVar[tuple[str, ...]] = tuple(APPROACHES)
     has_slo: ClassVar[bool] = True
     role_targets: ClassVar[Mapping[str, str]] = {
@@ -60,6 +61,8 @@ class DiffServe(System):
         ("slo_violation_ratio", "SLO viol."),
         ("slo_violation_ratio_windowed", "SLO viol. (windowed)"),
         ("fid", "FID (table est.)"),
+        ("fid_artifact_recipe", "FID (artifact recipe)"),
+        ("latency_mean_s", "mean (s)"),
         ("latency_p99_s", "p99 (s)"),
         ("light_fraction", "light frac."),
     )
@@ -133,10 +136,16 @@ class DiffServe(System):
             ("completed late", str(s["completed_late"])),
             ("dropped", str(s["dropped"])),
             ("unfinished", str(s["unfinished"])),
-            ("SLO violation ratio", f"{s['slo_violation_ratio']:.4f}"),
-            ("latency p50 / p99 (s)", f"{s['latency_p50_s']:.3f} / {s['latency_p99_s']:.3f}"),
+            (
+                "SLO violation ratio, windowed",
+                f"{s['slo_violation_ratio']:.4f}, {s['slo_violation_ratio_windowed']:.4f}",
+            ),
+            ("FID table estimate / artifact recipe", f"{s['fid']:.2f} / {s['fid_artifact_recipe']:.2f}"),
+            ("latency mean / p99 (s)", f"{s['latency_mean_s']:.3f} / {s['latency_p99_s']:.3f}"),
             ("light fraction", f"{s['light_fraction']:.3f}"),
         ]
 
-    def report_figures(self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
-        return ds_figures.comparison_figures(rows, out_dir, title)
+    def report_figures(
+        self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str = ""
+    ) -> list[Path]:
+        return ds_figures.comparison_figures(rows, out_dir, title, prefix)

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.analysis import Analysis, completeness, read_role_files, run_summary, testbed_stats
 from orchestrator.metrics import summarize
 from orchestrator.results import account, merge_records
-from orchestrator.systems.diffserve.metrics import fid_from_table, light_fraction, per_second, windowed_slo_ratio
+from orchestrator.systems.diffserve.metrics import (
+    fid_artifact_recipe,
+    fid_from_table,
+    light_fraction,
+    per_second,
+    windowed_slo_ratio,
+)
 
 if TYPE_CHECKING:
     from orchestrator.plan import RunPlan
@@ -40,6 +46,9 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
         "slo_violation_ratio_windowed": windowed,
         "fid": float(fid_from_table(light, cascade.fid_table.x, cascade.fid_table.y)),
         "fid_method": "table-based estimate from the light-served fraction",
+        "fid_artifact_recipe": fid_artifact_recipe(
+            records, cascade.fid_table.x, cascade.fid_table.y, cascade.fid_artifact_offset
+        ),
         "plans": len(replay_plans),
         "infeasible_plans": int((~replay_plans["feasible"]).sum()) if len(replay_plans) else 0,
         **testbed_stats(files, plan),

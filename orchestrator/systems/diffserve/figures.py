@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from orchestrator.plots import RUN_MARGINS, SIZE_IN, finish, smooth
@@ -16,6 +17,7 @@ APPROACH_COLORS = {
     "static": "#7570b3",
     "all_light": "#d95f02",
     "all_heavy": "#e7298a",
+    "proteus": "#66a61e",
 }
 
 
@@ -96,10 +98,38 @@ def run_figures(
     ]
 
 
-def comparison_figures(rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
-    """Figure 6: the SLO violation ratio and FID per approach, grouped by cascade."""
+def comparison_figures(rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str = "") -> list[Path]:
+    """Figure 6 (the SLO violation ratio and FID per approach, grouped by cascade), one figure
+    per trace setting (trace, duration, clock, time_scale): runs of different traces are never
+    averaged into one bar. Error bars: the std over the runs (seeds) of a bar."""
     from orchestrator.plots import grouped_bars
 
-    metrics = [("slo_violation_ratio", "SLO violation ratio"), ("fid", "FID (table-based estimate)")]
-    path = out_dir / "figure6.png"
-    return [grouped_bars(rows, metrics, "cascade", path, f"DiffServe Figure 6 ({title})", APPROACH_COLORS)]
+    metrics = [
+        ("slo_violation_ratio", "SLO violation ratio"),
+        ("fid", "FID, table estimate (lower is better)"),
+        ("fid_artifact_recipe", "FID, artifact recipe (lower is better)"),
+    ]
+
+    def setting(r: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(r[k]) for k in ("trace", "trace_duration_s", "clock", "time_scale"))
+
+    settings = sorted({setting(r) for r in rows})
+    paths = []
+    for trace, duration, clock, scale in settings:
+        mine = [r for r in rows if setting(r) == (trace, duration, clock, scale)]
+        present = [m for m in metrics if any(not np.isnan(r.get(m[0], np.nan)) for r in mine)]
+        n = max(r["runs"] for r in mine)
+        clock_note = f"{clock} clock" + (f", time_scale {scale}" if clock == "wall" else "")
+        name = trace if len(settings) == len({s[0] for s in settings}) else f"{trace}-{duration}s-{clock}-x{scale}"
+        paths.append(
+            grouped_bars(
+                mine,
+                present,
+                "cascade",
+                out_dir / f"{prefix}figure6-{name}.png",
+                f"DiffServe Figure 6: trace {trace} ({duration} s, {clock_note}); {n} run(s) per bar\n{title}",
+                APPROACH_COLORS,
+                from_zero=("slo_violation_ratio",),
+            )
+        )
+    return paths

@@ -55,6 +55,7 @@ def inline_availability(config: Config, container: dict[str, Any], events: list[
 class SpotServe(System):
     name: ClassVar[str] = "spotserve"
     subject_key: ClassVar[str] = "model"
+    foreign_groups: ClassVar[tuple[str, ...]] = ("cascade",)
     approaches: ClassVar[tuple[str, ...]] = tuple(APPROACHES)
     has_slo: ClassVar[bool] = False
     role_targets: ClassVar[Mapping[str, str]] = {
@@ -153,9 +154,9 @@ class SpotServe(System):
         label = summary["approach"] + (f" (ablation {summary['ablation']})" if summary.get("ablation") else "")
         return f"{label} / {summary['model']} / {summary['trace']}"
 
-    def run_name(self, summary: Mapping[str, Any]) -> str:
+    def run_label(self, summary: Mapping[str, Any]) -> str:
         level = f"-ablation{summary['ablation']}" if summary.get("ablation") else ""
-        return f"{summary['approach']}{level}-{summary['model']}-{summary['trace']}"
+        return f"{summary['approach']}{level}"
 
     def console_rows(self, s: Mapping[str, Any]) -> list[tuple[str, str]]:
         return [
@@ -163,11 +164,16 @@ class SpotServe(System):
             ("completed", str(s["completed"])),
             ("unfinished", str(s["unfinished"])),
             ("latency mean (s)", f"{s['latency_mean_s']:.2f}"),
-            ("latency P50 / P90 / P95 / P99 (s)", " / ".join(f"{s[f'latency_p{q}_s']:.2f}" for q in (50, 90, 95, 99))),
+            (
+                "latency P50 / P90 / P95 / P98 / P99 (s)",
+                " / ".join(f"{s[f'latency_p{q}_s']:.2f}" for q in (50, 90, 95, 98, 99)),
+            ),
             ("instance-hours spot / on-demand", f"{s['spot_instance_hours']:.2f} / {s['ondemand_instance_hours']:.2f}"),
             ("cost (USD), per 1k tokens", f"{s['cost_usd']:.2f}, {s['cost_per_1k_tokens_usd']:.5f}"),
             ("reconfigurations", str(s["reconfigurations"])),
         ]
 
-    def report_figures(self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
-        return spot_report.comparison_figures(uri, rows, out_dir, title)
+    def report_figures(
+        self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str = ""
+    ) -> list[Path]:
+        return spot_report.comparison_figures(uri, rows, out_dir, title, prefix)

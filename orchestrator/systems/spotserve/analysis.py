@@ -38,7 +38,6 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
         **run_summary(plan),
         "ablation": config.ablation,
         "trace_kind": trace_kind(events, config.trace.requests.rates_per_minute),
-        "trace_duration_s": config.trace.duration_s,
         "queries_in_trace": len(plan.trace),
         "queries_sent": counts["queries_sent"],
         "completed": completed,

@@ -89,19 +89,23 @@ def figure8_panels(uri: str, rows: list[dict[str, Any]]) -> dict[str, dict[str, 
     return dict(sorted(panels.items()))
 
 
-def comparison_figures(uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str) -> list[Path]:
+def comparison_figures(uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str = "") -> list[Path]:
     figures = []
     panels = figure6_panels(rows)
     if panels:
         labels = [label for _, label in FIG6_STATS]
-        figures.append(percentile_lines(panels, labels, out_dir / "figure6.png", f"SpotServe Figure 6 ({title})"))
+        figures.append(
+            percentile_lines(panels, labels, out_dir / f"{prefix}figure6.png", f"SpotServe Figure 6 ({title})")
+        )
     spot, ondemand = figure7_points(rows)
     if spot or ondemand:
-        figures.append(latency_vs_cost(spot, ondemand, out_dir / "figure7.png", f"SpotServe Figure 7 ({title})"))
+        figures.append(
+            latency_vs_cost(spot, ondemand, out_dir / f"{prefix}figure7.png", f"SpotServe Figure 7 ({title})")
+        )
     workload = figure8_panels(uri, rows)
     if workload:
         figures.append(
-            latency_over_time_by_approach(workload, out_dir / "figure8.png", f"SpotServe Figure 8 ({title})")
+            latency_over_time_by_approach(workload, out_dir / f"{prefix}figure8.png", f"SpotServe Figure 8 ({title})")
         )
     ablation = figure9_rows(rows)
     if ablation:
@@ -111,7 +115,7 @@ def comparison_figures(uri: str, rows: list[dict[str, Any]], out_dir: Path, titl
                 ablation,
                 metrics,
                 "trace",
-                out_dir / "figure9.png",
+                out_dir / f"{prefix}figure9.png",
                 f"SpotServe Figure 9 ({title})",
                 ABLATION_COLORS,
                 list(LABELS),

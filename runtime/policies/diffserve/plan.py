@@ -37,9 +37,9 @@ class AllocationPlan:
     light_batch: int
     heavy_batch: int
     threshold: float
-    heavy_share: float = 0.0
     feasible: bool = True
     reason: str = ""
+    heavy_share: float = 0.0
 
 
 @dataclass(frozen=True)
