@@ -46,7 +46,7 @@ def load_trace(config: Config, cascade: CascadeConfig) -> ArrivalTrace:
 class DiffServe(System):
     name: ClassVar[str] = "diffserve"
     subject_key: ClassVar[str] = "cascade"
-    foreign_groups: ClassVar[tuple[str, ...]] = ("model", "spot")
+    foreign_groups: ClassVar[tuple[str, ...]] = ("model", "spot", "ablation")
     approaches: ClassVar[tuple[str, ...]] = tuple(APPROACHES)
     has_slo: ClassVar[bool] = True
     role_targets: ClassVar[Mapping[str, str]] = {

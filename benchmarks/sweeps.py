@@ -1,0 +1,72 @@
+"""Sweeps in parallel through Hydra's joblib launcher, against its basic launcher (one job at a time).
+
+    python -m benchmarks.sweeps [--quick]
+
+1. The paper-scale DiffServe sweep (experiment=diffserve_paper: 3 cascades x 5 approaches x
+   3 seeds = 45 virtual-clock runs of the 347-s trace at 16 workers), with each launcher.
+2. A 4-job wall-clock sweep (4 approaches of a 25-s trace at 5x), in parallel (joblib, ports
+   chosen so that the jobs never clash) and in sequence.
+Wall seconds of the whole command (Python start, the sweep's checks, every job, the report),
+each measured in this one run; the ratio is what parallelism buys on this machine's cores.
+--quick: 9 runs of the paper sweep (seed 0, three approaches).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks.common import ROOT, free_base_port, say, table
+
+WALL = (
+    "trace=1to8qps", "trace.duration_s=25", "time_scale=5", "hostfile.workers=2", "run.progress=false",
+    "approach=diffserve,static,all_light,proteus",
+)  # fmt: skip
+
+
+def timed(*args: str) -> float:
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as out:
+        cmd = [sys.executable, "-m", "orchestrator", "-m", *args, f"paths.output_dir={out}"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
+        took = time.perf_counter() - t0
+    if proc.returncode != 0 or "jobs completed" not in proc.stdout:
+        raise SystemExit(f"sweep failed: {' '.join(args)}\n{proc.stderr[-2000:]}")
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    paper = ["experiment=diffserve_paper"]
+    if args.quick:
+        paper += ["hydra.sweeper.grids=[{cascade: 'sdturbo,sdxs,sdxlltn', approach: 'diffserve,static,proteus'}]"]
+    runs = 9 if args.quick else 45
+    rows = []
+    parallel = timed(*paper)
+    basic = timed(*paper, "hydra/launcher=basic")
+    rows.append(
+        [f"DiffServe paper sweep, {runs} virtual runs", f"{basic:.0f}", f"{parallel:.0f}", f"{basic / parallel:.2f}"]
+    )
+    base = free_base_port(120)
+    wall_parallel = timed(*WALL, f"hostfile.base_port={base}", "hydra/launcher=joblib")
+    wall_basic = timed(*WALL, f"hostfile.base_port={base}")
+    rows.append(
+        [
+            "4 wall-clock jobs (25 s at 5x)",
+            f"{wall_basic:.0f}",
+            f"{wall_parallel:.0f}",
+            f"{wall_basic / wall_parallel:.2f}",
+        ]
+    )
+    say(f"{os.cpu_count()} cores")
+    say(table(["sweep", "basic launcher (s)", "joblib launcher (s)", "speed-up"], rows))
+
+
+if __name__ == "__main__":
+    main()
