@@ -1,5 +1,5 @@
 """The live progress line of a run: trace time against the trace's end (then "draining"), the
-share done, an ETA in wall time, queries sent, the current rate, what came back (drops apart
+share of the trace's time replayed, an ETA in wall time, queries sent, the current rate, what came back (drops apart
 from completions) and how the system judges the rest (SLO violations, or requests in flight).
 
 On a terminal it is one line redrawn in place (rich); the console's log lines are printed above
@@ -41,7 +41,7 @@ def line(p: Any, outcome: Outcome, end_s: float, drain_s: float, time_scale: flo
     else:
         where = "draining"
         left = max(0.0, end_s + drain_s - p.trace_time) / time_scale
-    share = 100.0 * min(p.sent / p.total if p.total else 1.0, 1.0)
+    share = 100.0 * min(max(p.trace_time, 0.0) / end_s, 1.0) if end_s > 0 else 100.0  # of the trace's time
     done = p.completed - p.dropped
     head = (
         f"{where}  {share:3.0f}%  ETA {clock(left)}  sent {p.sent}/{p.total}  rate {p.rate:5.1f} q/s  "

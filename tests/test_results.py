@@ -118,8 +118,8 @@ def test_progress_line_shows_violations_with_an_slo_and_requests_in_flight_witho
 
     p = SimpleNamespace(trace_time=12.0, sent=40, total=100, rate=3.5, completed=30, violations=3, dropped=2)
     ds = line(p, get_system("diffserve").progress_outcome, 100.0, 10.0, 2.0)
-    # trace time against the end, the share sent, the wall time left ((100 - 12 + 10) / 2 s), drops apart
-    assert ds.startswith("t=  12.0/100s   40%  ETA 49s  sent 40/100")
+    # trace time against the end and its share, the wall time left ((100 - 12 + 10) / 2 s), drops apart
+    assert ds.startswith("t=  12.0/100s   12%  ETA 49s  sent 40/100")
     assert ds.endswith("done 28  dropped 2  violations 3 (10.0%)")
     assert line(p, get_system("spotserve").progress_outcome, 100.0, 0.0, 1.0).endswith("in flight 10")
     p.trace_time, p.sent = 104.0, 100

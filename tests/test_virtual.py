@@ -58,7 +58,9 @@ def test_a_virtual_run_writes_what_a_wall_run_writes(run_job: Callable[..., RunR
     }
     assert len(tags["git_commit"]) == 40 and tags["git_dirty"] in ("true", "false")
     assert params["cascade.name"] == "sdxs" and params["seed"] == "0"
-    assert not [k for k in params if k.startswith(("spot.", "model.", "ablation"))], "no SpotServe params on a DiffServe run"
+    assert not [k for k in params if k.startswith(("spot.", "model.", "ablation"))], (
+        "no SpotServe params on a DiffServe run"
+    )
     assert "series/threshold" in run.data.metrics and "threshold" not in run.data.metrics
     # the run starts before its spec was written and ends after its summary was: not the logging alone
     assert run.info.start_time <= (run_dir / "spec.json").stat().st_mtime * 1000
