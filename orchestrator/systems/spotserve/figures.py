@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from orchestrator.plots import RUN_MARGINS, SIZE_IN, finish
+from orchestrator.plots import DPI, RUN_MARGINS, SIZE_IN, finish
 
 APPROACH_COLORS = {
     "spotserve": "#1b9e77",
@@ -50,25 +51,39 @@ def latency_over_time(records: pd.DataFrame, series: pd.DataFrame, title: str, p
     return finish(fig, path, RUN_MARGINS)
 
 
-def percentile_lines(panels: dict[str, dict[str, list[float]]], labels: list[str], path: Path, title: str) -> Path:
+def percentile_lines(
+    panels: dict[str, dict[str, list[float]]],
+    labels: list[str],
+    path: Path,
+    title: str,
+    spread: dict[str, dict[str, list[float]]] | None = None,
+) -> Path:
     """SpotServe's Figure 6: per panel (model and trace), one line per approach over the
-    latency statistics `labels` (mean, then percentiles), as the artifact draws it."""
+    latency statistics `labels` (mean, then percentiles), as the artifact draws it; with
+    `spread` (the same layout), error bars: the std over the runs (seeds) of each point."""
     n = max(1, len(panels))
     cols = min(n, 4)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(3.4 * cols, 5.6), 3.0 * rows + 0.6), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (name, lines) in zip(axes.flat, panels.items(), strict=False):
         for approach in [a for a in APPROACH_COLORS if a in lines] + sorted(set(lines) - set(APPROACH_COLORS)):
-            ax.plot(labels, lines[approach], marker="o", ms=4, label=approach, color=APPROACH_COLORS.get(approach))
+            err = (spread or {}).get(name, {}).get(approach)
+            ax.errorbar(labels, lines[approach], yerr=err, marker="o", ms=4, capsize=2, label=approach,
+                        color=APPROACH_COLORS.get(approach))  # fmt: skip
         ax.set_title(name, fontsize=10)
         ax.set_ylim(bottom=0)
         ax.set_ylabel("latency (s)")
         ax.tick_params(axis="x", labelsize=8)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(title)
-    return finish(fig, path)
+    handles, names = axes[0][0].get_legend_handles_labels()  # below the panels, off the data
+    fig.legend(handles, names, loc="lower center", ncol=len(names), fontsize=8, frameon=False)
+    fig.suptitle("\n".join(textwrap.wrap(title, 45 * cols)), fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
 
 
 def latency_vs_cost(points: list[dict[str, Any]], ondemand: list[dict[str, Any]], path: Path, title: str) -> Path:

@@ -32,12 +32,13 @@ FIG6_STATS = (
 ABLATION_COLORS = dict(zip(LABELS, ("#1b9e77", "#66a61e", "#e6ab02", "#d95f02", "#7570b3"), strict=True))
 
 
-def figure6_panels(rows: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """Panel "model trace" -> approach -> the FIG6_STATS values (the spot traces, ablation level 0)."""
+def figure6_panels(rows: list[dict[str, Any]], suffix: str = "") -> dict[str, dict[str, list[float]]]:
+    """Panel "model trace" -> approach -> the FIG6_STATS values (the spot traces, ablation level
+    0); with suffix "_std", their spreads over the runs of each group (0 where none is known)."""
     panels: dict[str, dict[str, list[float]]] = defaultdict(dict)
     for r in rows:
         if str(r["ablation"]) in ("0", "") and r.get("trace_kind", "spot") == "spot":
-            panels[f"{r['model']} {r['trace']}"][r["approach"]] = [r[key] for key, _ in FIG6_STATS]
+            panels[f"{r['model']} {r['trace']}"][r["approach"]] = [r.get(key + suffix, 0.0) for key, _ in FIG6_STATS]
     return dict(sorted(panels.items()))
 
 
@@ -90,22 +91,40 @@ def figure8_panels(uri: str, rows: list[dict[str, Any]]) -> dict[str, dict[str, 
 
 
 def comparison_figures(uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str = "") -> list[Path]:
+    """Figures 6-9, one set per clock setting (clock, time_scale): runs replayed differently are
+    never drawn as one line. File names carry the setting when the rows hold more than one."""
+    settings = sorted({(str(r.get("clock", "")), str(r.get("time_scale", ""))) for r in rows})
+    figures = []
+    for clock, scale in settings:
+        mine = [r for r in rows if (str(r.get("clock", "")), str(r.get("time_scale", ""))) == (clock, scale)]
+        tag = f"-{clock}-x{scale}" if len(settings) > 1 else ""
+        note = f"{clock} clock" + (f", time_scale {scale}" if clock == "wall" else "") if clock else ""
+        figures += _figures(uri, mine, out_dir, f"{title}; {note}" if note else title, prefix, tag)
+    return figures
+
+
+def _figures(uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str, tag: str) -> list[Path]:
     figures = []
     panels = figure6_panels(rows)
     if panels:
         labels = [label for _, label in FIG6_STATS]
+        spread = figure6_panels(rows, suffix="_std")
         figures.append(
-            percentile_lines(panels, labels, out_dir / f"{prefix}figure6.png", f"SpotServe Figure 6 ({title})")
+            percentile_lines(
+                panels, labels, out_dir / f"{prefix}figure6{tag}.png", f"SpotServe Figure 6 ({title})", spread
+            )
         )
     spot, ondemand = figure7_points(rows)
     if spot or ondemand:
         figures.append(
-            latency_vs_cost(spot, ondemand, out_dir / f"{prefix}figure7.png", f"SpotServe Figure 7 ({title})")
+            latency_vs_cost(spot, ondemand, out_dir / f"{prefix}figure7{tag}.png", f"SpotServe Figure 7 ({title})")
         )
     workload = figure8_panels(uri, rows)
     if workload:
         figures.append(
-            latency_over_time_by_approach(workload, out_dir / f"{prefix}figure8.png", f"SpotServe Figure 8 ({title})")
+            latency_over_time_by_approach(
+                workload, out_dir / f"{prefix}figure8{tag}.png", f"SpotServe Figure 8 ({title})"
+            )
         )
     ablation = figure9_rows(rows)
     if ablation:
@@ -115,7 +134,7 @@ def comparison_figures(uri: str, rows: list[dict[str, Any]], out_dir: Path, titl
                 ablation,
                 metrics,
                 "trace",
-                out_dir / f"{prefix}figure9.png",
+                out_dir / f"{prefix}figure9{tag}.png",
                 f"SpotServe Figure 9 ({title})",
                 ABLATION_COLORS,
                 list(LABELS),
