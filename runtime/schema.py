@@ -141,6 +141,7 @@ class ModelConfig:
     layers: int = field(default=MISSING, metadata=_help("real decoder layers", ge=1))
     padded_layers: int = field(default=MISSING, metadata=_help("layer count a pipeline degree must divide", ge=1))
     hidden: int = field(default=MISSING, metadata=_help("hidden size", ge=1))
+    heads: int = field(default=1, metadata=_help("attention heads (the finest tensor-parallel split)", ge=1))
     vocab: int = field(default=51200, metadata=_help("vocabulary size", ge=1))
     max_seq_len: int = field(default=640, metadata=_help("input + output tokens a KV cache holds", ge=1))
     bytes_per_value: int = field(default=4, metadata=_help("4 for fp32 (the artifact's), 2 for fp16", ge=1))

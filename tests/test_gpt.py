@@ -100,3 +100,14 @@ def test_one_process_shards_hold_the_unsharded_models_values() -> None:
 def test_a_shape_the_configuration_cannot_split_is_refused(shape: GptShape, tp: int, pp: int, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         shape.check(tp, pp)
+
+
+@pytest.mark.parametrize(("model", "tp", "pp"), [("tiny", 2, 2), ("6.7B", 4, 4), ("20B", 8, 4), ("30B", 8, 2)])
+def test_the_model_configs_shapes_split_as_the_paper_runs_them(model: str, tp: int, pp: int) -> None:
+    from orchestrator.plan import typed_config
+    from tests.conftest import compose_config
+
+    config = typed_config(compose_config("system=spotserve", f"model={model}"))
+    shape = GptShape.of(config.model)
+    shape.check(tp, pp)
+    assert shape.head_dim == (16 if model == "tiny" else 128)

@@ -37,6 +37,11 @@ class GptShape:
     max_seq_len: int
     ffn_mult: int = 4
 
+    @classmethod
+    def of(cls, model: Any) -> GptShape:
+        """The shape of a `model` config (runtime.schema.ModelConfig)."""
+        return cls(model.layers, model.hidden, model.heads, model.vocab, model.max_seq_len)
+
     @property
     def head_dim(self) -> int:
         return self.hidden // self.heads
