@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import ROOT, free_base_port, say, table
+from benchmarks.common import ROOT, free_base_port, processes_mentioning, say, table
 
 RUN = (
     "cascade=sdxs", "approach=diffserve", "trace=1to8qps", "trace.duration_s=40", "time_scale=4",
@@ -134,20 +134,7 @@ class Orchestrator:
 
 def processes_of(run_dir: Path | None) -> list[int]:
     """Live processes whose command line names the run's directory (roles and supervisors)."""
-    if run_dir is None:
-        return []
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if str(run_dir) in cmd and state != "Z" and int(entry.name) != os.getpid():
-            found.append(int(entry.name))
-    return found
+    return processes_mentioning(str(run_dir)) if run_dir is not None else []
 
 
 def wait_gone(run_dir: Path | None, timeout: float) -> float | None:

@@ -43,7 +43,7 @@ def run_kind(cfg: DictConfig, sweep: bool) -> str:
     return "smoke" if choices.get("experiment") == "smoke" else "single"
 
 
-def command_line(overrides: Any, sweep: bool) -> str:
+def command_line(overrides: Any) -> str:
     """The command that reruns this job alone (a sweep job's own overrides, without -m)."""
     return " ".join(["python -m orchestrator", *(shlex.quote(str(o)) for o in overrides)])
 
@@ -54,7 +54,7 @@ def app(cfg: DictConfig) -> dict[str, Any]:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    launch = Launch(kind=run_kind(cfg, sweep), command=command_line(hydra_cfg.overrides.task, sweep))
+    launch = Launch(kind=run_kind(cfg, sweep), command=command_line(hydra_cfg.overrides.task))
     if sweep:
         sweep_dir = Path(hydra_cfg.sweep.dir).resolve()
         launch = dataclasses.replace(

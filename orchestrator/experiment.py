@@ -147,7 +147,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, launch: Launch | None = None)
     started = time.time()
     plan, spec, reservation = prepare(cfg, run_dir)
     try:
-        return _run(plan, spec, run_dir, dataclasses.replace(launch), started)
+        return _run(plan, spec, run_dir, launch, started)
     finally:
         if reservation is not None:
             reservation.release()

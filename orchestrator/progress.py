@@ -32,15 +32,13 @@ def clock(seconds: float) -> str:
 def line(p: Any, outcome: Outcome, end_s: float, drain_s: float, time_scale: float) -> str:
     """One progress line from a ProgressReply: the trace replays at `time_scale`, so the wall
     time left is the trace time left (with the drain) over it."""
+    left = max(0.0, end_s + drain_s - p.trace_time) / time_scale
     if p.trace_time < 0:
         where = "starting"
-        left = (end_s - p.trace_time + drain_s) / time_scale
     elif p.trace_time < end_s:
         where = f"t={p.trace_time:6.1f}/{end_s:.0f}s"
-        left = (end_s - p.trace_time + drain_s) / time_scale
     else:
         where = "draining"
-        left = max(0.0, end_s + drain_s - p.trace_time) / time_scale
     share = 100.0 * min(max(p.trace_time, 0.0) / end_s, 1.0) if end_s > 0 else 100.0  # of the trace's time
     done = p.completed - p.dropped
     head = (

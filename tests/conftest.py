@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import math
-import os
-import random
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
 
-from orchestrator.config import register
+from benchmarks.common import compose_config, free_base_port, processes_mentioning
 from orchestrator.experiment import RunResult, run_experiment
+
+# One set of helpers for tests and benchmarks (benchmarks/common.py), re-exported here.
+__all__ = ["compose_config", "free_base_port", "processes_mentioning"]
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -29,49 +26,6 @@ needs_reference = pytest.mark.skipif(
 
 # A short, compressed run: 25 trace seconds at 5x, a handful of workers.
 E2E = ("trace=1to8qps", "trace.duration_s=25", "time_scale=5", "hostfile.workers=4", "run.progress=false")
-
-
-def compose_config(*overrides: str) -> DictConfig:
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
-def free_base_port(span: int = 40) -> int:
-    """The first of `span` consecutive ports that are free now."""
-    for _ in range(200):
-        base = random.randint(20000, 45000)
-        socks = []
-        try:
-            for p in range(base, base + span):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", p))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
-
-
-def processes_mentioning(text: str) -> list[int]:
-    """PIDs of live (non-zombie) processes whose command line contains `text`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
