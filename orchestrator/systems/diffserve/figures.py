@@ -22,7 +22,7 @@ APPROACH_COLORS = {
 
 
 # Run figures keep their legend below the axes, off the data.
-LEGEND_MARGINS = {**RUN_MARGINS, "bottom": 0.3}
+LEGEND_MARGINS = {**RUN_MARGINS, "left": 0.15, "bottom": 0.3}
 
 
 def _legend_below(fig: Any, handles: list[Any], labels: list[str]) -> None:
