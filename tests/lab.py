@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from benchmarks.common import free_base_port
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 SSHD_CONFIG = """\
@@ -90,6 +92,8 @@ class Lab:
         self._n = hosts
         octet2, octet3 = random.randint(100, 250), random.randint(1, 250)
         self.prefix = f"10.{octet2}.{octet3}" if self.netns else f"127.{octet2}.{octet3}"
+        # The roles' first port: never the default 50050 (a real run on this machine may hold it).
+        self.base_port = free_base_port(60)
 
     # ------------------------------------------------------------------ life
     def __enter__(self) -> Lab:
@@ -228,7 +232,9 @@ class Lab:
         """conf_dir/hostfile/<name>.yaml, to be found with hydra.searchpath=[file://conf_dir]."""
         path = conf_dir / "hostfile" / f"{name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump({"name": name, "workers": workers, "base_port": 50050, "hosts": entries}))
+        path.write_text(
+            yaml.safe_dump({"name": name, "workers": workers, "base_port": self.base_port, "hosts": entries})
+        )
         return path
 
 

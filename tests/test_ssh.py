@@ -272,7 +272,7 @@ def test_a_port_clash_on_a_remote_host(lab: Lab, tmp_path: Path) -> None:
     h2 = lab.host("h2")
     listener = subprocess.Popen(
         ["ip", "netns", "exec", str(h2.netns), sys.executable, "-c",
-         f"import socket,time; s=socket.socket(); s.bind(('{h2.address}', 50051)); s.listen(); print('up', flush=True);"
+         f"import socket,time; s=socket.socket(); s.bind(('{h2.address}', {lab.base_port + 1})); s.listen(); print('up', flush=True);"
          " time.sleep(120)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -284,7 +284,7 @@ def test_a_port_clash_on_a_remote_host(lab: Lab, tmp_path: Path) -> None:
         listener.kill()
         listener.wait()
     assert proc.returncode == 1
-    assert f"port 50051 on {h2.address} (for the worker-1 on h2) is not free" in one_error_line(err)
+    assert f"port {lab.base_port + 1} on {h2.address} (for the worker-1 on h2) is not free" in one_error_line(err)
     assert no_roles_anywhere(lab)
 
 
