@@ -61,9 +61,12 @@ class _CallDetails(NamedTuple):
     compression: Any
 
 
-class _AddToken(grpc.UnaryUnaryClientInterceptor):
+class _AddToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
     def __init__(self, token: str) -> None:
         self._pair = (TOKEN_KEY, token)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return self.intercept_unary_unary(continuation, details, request)
 
     def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
         metadata = [*(details.metadata or ()), self._pair]

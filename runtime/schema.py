@@ -368,6 +368,13 @@ class ExecutionConfig:
     threads: int = field(
         default=1, metadata=_help("real execution on a CPU: torch threads per worker (0: torch's default)", ge=0)
     )
+    weights_dir: str | None = field(
+        default=None,
+        metadata=_help(
+            "SpotServe real execution: folder of the model's weight files on each host (written once, seeded, "
+            "when missing); null: ~/.cache/servelab/weights"
+        ),
+    )
     worker_processes: str = field(
         default="instance",
         metadata=_help(

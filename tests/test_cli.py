@@ -111,6 +111,14 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
             "trace.availability_window_s: only for a g4dn.csv trace.availability_path",
         ),
         (["trace=Bs"], "trace: Bs is a SpotServe availability trace: it needs system=spotserve"),
+        (
+            ["system=spotserve", "model=tiny", "execution=real", "trace=tiny_spot", "model.heads=2"],
+            "model.heads: 2 heads cannot be split over tensor parallelism 4",
+        ),
+        (
+            ["system=spotserve", "model=tiny", "execution=real", "trace=tiny_spot", "model.max_seq_len=40"],
+            "model.max_seq_len: 40 positions cannot hold input_len 32 + output_len 16",
+        ),
     ],
 )
 def test_config_errors_are_one_line(tmp_path: Path, args: list[str], pattern: str) -> None:

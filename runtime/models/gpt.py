@@ -10,6 +10,13 @@ parallel, logits all-gathered). Weights are random and seeded per block of the f
 model has at those places, whatever (tp, pp): greedy decoding gives the same tokens on every
 configuration, which is what the tests check. Each worker allocates only its own shard.
 
+Weights are named blocks (`block_names`): `layer.<l>.<qkv|out|fc1|fc2>.<head>`, `emb`, `pos`,
+`head.<k>`. A shard is built from any source of blocks (seeded, read from storage, received
+from another worker: runtime/executors/gpt.py) and `named_blocks()` gives them back as views,
+the unit a migration moves. Layers are split over stages by `padded_layers` (the artifact pads
+GPT-20B's 44 layers to 48 so more pipeline degrees divide them): stage s holds padded layers
+[s*P/pp, (s+1)*P/pp) that exist, so the last stages may hold fewer real layers.
+
 Communication goes through a `Comm` (torch.distributed on gloo or NCCL; `Local` for one
 process), so the model code never names a backend. Each request has a KV cache per layer of
 the shard (its heads only); `kv_blocks` / `load_kv` move it between configurations.
@@ -18,6 +25,7 @@ the shard (its heads only); `kv_blocks` / `load_kv` move it between configuratio
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +44,17 @@ class GptShape:
     vocab: int
     max_seq_len: int
     ffn_mult: int = 4
+    padded_layers: int = 0  # 0: layers
 
     @classmethod
     def of(cls, model: Any) -> GptShape:
         """The shape of a `model` config (runtime.schema.ModelConfig)."""
-        return cls(model.layers, model.hidden, model.heads, model.vocab, model.max_seq_len)
+        return cls(model.layers, model.hidden, model.heads, model.vocab, model.max_seq_len,
+                   padded_layers=model.padded_layers)  # fmt: skip
+
+    @property
+    def padded(self) -> int:
+        return self.padded_layers or self.layers
 
     @property
     def head_dim(self) -> int:
@@ -61,8 +75,10 @@ class GptShape:
                 f"model.vocab: {self.vocab} must be a multiple of {VOCAB_BLOCKS} and tensor parallelism {tp} must "
                 f"divide {VOCAB_BLOCKS} (the LM head is split in {VOCAB_BLOCKS} blocks)"
             )
-        if self.layers % pp:
-            raise ConfigError(f"model.layers: {self.layers} layers cannot be split over {pp} pipeline stages")
+        if self.padded < self.layers:
+            raise ConfigError(f"model.padded_layers: {self.padded} is fewer than model.layers {self.layers}")
+        if self.padded % pp:
+            raise ConfigError(f"model.padded_layers: {self.padded} layers cannot be split over {pp} pipeline stages")
 
 
 @dataclass(frozen=True)
@@ -143,53 +159,116 @@ class DistComm(Comm):
         return tokens
 
 
-def _block(seed: int, *key: int, shape: tuple[int, ...], dtype: torch.dtype, scale: float) -> Tensor:
-    """One seeded block of a weight: the same values whichever shard asks for it."""
-    gen = torch.Generator().manual_seed(hash((seed, *key)) & 0x7FFF_FFFF_FFFF)
-    return (torch.randn(shape, generator=gen, dtype=torch.float64) * scale).to(dtype)
-
-
 VOCAB_BLOCKS = 64  # the LM head's columns in this many seeded blocks: any tp dividing 64 takes whole blocks
 
 # Weight ids in the seed key.
 QKV, OUT, FC1, FC2, EMB, POS, HEAD = range(7)
+_LAYER_WEIGHTS = {"qkv": QKV, "out": OUT, "fc1": FC1, "fc2": FC2}
+
+
+def stage_layers(shape: GptShape, place: Place) -> list[int]:
+    """The real layers of `place`'s stage (padded layers split evenly, padding dropped)."""
+    per = shape.padded // place.pp
+    return [layer for layer in range(place.stage * per, (place.stage + 1) * per) if layer < shape.layers]
+
+
+def local_heads(shape: GptShape, place: Place) -> range:
+    n = shape.heads // place.tp
+    return range(place.tp_rank * n, (place.tp_rank + 1) * n)
+
+
+def head_blocks(place: Place) -> range:
+    per = VOCAB_BLOCKS // place.tp
+    return range(place.tp_rank * per, (place.tp_rank + 1) * per)
+
+
+def layer_block_names(layer: int, heads: range | list[int]) -> list[str]:
+    return [f"layer.{layer}.{w}.{h}" for h in heads for w in _LAYER_WEIGHTS]
+
+
+def block_names(shape: GptShape, place: Place) -> list[str]:
+    """Every weight block the shard at `place` holds."""
+    names = [n for layer in stage_layers(shape, place) for n in layer_block_names(layer, local_heads(shape, place))]
+    if place.first:
+        names += ["emb", "pos"]
+    if place.last:
+        names += [f"head.{k}" for k in head_blocks(place)]
+    return names
+
+
+def block_shape(shape: GptShape, name: str) -> tuple[int, int]:
+    h, d, col = shape.hidden, shape.head_dim, shape.ffn // shape.heads
+    kind = name.split(".")[2] if name.startswith("layer.") else name.split(".", maxsplit=1)[0]
+    return {
+        "qkv": (h, 3 * d), "out": (d, h), "fc1": (h, col), "fc2": (col, h),
+        "emb": (shape.vocab, h), "pos": (shape.max_seq_len, h), "head": (h, shape.vocab // VOCAB_BLOCKS),
+    }[kind]  # fmt: skip
+
+
+def seeded_block(shape: GptShape, seed: int, name: str, dtype: torch.dtype) -> Tensor:
+    """One block's values, the same whichever shard asks (seeded by its name's ids)."""
+    parts = name.split(".")
+    std, out_std = 0.02 * math.sqrt(64 / shape.hidden), 0.02 / math.sqrt(2 * shape.layers)
+    if parts[0] == "layer":
+        wid = _LAYER_WEIGHTS[parts[2]]
+        key: tuple[int, ...] = (int(parts[1]), wid, int(parts[3]))
+        scale = out_std if wid in (OUT, FC2) else std
+    elif parts[0] == "head":
+        key, scale = (HEAD, int(parts[1])), std
+    else:
+        key, scale = ((EMB,) if parts[0] == "emb" else (POS,)), std
+    gen = torch.Generator().manual_seed(hash((seed, *key)) & 0x7FFF_FFFF_FFFF)
+    return (torch.randn(block_shape(shape, name), generator=gen, dtype=torch.float64) * scale).to(dtype)
+
+
+def seeded_blocks(shape: GptShape, place: Place, seed: int, dtype: torch.dtype) -> dict[str, Tensor]:
+    return {n: seeded_block(shape, seed, n, dtype) for n in block_names(shape, place)}
 
 
 class GptShard:
-    def __init__(self, shape: GptShape, place: Place, seed: int, dtype: torch.dtype, device: str = "cpu") -> None:
+    def __init__(
+        self, shape: GptShape, place: Place, seed: int, dtype: torch.dtype, device: str = "cpu",
+        blocks: Mapping[str, Tensor] | None = None,
+    ) -> None:  # fmt: skip
+        """The shard at `place`, from `blocks` (named as `block_names`) or seeded."""
         shape.check(place.tp, place.pp)
         self.shape, self.place, self.dtype, self.device = shape, place, dtype, device
-        h, d = shape.hidden, shape.head_dim
-        self.local_heads = shape.heads // place.tp
-        heads = range(place.tp_rank * self.local_heads, (place.tp_rank + 1) * self.local_heads)
-        per_stage = shape.layers // place.pp
-        self.layer_ids = list(range(place.stage * per_stage, (place.stage + 1) * per_stage))
-        col = shape.ffn // shape.heads  # MLP columns per block (one block per head)
-        std, out_std = 0.02 * math.sqrt(64 / h), 0.02 / math.sqrt(2 * shape.layers)
+        src = blocks if blocks is not None else seeded_blocks(shape, place, seed, dtype)
+        heads = local_heads(shape, place)
+        self.local_heads = len(heads)
+        self.layer_ids = stage_layers(shape, place)
 
-        def blocks(layer: int, wid: int, rows: int, cols: int, scale: float, dim: int) -> Tensor:
-            parts = [_block(seed, layer, wid, k, shape=(rows, cols), dtype=dtype, scale=scale) for k in heads]
-            return torch.cat(parts, dim=dim).to(device)
+        def cat(layer: int, w: str, dim: int) -> Tensor:
+            return torch.cat([src[f"layer.{layer}.{w}.{k}"] for k in heads], dim=dim).to(device, dtype)
 
-        self.layers: list[dict[str, Tensor]] = []
-        for layer in self.layer_ids:
-            self.layers.append(
-                {
-                    # per head: its q, k and v columns; (hidden, 3 * local_heads * d)
-                    "qkv": blocks(layer, QKV, h, 3 * d, std, 1),
-                    "out": blocks(layer, OUT, d, h, out_std, 0),  # row-parallel: (local_heads * d, hidden)
-                    "fc1": blocks(layer, FC1, h, col, std, 1),
-                    "fc2": blocks(layer, FC2, col, h, out_std, 0),
-                }
-            )
+        # Per head: its q, k and v columns (hidden, 3 * local_heads * d); out and fc2 row-parallel.
+        self.layers: list[dict[str, Tensor]] = [
+            {w: cat(layer, w, 0 if w in ("out", "fc2") else 1) for w in _LAYER_WEIGHTS} for layer in self.layer_ids
+        ]
         if place.first:
-            self.emb = _block(seed, EMB, shape=(shape.vocab, h), dtype=dtype, scale=std).to(device)
-            self.pos = _block(seed, POS, shape=(shape.max_seq_len, h), dtype=dtype, scale=std).to(device)
+            self.emb = src["emb"].to(device, dtype)
+            self.pos = src["pos"].to(device, dtype)
         if place.last:
-            per_rank, width = VOCAB_BLOCKS // place.tp, shape.vocab // VOCAB_BLOCKS
-            ids = range(place.tp_rank * per_rank, (place.tp_rank + 1) * per_rank)
-            parts = [_block(seed, HEAD, k, shape=(h, width), dtype=dtype, scale=std) for k in ids]
-            self.head = torch.cat(parts, dim=1).to(device)
+            self.head = torch.cat([src[f"head.{k}"] for k in head_blocks(place)], dim=1).to(device, dtype)
+
+    def named_blocks(self) -> dict[str, Tensor]:
+        """The shard's weights as named blocks (views, no copy)."""
+        shape, place = self.shape, self.place
+        d, col = shape.head_dim, shape.ffn // shape.heads
+        widths = {"qkv": 3 * d, "out": d, "fc1": col, "fc2": col}
+        out: dict[str, Tensor] = {}
+        for layer, w in zip(self.layer_ids, self.layers, strict=True):
+            for j, head in enumerate(local_heads(shape, place)):
+                for kind, width in widths.items():
+                    dim = 0 if kind in ("out", "fc2") else 1
+                    out[f"layer.{layer}.{kind}.{head}"] = w[kind].narrow(dim, j * width, width)
+        if place.first:
+            out["emb"], out["pos"] = self.emb, self.pos
+        if place.last:
+            width = shape.vocab // VOCAB_BLOCKS
+            for j, k in enumerate(head_blocks(place)):
+                out[f"head.{k}"] = self.head.narrow(1, j * width, width)
+        return out
 
     # ------------------------------------------------------------------ one stage
     def _layer(self, w: dict[str, Tensor], x: Tensor, cache: dict[str, Tensor], start: int, comm: Comm) -> Tensor:

@@ -189,7 +189,7 @@ class WorkerConfig(_message.Message):
     def __init__(self, plan_id: _Optional[int] = ..., tier: _Optional[_Union[Tier, str]] = ..., light_batch: _Optional[int] = ..., heavy_batch: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
 
 class WorkerStatus(_message.Message):
-    __slots__ = ("name", "tier", "queue_length", "light_queue", "heavy_queue", "enqueued", "completed", "dropped", "plan_id", "now", "busy", "running")
+    __slots__ = ("name", "tier", "queue_length", "light_queue", "heavy_queue", "enqueued", "completed", "dropped", "plan_id", "now", "busy", "running", "store_port")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     QUEUE_LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +202,7 @@ class WorkerStatus(_message.Message):
     NOW_FIELD_NUMBER: _ClassVar[int]
     BUSY_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
+    STORE_PORT_FIELD_NUMBER: _ClassVar[int]
     name: str
     tier: Tier
     queue_length: int
@@ -214,7 +215,8 @@ class WorkerStatus(_message.Message):
     now: float
     busy: bool
     running: int
-    def __init__(self, name: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., queue_length: _Optional[int] = ..., light_queue: _Optional[int] = ..., heavy_queue: _Optional[int] = ..., enqueued: _Optional[int] = ..., completed: _Optional[int] = ..., dropped: _Optional[int] = ..., plan_id: _Optional[int] = ..., now: _Optional[float] = ..., busy: _Optional[bool] = ..., running: _Optional[int] = ...) -> None: ...
+    store_port: int
+    def __init__(self, name: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., queue_length: _Optional[int] = ..., light_queue: _Optional[int] = ..., heavy_queue: _Optional[int] = ..., enqueued: _Optional[int] = ..., completed: _Optional[int] = ..., dropped: _Optional[int] = ..., plan_id: _Optional[int] = ..., now: _Optional[float] = ..., busy: _Optional[bool] = ..., running: _Optional[int] = ..., store_port: _Optional[int] = ...) -> None: ...
 
 class Notice(_message.Message):
     __slots__ = ("id", "dropped", "drop_reason", "path")
@@ -273,7 +275,7 @@ class BatchTiming(_message.Message):
     def __init__(self, prefill_s: _Optional[_Iterable[float]] = ..., step_s: _Optional[_Iterable[float]] = ..., embed_s: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ReplicaAssignment(_message.Message):
-    __slots__ = ("replica", "config", "members", "worker", "ready_at", "batch", "timing", "output_len")
+    __slots__ = ("replica", "config", "members", "worker", "ready_at", "batch", "timing", "output_len", "tp", "pp", "reload", "transfers")
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
@@ -282,6 +284,10 @@ class ReplicaAssignment(_message.Message):
     BATCH_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_LEN_FIELD_NUMBER: _ClassVar[int]
+    TP_FIELD_NUMBER: _ClassVar[int]
+    PP_FIELD_NUMBER: _ClassVar[int]
+    RELOAD_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
     replica: int
     config: str
     members: _containers.RepeatedScalarFieldContainer[str]
@@ -290,7 +296,79 @@ class ReplicaAssignment(_message.Message):
     batch: int
     timing: BatchTiming
     output_len: int
-    def __init__(self, replica: _Optional[int] = ..., config: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., worker: _Optional[str] = ..., ready_at: _Optional[float] = ..., batch: _Optional[int] = ..., timing: _Optional[_Union[BatchTiming, _Mapping]] = ..., output_len: _Optional[int] = ...) -> None: ...
+    tp: int
+    pp: int
+    reload: bool
+    transfers: _containers.RepeatedCompositeFieldContainer[PlannedTransfer]
+    def __init__(self, replica: _Optional[int] = ..., config: _Optional[str] = ..., members: _Optional[_Iterable[str]] = ..., worker: _Optional[str] = ..., ready_at: _Optional[float] = ..., batch: _Optional[int] = ..., timing: _Optional[_Union[BatchTiming, _Mapping]] = ..., output_len: _Optional[int] = ..., tp: _Optional[int] = ..., pp: _Optional[int] = ..., reload: _Optional[bool] = ..., transfers: _Optional[_Iterable[_Union[PlannedTransfer, _Mapping]]] = ...) -> None: ...
+
+class PlannedTransfer(_message.Message):
+    __slots__ = ("kind", "layer_lo", "layer_hi", "slice", "slices", "replica", "src", "nbytes")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LAYER_LO_FIELD_NUMBER: _ClassVar[int]
+    LAYER_HI_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    SLICES_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    NBYTES_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    layer_lo: int
+    layer_hi: int
+    slice: int
+    slices: int
+    replica: int
+    src: str
+    nbytes: float
+    def __init__(self, kind: _Optional[str] = ..., layer_lo: _Optional[int] = ..., layer_hi: _Optional[int] = ..., slice: _Optional[int] = ..., slices: _Optional[int] = ..., replica: _Optional[int] = ..., src: _Optional[str] = ..., nbytes: _Optional[float] = ...) -> None: ...
+
+class TransferDone(_message.Message):
+    __slots__ = ("planned", "nbytes", "seconds", "blocks")
+    PLANNED_FIELD_NUMBER: _ClassVar[int]
+    NBYTES_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    planned: PlannedTransfer
+    nbytes: float
+    seconds: float
+    blocks: int
+    def __init__(self, planned: _Optional[_Union[PlannedTransfer, _Mapping]] = ..., nbytes: _Optional[float] = ..., seconds: _Optional[float] = ..., blocks: _Optional[int] = ...) -> None: ...
+
+class MigrationReport(_message.Message):
+    __slots__ = ("replica", "worker", "transfers", "seconds", "group_s", "ready_at")
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_S_FIELD_NUMBER: _ClassVar[int]
+    READY_AT_FIELD_NUMBER: _ClassVar[int]
+    replica: int
+    worker: str
+    transfers: _containers.RepeatedCompositeFieldContainer[TransferDone]
+    seconds: float
+    group_s: float
+    ready_at: float
+    def __init__(self, replica: _Optional[int] = ..., worker: _Optional[str] = ..., transfers: _Optional[_Iterable[_Union[TransferDone, _Mapping]]] = ..., seconds: _Optional[float] = ..., group_s: _Optional[float] = ..., ready_at: _Optional[float] = ...) -> None: ...
+
+class BlockRequest(_message.Message):
+    __slots__ = ("names", "kv_replica", "kv_layers", "kv_heads")
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    KV_REPLICA_FIELD_NUMBER: _ClassVar[int]
+    KV_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    KV_HEADS_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    kv_replica: int
+    kv_layers: _containers.RepeatedScalarFieldContainer[int]
+    kv_heads: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., kv_replica: _Optional[int] = ..., kv_layers: _Optional[_Iterable[int]] = ..., kv_heads: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class BlockChunk(_message.Message):
+    __slots__ = ("data", "last")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    last: bool
+    def __init__(self, data: _Optional[bytes] = ..., last: _Optional[bool] = ...) -> None: ...
 
 class WorkerRef(_message.Message):
     __slots__ = ("worker",)

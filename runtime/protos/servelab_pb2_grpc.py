@@ -792,6 +792,11 @@ class ControllerStub:
                 request_serializer=runtime_dot_protos_dot_servelab__pb2.RegisterRequest.SerializeToString,
                 response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Migrated = channel.unary_unary(
+                '/servelab.Controller/Migrated',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.MigrationReport.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -803,12 +808,24 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Migrated(self, request, context):
+        """real execution: what a GPU's migration took
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Register': grpc.unary_unary_rpc_method_handler(
                     servicer.Register,
                     request_deserializer=runtime_dot_protos_dot_servelab__pb2.RegisterRequest.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
+            ),
+            'Migrated': grpc.unary_unary_rpc_method_handler(
+                    servicer.Migrated,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.MigrationReport.FromString,
                     response_serializer=runtime_dot_protos_dot_servelab__pb2.Empty.SerializeToString,
             ),
     }
@@ -838,6 +855,33 @@ class Controller:
             target,
             '/servelab.Controller/Register',
             runtime_dot_protos_dot_servelab__pb2.RegisterRequest.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Migrated(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servelab.Controller/Migrated',
+            runtime_dot_protos_dot_servelab__pb2.MigrationReport.SerializeToString,
             runtime_dot_protos_dot_servelab__pb2.Empty.FromString,
             options,
             channel_credentials,
@@ -884,6 +928,11 @@ class SpotWorkerStub:
                 request_serializer=runtime_dot_protos_dot_servelab__pb2.WorkerRef.SerializeToString,
                 response_deserializer=runtime_dot_protos_dot_servelab__pb2.WorkerStatus.FromString,
                 _registered_method=True)
+        self.Blocks = channel.unary_stream(
+                '/servelab.SpotWorker/Blocks',
+                request_serializer=runtime_dot_protos_dot_servelab__pb2.BlockRequest.SerializeToString,
+                response_deserializer=runtime_dot_protos_dot_servelab__pb2.BlockChunk.FromString,
+                _registered_method=True)
 
 
 class SpotWorkerServicer:
@@ -920,6 +969,13 @@ class SpotWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Blocks(self, request, context):
+        """real execution: a peer's migration
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SpotWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -947,6 +1003,11 @@ def add_SpotWorkerServicer_to_server(servicer, server):
                     servicer.Heartbeat,
                     request_deserializer=runtime_dot_protos_dot_servelab__pb2.WorkerRef.FromString,
                     response_serializer=runtime_dot_protos_dot_servelab__pb2.WorkerStatus.SerializeToString,
+            ),
+            'Blocks': grpc.unary_stream_rpc_method_handler(
+                    servicer.Blocks,
+                    request_deserializer=runtime_dot_protos_dot_servelab__pb2.BlockRequest.FromString,
+                    response_serializer=runtime_dot_protos_dot_servelab__pb2.BlockChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1084,6 +1145,33 @@ class SpotWorker:
             '/servelab.SpotWorker/Heartbeat',
             runtime_dot_protos_dot_servelab__pb2.WorkerRef.SerializeToString,
             runtime_dot_protos_dot_servelab__pb2.WorkerStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Blocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/servelab.SpotWorker/Blocks',
+            runtime_dot_protos_dot_servelab__pb2.BlockRequest.SerializeToString,
+            runtime_dot_protos_dot_servelab__pb2.BlockChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,7 +10,7 @@ from pathlib import Path
 from orchestrator.config.validate import require as _require
 from runtime.policies.spotserve.config_optimizer import choose
 from runtime.policies.spotserve.cost_model import check_profile
-from runtime.schema import Config
+from runtime.schema import Config, ModelConfig
 from traces.spotserve import AvailabilityEvent, instances_in_order, load_availability, split_start
 
 
@@ -19,6 +19,23 @@ def spot_workers(cfg: Config, events: list[AvailabilityEvent]) -> tuple[list[str
     the trace ever adds (later ones wait, warm, until their instance arrives)."""
     instances = instances_in_order(events)
     return instances, len(instances) * cfg.spot.gpus_per_instance
+
+
+def check_real_shape(model: ModelConfig) -> None:
+    """Real execution builds the GPT: every tensor-parallel degree the optimizer may pick must
+    split its heads and LM head (pipeline degrees it picks divide padded_layers already), and a
+    request's prompt and output must fit its positions."""
+    from runtime.models.gpt import GptShape
+
+    shape = GptShape.of(model)
+    for tp in model.profile_tps:
+        if tp <= model.max_tp:
+            shape.check(tp, 1)
+    _require(
+        model.input_len + model.output_len <= model.max_seq_len,
+        "model.max_seq_len",
+        f"{model.max_seq_len} positions cannot hold input_len {model.input_len} + output_len {model.output_len}",
+    )
 
 
 def validate(cfg: Config) -> list[AvailabilityEvent]:
@@ -37,9 +54,8 @@ def validate(cfg: Config) -> list[AvailabilityEvent]:
         "ablation",
         f"levels 1..4 take features out of spotserve; {a} has none (use 0)",
     )
-    _require(
-        cfg.execution.mode == "simulated", "execution.mode", "spotserve runs simulated execution (allowed: simulated)"
-    )
+    if cfg.execution.mode == "real":
+        check_real_shape(model)
     _require(
         cfg.execution.worker_processes in ("instance", "gpu"),
         "execution.worker_processes",

@@ -44,6 +44,7 @@ from runtime.policies.spotserve.cost_model import ParallelConfig
 from runtime.policies.spotserve.engine import BatchTiming, timing
 from runtime.policies.spotserve.fleet import EMPTY, Fleet, Replica
 from runtime.policies.spotserve.layout import Gpu
+from runtime.policies.spotserve.migration_planner import Transfer
 from runtime.policies.spotserve.reconfiguration import (
     Change,
     Notice,
@@ -68,6 +69,8 @@ class AssignReplica:
     ready_at: float
     config: ParallelConfig
     timing: BatchTiming
+    transfers: tuple[Transfer, ...] = ()  # what the migration plan sends to its GPUs
+    reload: bool = False  # the approach restarts from storage (real execution drops what GPUs hold)
 
 
 @dataclass(frozen=True)
@@ -279,7 +282,18 @@ class SpotControllerCore:
         if not built.new:
             return []
         t = timing(self.model, built.fleet.config)
-        return [AssignReplica(p.replica, p.ready_at, built.fleet.config, t) for p in built.new]
+        reload = not self.approach.migrates
+        return [
+            AssignReplica(
+                p.replica,
+                p.ready_at,
+                built.fleet.config,
+                t,
+                tuple(x for x in built.transfers if x.dst in p.replica.gpus),
+                reload,
+            )
+            for p in built.new
+        ]
 
     # ------------------------------------------------------------------ heartbeats
     def heartbeat_targets(self) -> list[str]:
@@ -381,9 +395,33 @@ class SpotControllerCore:
                     "moved_gb": built.moved_bytes / 1e9 if i == 0 else 0.0,
                     "kept_gb": built.kept_bytes / 1e9 if i == 0 else 0.0,
                     "ready_at": max((p.ready_at for p in built.new), default=None),
+                    "replicas": ",".join(str(p.replica.id) for p in built.new) if i == 0 else "",
                     "resumed_requests": resumed if i == 0 else 0,
                     "restarted_requests": restarted if i == 0 else 0,
                     "plan_ms": plan_ms,
                     "reason": built.reason,
                 }
             )
+
+
+def with_measured(decisions: list[dict[str, Any]], migrated: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The decision log with what real execution measured beside the plan's prediction: for
+    each change, its new replicas' migration (`measured_migration_s`: the slowest GPU's
+    transfers and group forming), the bytes they moved (`measured_gb`, storage reads included)
+    and when the last of them was ready. Unchanged when nothing was measured (simulated)."""
+    if not migrated:
+        return decisions
+    out = []
+    for row in decisions:
+        ids = {int(r) for r in str(row.get("replicas") or "").split(",") if r}
+        totals = [m for m in migrated if m["replica"] in ids and m["kind"] == "total"]
+        moved = [m for m in migrated if m["replica"] in ids and m["kind"] != "total"]
+        out.append(
+            {
+                **row,
+                "measured_migration_s": max((m["seconds"] + m["group_s"] for m in totals), default=math.nan),
+                "measured_gb": sum(m["bytes"] for m in moved) / 1e9 if totals else math.nan,
+                "measured_ready_at": max((m["at"] for m in totals), default=math.nan),
+            }
+        )
+    return out

@@ -27,7 +27,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from runtime.policies.spotserve.engine import BatchTiming, Run
+from runtime.policies.spotserve.engine import BatchTiming, MeasuredRun, Run
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Lease:
     requests: tuple[int, ...]
     start_step: int
     recompute: bool
-    run: Run
+    run: Run | MeasuredRun
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ floor((t - decode start)/step).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runtime.policies.spotserve.cost_model import ParallelConfig, decode_step_ms, embed_ms, prefill_ms
 from runtime.schema import ModelConfig
@@ -68,6 +68,34 @@ class Run:
             return self.start_step
         step = self.timing.step_s[self.batch - 1]
         return min(self.output_len, self.start_step + math.floor((t - self.decode_start) / step + 1e-9))
+
+
+@dataclass
+class MeasuredRun:
+    """One batch in real execution: the same questions as `Run`, answered from what happened.
+    Each token is committed when the step that made it ended (the prefill makes the first of
+    a fresh batch); the batch finishes when the leader says so."""
+
+    started_at: float
+    batch: int
+    start_step: int
+    output_len: int
+    commits: list[float] = field(default_factory=list)  # when each committed token was done
+    finished: float | None = None
+
+    @property
+    def finish_at(self) -> float:
+        return self.finished if self.finished is not None else math.inf
+
+    @property
+    def tokens(self) -> int:
+        return self.start_step + len(self.commits)
+
+    def commit(self, at: float) -> None:
+        self.commits.append(at)
+
+    def committed_at(self, t: float) -> int:
+        return self.start_step + sum(1 for c in self.commits if c <= t)
 
 
 def worth_starting(

@@ -34,6 +34,7 @@ from runtime.policies.spotserve.cost_model import ZERO, ParallelConfig
 from runtime.policies.spotserve.device_mapper import rank_order
 from runtime.policies.spotserve.fleet import Fleet, Replica, instance_gpus, replicas_from
 from runtime.policies.spotserve.layout import Gpu, InterruptedBatch
+from runtime.policies.spotserve.migration_planner import Transfer
 from runtime.schema import ModelConfig, SpotConfig
 from traces.spotserve import AvailabilityEvent
 
@@ -79,6 +80,9 @@ class Rebuild:
     kept_bytes: float = 0.0
     migration_s: float = 0.0
     reason: str = ""
+    # What the migration plan moves to the new replicas' GPUs (kv transfers name the old
+    # replica's id); real execution carries them out. Empty: the new GPUs read from storage.
+    transfers: tuple[Transfer, ...] = ()
 
 
 def _apply(alive: tuple[str, ...], event: AvailabilityEvent) -> tuple[str, ...]:
@@ -160,6 +164,8 @@ class SpotApproach(ABC):
     """Base of the SpotServe-side approaches; subclasses set `name` and decide the two steps."""
 
     name: ClassVar[str]
+    # False: a new configuration restarts from storage (real execution drops what GPUs hold).
+    migrates: ClassVar[bool] = False
 
     def __init__(self, model: ModelConfig, spot: SpotConfig, features: Features, max_instances: int) -> None:
         self.model = model

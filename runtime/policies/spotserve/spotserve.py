@@ -15,6 +15,7 @@ matching (runtime/policies/spotserve/ablation.py).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from runtime.policies.spotserve.cost_model import ParallelConfig
@@ -37,6 +38,7 @@ from runtime.policies.spotserve.reconfiguration import (
 
 class SpotServe(SpotApproach):
     name = "spotserve"
+    migrates = True
 
     def initial(self, instances: tuple[str, ...], required_tpt: float, now: float = 0.0) -> Rebuild:
         built = super().initial(instances, required_tpt, now)
@@ -132,6 +134,9 @@ class SpotServe(SpotApproach):
         old_id = {r.dp: r.id for r in fleet.replicas}
         resumed = {old_id[old_dp]: replicas[j].id for j, old_dp in resume.items()}
         plans = tuple(ReplicaPlan(r, ready, old_id[resume[r.dp]] if r.dp in resume else None) for r in replicas)
+        transfers = tuple(
+            dataclasses.replace(t, replica=old_id[t.replica]) if t.replica is not None else t for t in plan.transfers
+        )
         return Rebuild(
             Fleet(notice.alive_after, new, tuple(replicas)),
             plans,
@@ -141,6 +146,7 @@ class SpotServe(SpotApproach):
             plan.kept_bytes,
             migration_s,
             notice.reason,
+            transfers,
         )
 
     def _fast_path(self, fleet: Fleet, notice: Notice) -> Rebuild:
@@ -165,4 +171,5 @@ class SpotServe(SpotApproach):
             kept_bytes=plan.kept_bytes,
             migration_s=migration_s,
             reason=notice.reason,
+            transfers=plan.transfers,
         )

@@ -9,7 +9,12 @@ back when the replica is gone. The tick thread heartbeats one worker of every pr
 instances in service every `run.heartbeat_s`, asks the pool how it stands, and lets the core
 declare an instance lost after `run.evict_after_missed` heartbeats in a row without an answer.
 
-Files: `decisions.parquet` (one row per availability event) and `ticks.parquet`.
+In real execution every GPU of a new replica reports what its migration measured (`Migrated`):
+`transfers.parquet` has a row per transfer (planned and moved bytes, seconds) and one `total` per
+GPU, and the decision log gets the measured migration beside the plan's (`with_measured`).
+
+Files: `decisions.parquet` (one row per availability event), `ticks.parquet`, and in real
+execution `transfers.parquet`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from runtime.cores.spotserve.controller import (
     ReplicasGone,
     Requeue,
     SpotControllerCore,
+    with_measured,
 )
 from runtime.policies.spotserve.layout import Gpu
 from runtime.policies.spotserve.reconfiguration import Stopped
@@ -43,6 +49,7 @@ from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
 from runtime.spec import RunSpec
+from runtime.tables import write_rows
 from traces.spotserve import alive_timeline, load_availability, split_start
 
 DRAIN_SLACK_WALL_S = 15.0  # beyond a drain's deadline, before the controller stops waiting for it
@@ -82,8 +89,10 @@ class SpotControllerRole(Role):
         self._timer = threading.Thread(target=self._timer_loop, name="timer", daemon=True)
         self._ticker = threading.Thread(target=self._tick_loop, name="ticks", daemon=True)
 
+        self.migrated: list[dict[str, object]] = []  # real execution: what the GPUs' migrations took
+
     def servicers(self) -> list[Servicer]:
-        return [(pbg.add_ControllerServicer_to_server, _Register())]
+        return [(pbg.add_ControllerServicer_to_server, _ControllerService(self))]
 
     def parallel(self, fn: Callable[[T], object], items: Iterable[T]) -> None:
         list(self.threads.map(fn, items))
@@ -162,9 +171,25 @@ class SpotControllerRole(Role):
         timing = pb.BatchTiming(prefill_s=t.prefill_s, step_s=t.step_s, embed_s=t.embed_s)
 
         def one(worker: str) -> None:
+            me = a.replica.gpus[members.index(worker)]
+            transfers = [
+                pb.PlannedTransfer(
+                    kind=x.kind,
+                    layer_lo=x.layers[0],
+                    layer_hi=x.layers[1],
+                    slice=x.shard[0],
+                    slices=x.shard[1],
+                    replica=-1 if x.replica is None else x.replica,
+                    src=self.workers[x.src] if x.src else "",
+                    nbytes=x.nbytes,
+                )
+                for x in a.transfers
+                if x.dst == me
+            ]
             msg = pb.ReplicaAssignment(
                 replica=a.replica.id, config=str(a.config), members=members, worker=worker, ready_at=a.ready_at,
-                batch=a.config.batch, timing=timing, output_len=self.model.output_len,
+                batch=a.config.batch, timing=timing, output_len=self.model.output_len, tp=a.config.tp,
+                pp=a.config.pp, reload=a.reload, transfers=transfers,
             )  # fmt: skip
             try:
                 self.stubs[worker].Assign(msg, timeout=self.rpc_timeout)
@@ -250,12 +275,39 @@ class SpotControllerRole(Role):
             self.apply(actions)
             self.wake.set()
 
+    def migrated_report(self, r: pb.MigrationReport) -> None:
+        at = self.clock.now()
+        rows: list[dict[str, object]] = [
+            {"at": at, "replica": r.replica, "worker": r.worker, "kind": "total", "layers": "", "src": "",
+             "planned_bytes": sum(d.planned.nbytes for d in r.transfers), "bytes": sum(d.nbytes for d in r.transfers),
+             "seconds": r.seconds, "group_s": r.group_s, "blocks": sum(d.blocks for d in r.transfers)}
+        ]  # fmt: skip
+        for d in r.transfers:
+            p = d.planned
+            rows.append(
+                {"at": at, "replica": r.replica, "worker": r.worker, "kind": p.kind,
+                 "layers": f"{p.layer_lo}-{p.layer_hi}", "src": p.src or "storage", "planned_bytes": p.nbytes,
+                 "bytes": d.nbytes, "seconds": d.seconds, "group_s": 0.0, "blocks": d.blocks}
+            )  # fmt: skip
+        with self.lock:
+            self.migrated += rows
+
     def finish(self) -> None:
         with self.lock:
-            rolefiles.write_controller(self.core.decisions, self.core.ticks, self.out_dir)
+            decisions = with_measured(self.core.decisions, self.migrated)
+            rolefiles.write_controller(decisions, self.core.ticks, self.out_dir)
+            if self.migrated:
+                write_rows(self.migrated, self.out_dir / rolefiles.TRANSFERS_FILE)
         self.threads.shutdown(wait=False, cancel_futures=True)
 
 
-class _Register(pbg.ControllerServicer):
+class _ControllerService(pbg.ControllerServicer):
+    def __init__(self, controller: SpotControllerRole) -> None:
+        self.c = controller
+
     def Register(self, request: pb.RegisterRequest, context: grpc.ServicerContext) -> pb.Empty:
+        return pb.Empty()
+
+    def Migrated(self, request: pb.MigrationReport, context: grpc.ServicerContext) -> pb.Empty:
+        self.c.migrated_report(request)
         return pb.Empty()

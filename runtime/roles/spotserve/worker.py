@@ -7,27 +7,44 @@ from the request pool (leased to the replica), runs each (a prefill, then one de
 after another, each committing a token: runtime/cores/spotserve/replica.py) and reports it
 to the pool, finished (the requests go to the sink) or interrupted by a drain (with the tokens
 it committed). Told its instance is preempted, the process exits.
+
+In real execution (`execution.mode=real`) every GPU has its own process and a `GptGpu`
+(runtime/executors/gpt.py). An assignment runs on the process's one rank thread: the GPU
+carries out its part of the migration plan (blocks from peers over `Blocks`, or storage), tells
+the controller what it measured, joins the replica's group on the leader's TCP store, and then
+leads (pulls batches and broadcasts each prefill and decode step; every step commits a token
+through the same `ReplicaCore`, timed by the clock, not by the profile) or follows the leader
+until the replica is released.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
 from runtime.cores.spotserve.pool import Lease
 from runtime.cores.spotserve.replica import Assignment, Finished, Interrupted, ReplicaCore
 from runtime.outbox import Outbox
-from runtime.policies.spotserve.engine import BatchTiming, Run
+from runtime.policies.spotserve.engine import BatchTiming, MeasuredRun, Run
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
 from runtime.spec import RunSpec
 
+if TYPE_CHECKING:
+    from runtime.executors.gpt import GptGpu, Migration, Planned
+
 PULL_WAIT_WALL_S = 0.2  # how long the pool holds a pull when it has nothing for the replica
 DRAIN_SLACK_WALL_S = 10.0  # beyond the deadline, before a drain answers that it has not stopped
+GROUP_TIMEOUT_S = 60.0  # real execution: forming a replica's group, and any one collective
 
 
 @dataclass
@@ -60,6 +77,38 @@ class SpotWorkerRole(Role):
             "sink", lambda qs: sink.Complete(pb.QueryBatch(queries=qs), timeout=self.rpc_timeout), self.log
         )
         self.reports: Outbox[pb.LeaseReport] = Outbox("pool", self._send_reports, self.log, max_batch=1)
+        self.gpu: GptGpu | None = None
+        if self.config.execution.mode == "real":
+            self.gpu = self._make_gpu()
+            self.rank = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rank")
+            controller = pbg.ControllerStub(self.channel_to(spec.only("controller").name))
+
+            def send(reports: list[pb.MigrationReport]) -> None:
+                for r in reports:
+                    controller.Migrated(r, timeout=self.rpc_timeout)
+
+            self.migrations: Outbox[pb.MigrationReport] = Outbox("controller", send, self.log)
+
+    def _make_gpu(self) -> GptGpu:
+        import torch
+
+        from runtime.executors.gpt import GptGpu
+        from runtime.executors.real import pick_device
+        from runtime.models.gpt import GptShape
+
+        cfg = self.config
+        assert cfg.model is not None
+        gpu = self.spec.role(self.name).gpu
+        device = pick_device(cfg.execution.device, gpu)
+        if device.startswith("cuda") and gpu is not None:
+            device = f"cuda:{gpu % torch.cuda.device_count()}"
+        if device == "cpu" and cfg.execution.threads > 0:
+            torch.set_num_threads(cfg.execution.threads)
+        if all(a.address.startswith(("127.", "localhost")) for a in self.spec.of("worker")):
+            os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: gloo talks over loopback
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        root = Path(cfg.execution.weights_dir or Path.home() / ".cache" / "servelab" / "weights").expanduser()
+        return GptGpu(GptShape.of(cfg.model), cfg.seed, cfg.model.input_len, dtype, device, root)
 
     def _send_reports(self, reports: list[pb.LeaseReport]) -> None:
         for r in reports:
@@ -69,6 +118,8 @@ class SpotWorkerRole(Role):
         return [(pbg.add_SpotWorkerServicer_to_server, _SpotWorkerService(self))]
 
     def after_bind(self) -> None:
+        if self.gpu is not None:
+            self.gpu.store_port()
         self.register_with_controller()
         self.registered = True
 
@@ -82,18 +133,31 @@ class SpotWorkerRole(Role):
             self.cond.notify_all()
         self.reports.close(timeout=2.0)
         self.to_sink.close(timeout=2.0)
+        if self.gpu is not None:
+            self.migrations.close(timeout=2.0)
+            self.rank.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ control
     def assign(self, a: pb.ReplicaAssignment) -> None:
         t = a.timing
         timing = BatchTiming(tuple(t.prefill_s), tuple(t.step_s), tuple(t.embed_s))
+        leads = a.members[0] == a.worker
         with self.cond:
             self.assigned[a.worker] = a.replica
-            if a.members[0] != a.worker or a.replica in self.engines:
+            if a.replica in self.engines:
                 return
-            core = ReplicaCore(Assignment(a.replica, a.batch, timing, a.output_len, a.ready_at, a.config))
-            engine = _Engine(core, a.worker)
-            self.engines[a.replica] = engine
+            engine = None
+            if leads:
+                # Real execution: ready when its group has formed (`_real_replica` sets it).
+                ready = float("inf") if self.gpu is not None else a.ready_at
+                core = ReplicaCore(Assignment(a.replica, a.batch, timing, a.output_len, ready, a.config))
+                engine = _Engine(core, a.worker)
+                self.engines[a.replica] = engine
+        if self.gpu is not None:
+            self.rank.submit(self._real_replica, a, engine)
+            return
+        if engine is None:
+            return
         self.log.info(
             "Leading <replica=%d config=%s ready_at=%.1f worker=%s>", a.replica, a.config, a.ready_at, a.worker
         )
@@ -128,8 +192,9 @@ class SpotWorkerRole(Role):
             replica = self.assigned.get(worker, -1)
             engine = self.engines.get(replica)
             busy = engine is not None and engine.core.lease is not None
+            port = self.gpu.store_port() if self.gpu is not None else 0
             return pb.WorkerStatus(name=worker, plan_id=replica, busy=busy, completed=self.completed,
-                                   now=self.clock.now())  # fmt: skip
+                                   now=self.clock.now(), store_port=port)  # fmt: skip
 
     # ------------------------------------------------------------------ a replica's engine
     def _run(self, engine: _Engine) -> None:
@@ -159,6 +224,8 @@ class SpotWorkerRole(Role):
                     self.cond.wait(max(0.001, wait))
                     continue
             self._pull(engine)
+            if self.gpu is not None and core.lease is not None:
+                self._run_batch(engine)  # real execution: the batch runs here, step by step
 
     def _pull(self, engine: _Engine) -> None:
         a = engine.core.a
@@ -177,7 +244,11 @@ class SpotWorkerRole(Role):
         if reply.lease < 0:
             return
         ids = tuple(q.id for q in reply.queries)
-        run = Run(reply.started_at, len(ids), reply.start_step, a.output_len, t, reply.recompute)
+        run: Run | MeasuredRun
+        if self.gpu is not None:
+            run = MeasuredRun(reply.started_at, len(ids), reply.start_step, a.output_len)
+        else:
+            run = Run(reply.started_at, len(ids), reply.start_step, a.output_len, t, reply.recompute)
         with self.cond:
             engine.core.start(Lease(reply.lease, a.replica, ids, reply.start_step, reply.recompute, run))
             engine.queries, engine.received = list(reply.queries), reply.lease
@@ -205,6 +276,121 @@ class SpotWorkerRole(Role):
                 "Drained mid-batch <replica=%d n=%d committed=%d>", engine.core.id, len(queries), outcome.tokens
             )
 
+    # ------------------------------------------------------------------ real execution
+    def _real_replica(self, a: pb.ReplicaAssignment, engine: _Engine | None) -> None:
+        """On the rank thread: migrate, join the group, lead or follow, leave."""
+        from runtime.executors.gpt import OP_QUIT
+        from runtime.models.gpt import Place
+
+        gpu = self.gpu
+        assert gpu is not None
+        rank = list(a.members).index(a.worker)
+        place = Place(a.tp, a.pp, rank % a.tp, rank // a.tp)
+        try:
+            if self.stopping.is_set() or self.assigned.get(a.worker) != a.replica:
+                return  # released before its turn
+            gpu.replica, gpu.max_batch = a.replica, a.batch
+            migration = gpu.become(place, [_planned(t) for t in a.transfers], a.reload, self._fetch)
+            t0 = time.perf_counter()
+            gpu.join(self._store_of(a.members[0]), a.replica, rank, place, GROUP_TIMEOUT_S)
+            group_s = time.perf_counter() - t0
+            now = self.clock.now()
+            self.migrations.put([_migration_report(a, migration, group_s, now)])
+            self.log.info(
+                "Rank %d of replica %d <config=%s migration=%.3fs group=%.3fs>",
+                rank, a.replica, a.config, migration.seconds, group_s,
+            )  # fmt: skip
+            if engine is None:
+                gpu.follow()
+                return
+            with self.cond:
+                engine.core.a = replace(engine.core.a, ready_at=now)
+            try:
+                self._serve(engine)
+            finally:
+                if gpu.grouped or a.tp * a.pp == 1:
+                    gpu.lead(OP_QUIT)
+        except Exception:  # a peer gone mid-collective, a failed fetch: the replica ends here
+            self.log.exception("Replica %d's rank %d failed", a.replica, rank)
+        finally:
+            gpu.leave()
+            with self.cond:
+                if engine is not None:
+                    engine.released = True
+                self.cond.notify_all()
+
+    def _store_of(self, leader: str) -> tuple[str, int]:
+        """The leader process's TCP store (its port comes with its heartbeat)."""
+        stub = pbg.SpotWorkerStub(self.channel_to(leader))
+        port = stub.Heartbeat(pb.WorkerRef(worker=leader), timeout=self.rpc_timeout).store_port
+        return self.spec.role(leader).address.rsplit(":", 1)[0], port
+
+    def _fetch(
+        self, worker: str, names: list[str], kv_replica: int, kv_layers: list[int], kv_heads: list[int]
+    ) -> Iterator[tuple[bytes, bool]]:
+        stub = pbg.SpotWorkerStub(self.channel_to(worker))
+        request = pb.BlockRequest(names=names, kv_replica=kv_replica, kv_layers=kv_layers, kv_heads=kv_heads)
+        for chunk in stub.Blocks(request, timeout=GROUP_TIMEOUT_S):
+            yield chunk.data, chunk.last
+
+    def _run_batch(self, engine: _Engine) -> None:
+        """Run the leased batch step by step; each step's end commits its token."""
+        from runtime.executors.gpt import OP_BATCH, OP_CUT, OP_END, OP_STEP
+
+        gpu, core = self.gpu, engine.core
+        assert gpu is not None and core.lease is not None
+        lease = core.lease
+        run = lease.run
+        assert isinstance(run, MeasuredRun)
+        committed = gpu.lead(OP_BATCH, lease.requests, lease.start_step, int(lease.recompute))
+        while True:
+            with self.cond:
+                now = self.clock.now()
+                for _ in range(committed - run.tokens):
+                    run.commit(now)
+                if run.tokens >= run.output_len and run.finished is None:
+                    run.finished = now
+                outcome = core.advance(now)
+            if outcome is None:
+                committed = gpu.lead(OP_STEP)
+                continue
+            if isinstance(outcome, Interrupted):
+                gpu.lead(OP_CUT, a=outcome.tokens)
+            else:
+                gpu.lead(OP_END)
+            with self.cond:
+                if isinstance(outcome, Finished | Interrupted):
+                    self._report(engine, outcome)
+                self.cond.notify_all()
+            return
+
+    def blocks(self, request: pb.BlockRequest) -> Iterator[pb.BlockChunk]:
+        from runtime.executors.gpt import pack
+
+        if self.gpu is None:
+            return
+        blocks = self.gpu.serve(list(request.names), request.kv_replica, list(request.kv_layers),
+                                list(request.kv_heads))  # fmt: skip
+        for data, last in pack(blocks):
+            yield pb.BlockChunk(data=data, last=last)
+
+
+def _planned(t: pb.PlannedTransfer) -> Planned:
+    from runtime.executors.gpt import Planned
+
+    return Planned(t.kind, (t.layer_lo, t.layer_hi), t.slice, t.slices, t.replica, t.src, t.nbytes)
+
+
+def _migration_report(a: pb.ReplicaAssignment, m: Migration, group_s: float, now: float) -> pb.MigrationReport:
+    done = []
+    for d in m.transfers:
+        p = d.planned
+        planned = pb.PlannedTransfer(kind=p.kind, layer_lo=p.layers[0], layer_hi=p.layers[1], slice=p.slice,
+                                     slices=p.slices, replica=p.replica, src=p.src, nbytes=p.nbytes)  # fmt: skip
+        done.append(pb.TransferDone(planned=planned, nbytes=d.nbytes, seconds=d.seconds, blocks=d.blocks))
+    return pb.MigrationReport(replica=a.replica, worker=a.worker, transfers=done, seconds=m.seconds,
+                              group_s=group_s, ready_at=now)  # fmt: skip
+
 
 class _SpotWorkerService(pbg.SpotWorkerServicer):
     def __init__(self, worker: SpotWorkerRole) -> None:
@@ -228,3 +414,6 @@ class _SpotWorkerService(pbg.SpotWorkerServicer):
 
     def Heartbeat(self, request: pb.WorkerRef, context: grpc.ServicerContext) -> pb.WorkerStatus:
         return self.w.status(request.worker)
+
+    def Blocks(self, request: pb.BlockRequest, context: grpc.ServicerContext) -> Iterator[pb.BlockChunk]:
+        return self.w.blocks(request)
