@@ -12,6 +12,7 @@ sync:  build a wheel of this project here and install it (no dependencies, unles
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -98,6 +100,8 @@ def check_host(plan: RunPlan, host_cfg: HostConfig, local_fp: str) -> list[Check
                     name, "gpus", not missing, f"visible {sorted(seen)}" + (f", missing {missing}" if missing else "")
                 )
             )
+        if config.execution.mode == "real" and config.system.name == "spotserve":
+            checks.append(group_check(host, host_cfg))
         mine = [a.bind for a in plan.addresses if a.host == name]
         busy = busy_ports(host, mine)
         checks.append(
@@ -110,6 +114,29 @@ def check_host(plan: RunPlan, host_cfg: HostConfig, local_fp: str) -> list[Check
     finally:
         host.close()
     return checks
+
+
+def group_check(host: Host, host_cfg: HostConfig) -> Check:
+    """SpotServe real execution: torch, one CUDA device per hostfile GPU with NCCL (gloo on a
+    CPU host), and the ephemeral ports the replicas' groups use."""
+    probe = host.run(f"{q(host.python)} -m orchestrator.deploy.accelerators", timeout=60)
+    found: dict[str, Any]
+    try:
+        found = json.loads(probe.stdout.strip().splitlines()[-1]) if probe.ok else {"error": probe.stderr.strip()}
+    except (ValueError, IndexError):
+        found = {"error": probe.stdout.strip()[:160]}
+    if "error" in found:
+        return Check(host_cfg.name, "groups", False, str(found["error"])[:160])
+    wanted = len(host_cfg.gpus)
+    if wanted:
+        ok = bool(found["nccl"]) and int(found["cuda_devices"]) >= wanted
+        backend = (
+            f"nccl {'yes' if found['nccl'] else 'MISSING'}, {found['cuda_devices']} CUDA devices for {wanted} GPUs"
+        )
+    else:
+        ok, backend = bool(found["gloo"]), f"gloo {'yes' if found['gloo'] else 'MISSING'} (CPU workers)"
+    detail = f"torch {found['torch']}, {backend}; groups take ports in {found['ephemeral_ports']}"
+    return Check(host_cfg.name, "groups", ok, detail)
 
 
 def check(plan: RunPlan) -> int:

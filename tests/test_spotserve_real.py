@@ -16,19 +16,15 @@ import pandas as pd
 import pytest
 import yaml
 
+from benchmarks.spotserve_real import SHORT as TRACE
 from tests.conftest import ROOT, free_base_port, processes_mentioning
 
 pytestmark = pytest.mark.slow
 
 pytest.importorskip("torch")
 
-# Two 2-GPU instances; node-0 goes at 12 s (notice at 7 s), the run ends at 24 s.
-SHORT = (
-    "system=spotserve", "model=tiny", "execution=real", "trace=tiny_spot", "trace.duration_s=24",
-    "trace.availability=[{at_s:0,op:add,instances:[node-0,node-1]},{at_s:12,op:remove,instances:[node-0]},"
-    "{at_s:24,op:end}]",
-    "spot.gpus_per_instance=2", "spot.grace_period_s=5", "run.progress=false",
-)  # fmt: skip
+# Two 2-GPU instances: node-1 joins at 4 s, node-0 goes at 14 s (notice at 9 s), the end at 26 s.
+SHORT = (*TRACE, "run.progress=false")
 
 
 def run_real(tmp_path: Path, *args: str) -> Path:
@@ -50,18 +46,16 @@ def test_every_approach_runs_the_gpt_through_a_preemption_with_every_request_acc
     assert s["completed"] + s["unfinished"] == s["queries_sent"] > 0 and s["completed"] > 0
     decisions = pd.read_parquet(run_dir / "roles" / "controller" / "decisions.parquet")
     transfers = pd.read_parquet(run_dir / "roles" / "controller" / "transfers.parquet")
-    start = decisions[decisions["event"] == "start"].iloc[0]
-    assert math.isfinite(start["measured_migration_s"]) and start["measured_gb"] > 0, "the first shards were read"
-    remove = decisions[decisions["event"] == "remove"].iloc[0]
-    new = {int(r) for r in str(remove["replicas"]).split(",") if r}
-    if new:  # the change built replicas: each GPU measured its part, beside the plan's prediction
-        assert math.isfinite(remove["measured_migration_s"]) and math.isfinite(remove["migration_s"])
-        moved = transfers[transfers["replica"].isin(new) & (transfers["kind"] != "total")]
-        assert moved["bytes"].sum() > 0
-        if approach == "spotserve":
-            assert (moved["src"] != "storage").any(), "the plan's transfers came from the old GPUs"
-        if approach == "reparallelization":
-            assert set(moved["src"]) == {"storage"}, "a reparallelization reloads from storage"
+    assert set(decisions["event"]) >= {"add", "remove"}
+    built = decisions[decisions["replicas"] != ""]
+    assert len(built) and built["measured_migration_s"].map(math.isfinite).all(), "each GPU measured its part"
+    assert built.iloc[0]["measured_gb"] > 0, "the first shards were read from storage"
+    later = {int(r) for rs in built["replicas"].iloc[1:] for r in str(rs).split(",")}
+    moved = transfers[transfers["replica"].isin(later) & (transfers["kind"] != "total") & (transfers["bytes"] > 0)]
+    if approach == "spotserve":  # replicas are rebuilt at each change, from what the old GPUs hold
+        assert (moved["src"].str.startswith("worker-")).any(), "the plan's transfers came from the old GPUs"
+    if approach == "reparallelization":
+        assert len(moved) and set(moved["src"]) == {"storage"}, "a reparallelization reloads from storage"
     log = (run_dir / "logs" / "localhost" / "worker-0.log").read_text()
     assert "Preempted: the instance is gone" in log and "Rank 0 of replica" in log
     assert processes_mentioning(str(tmp_path)) == [], "no role process outlives the run"
@@ -89,3 +83,17 @@ def test_the_profiler_writes_a_model_profile_the_simulator_reads(tmp_path: Path)
     resolved = yaml.safe_load((run_dir / "config_resolved.yaml").read_text())
     assert resolved["model"]["init_ms"] == profiled["init_ms"]
     assert json.loads((run_dir / "summary.json").read_text())["completed"] > 0
+
+
+@pytest.mark.parametrize(
+    ("gpus", "ok", "detail"),
+    [([], True, "gloo yes (CPU workers); groups take ports in "), ([0, 1], False, "0 CUDA devices for 2 GPUs")],
+)
+def test_hosts_check_says_whether_a_host_can_form_the_groups(gpus: list[int], ok: bool, detail: str) -> None:
+    """Probed for real on this machine (torch on CPU: gloo, no CUDA device)."""
+    from orchestrator.deploy.hosts import LocalHost
+    from orchestrator.hosts import group_check
+    from runtime.schema import HostConfig
+
+    check = group_check(LocalHost(HostConfig(name="here", gpus=gpus)), HostConfig(name="here", gpus=gpus))
+    assert check.ok == ok and detail in check.detail and check.detail.startswith("torch "), check
