@@ -12,7 +12,6 @@ sync:  build a wheel of this project here and install it (no dependencies, unles
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import shutil
 import subprocess
@@ -21,7 +20,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -33,6 +31,7 @@ from orchestrator.deploy.fingerprint import PACKAGES, fingerprint
 from orchestrator.deploy.hosts import Host, LocalHost, connect
 from orchestrator.deploy.launcher import parallel
 from orchestrator.plan import RunPlan, resolve
+from orchestrator.systems import get_system
 from runtime.exceptions import DeployError, ServelabError
 from runtime.schema import Config, HostConfig
 
@@ -100,8 +99,8 @@ def check_host(plan: RunPlan, host_cfg: HostConfig, local_fp: str) -> list[Check
                     name, "gpus", not missing, f"visible {sorted(seen)}" + (f", missing {missing}" if missing else "")
                 )
             )
-        if config.execution.mode == "real" and config.system.name == "spotserve":
-            checks.append(group_check(host, host_cfg))
+        system = get_system(config.system.name)
+        checks += [Check(name, item, ok, detail) for item, ok, detail in system.host_checks(config, host, host_cfg)]
         mine = [a.bind for a in plan.addresses if a.host == name]
         busy = busy_ports(host, mine)
         checks.append(
@@ -114,29 +113,6 @@ def check_host(plan: RunPlan, host_cfg: HostConfig, local_fp: str) -> list[Check
     finally:
         host.close()
     return checks
-
-
-def group_check(host: Host, host_cfg: HostConfig) -> Check:
-    """SpotServe real execution: torch, one CUDA device per hostfile GPU with NCCL (gloo on a
-    CPU host), and the ephemeral ports the replicas' groups use."""
-    probe = host.run(f"{q(host.python)} -m orchestrator.deploy.accelerators", timeout=60)
-    found: dict[str, Any]
-    try:
-        found = json.loads(probe.stdout.strip().splitlines()[-1]) if probe.ok else {"error": probe.stderr.strip()}
-    except (ValueError, IndexError):
-        found = {"error": probe.stdout.strip()[:160]}
-    if "error" in found:
-        return Check(host_cfg.name, "groups", False, str(found["error"])[:160])
-    wanted = len(host_cfg.gpus)
-    if wanted:
-        ok = bool(found["nccl"]) and int(found["cuda_devices"]) >= wanted
-        backend = (
-            f"nccl {'yes' if found['nccl'] else 'MISSING'}, {found['cuda_devices']} CUDA devices for {wanted} GPUs"
-        )
-    else:
-        ok, backend = bool(found["gloo"]), f"gloo {'yes' if found['gloo'] else 'MISSING'} (CPU workers)"
-    detail = f"torch {found['torch']}, {backend}; groups take ports in {found['ephemeral_ports']}"
-    return Check(host_cfg.name, "groups", ok, detail)
 
 
 def check(plan: RunPlan) -> int:

@@ -30,6 +30,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from orchestrator.hosts import load_config
+from orchestrator.systems.base import ProfileOptions
 from runtime.exceptions import ConfigError, ServelabError
 from runtime.schema import CascadeConfig, Config, DiffusionModelConfig
 
@@ -163,12 +164,26 @@ def write(out_dir: Path, cascade: CascadeConfig, measured: dict[str, Any], batch
     return target
 
 
+def profile_cascade(config: Config, options: ProfileOptions) -> str:
+    """DiffServe's profiler (its registry entry calls it)."""
+    assert config.cascade is not None
+    batch_sizes = options.batch_sizes or [1, 2, 4, 8]
+    measured = profile(config, batch_sizes, options.repeats, options.warmup, options.curve_prompts, options.out)
+    target = write(options.out, config.cascade, measured, batch_sizes)
+    return (
+        f"Profile: {target}\nSimulate it: python -m orchestrator hydra.searchpath=[file://{options.out.resolve()}] "
+        f"cascade={config.cascade.name}_profiled"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    from orchestrator.systems import get_system
+
     parser = argparse.ArgumentParser(prog="python -m orchestrator.profile", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--batch-sizes",
         default=None,
-        help="comma-separated batch sizes (default 1,2,4,8; spotserve: model.profile_batches)",
+        help="comma-separated batch sizes (default: diffserve 1,2,4,8; spotserve model.profile_batches)",
     )
     parser.add_argument("--max-tp", type=int, default=None, help="spotserve: profile tensor parallelism up to this")
     parser.add_argument("--repeats", type=int, default=5)
@@ -178,44 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. cascade=tiny execution.device=cuda")
     args = parser.parse_intermixed_args(argv)
     try:
-        config = load_config(args.overrides)
-        default = list(config.model.profile_batches) if config.model is not None else [1, 2, 4, 8]
-        batch_sizes = sorted({int(b) for b in args.batch_sizes.split(",")}) if args.batch_sizes else default
-        if not batch_sizes or batch_sizes[0] < 1 or args.repeats < 1:
+        batch_sizes = sorted({int(b) for b in args.batch_sizes.split(",")}) if args.batch_sizes else None
+        if (batch_sizes is not None and (not batch_sizes or batch_sizes[0] < 1)) or args.repeats < 1:
             raise ConfigError("--batch-sizes and --repeats: positive integers")
-        if config.system.name == "spotserve":
-            return profile_spotserve(config, batch_sizes, args.repeats, args.warmup, args.max_tp, args.out)
-        assert config.cascade is not None
-        measured = profile(config, batch_sizes, args.repeats, args.warmup, args.curve_prompts, args.out)
-        target = write(args.out, config.cascade, measured, batch_sizes)
+        config = load_config(args.overrides)
+        options = ProfileOptions(batch_sizes, args.repeats, args.warmup, args.curve_prompts, args.max_tp, args.out)
+        message = get_system(config.system.name).profile(config, options)
     except (ServelabError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(
-        f"Profile: {target}\nSimulate it: python -m orchestrator hydra.searchpath=[file://{args.out.resolve()}] cascade={config.cascade.name}_profiled"
-    )
-    return 0
-
-
-def profile_spotserve(
-    config: Config, batches: list[int], repeats: int, warmup: int, max_tp: int | None, out: Path
-) -> int:
-    from orchestrator.systems.spotserve.profile import measure, profiled_model, write_profile
-    from runtime.executors.real import pick_device
-
-    model = config.model
-    assert model is not None
-    tps = [tp for tp in model.profile_tps if tp <= model.max_tp and (max_tp is None or tp <= max_tp)]
-    if not tps:
-        raise ConfigError(f"--max-tp: {max_tp} leaves none of model.profile_tps {list(model.profile_tps)}")
-    device = pick_device(config.execution.device, None)
-    measured = measure(model, "cuda" if device.startswith("cuda") else "cpu", batches, tps, repeats, warmup)
-    profiled = profiled_model(model, measured, batches, tps)
-    target = write_profile(out, model, profiled)
-    print(
-        f"Profile: {target}\nSimulate it: python -m orchestrator hydra.searchpath=[file://{out.resolve()}] "
-        f"system=spotserve model={profiled['name']}"
-    )
+    print(message)
     return 0
 
 

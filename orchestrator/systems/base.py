@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from runtime.schema import Config
+from runtime.schema import Config, HostConfig
 from runtime.spec import RoleAddress
 from traces.arrivals import ArrivalTrace
 
 if TYPE_CHECKING:
     from orchestrator.analysis import Analysis
+    from orchestrator.deploy.hosts import Host
     from orchestrator.plan import RunPlan
 
 Column = tuple[str, str]  # summary key, heading
@@ -59,6 +60,18 @@ class VirtualRun:
     engine_s: float
     trace_s: float
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """`python -m orchestrator.profile`'s options (orchestrator/profile.py)."""
+
+    batch_sizes: list[int] | None  # None: the system's default
+    repeats: int
+    warmup: int
+    curve_prompts: int
+    max_tp: int | None
+    out: Path
 
 
 class System(ABC):
@@ -105,6 +118,15 @@ class System(ABC):
     ) -> list[Path]:
         """The comparison figures of finished runs (one aggregated row per group of runs,
         orchestrator.report), into out_dir with file names starting with `prefix`."""
+
+    @abstractmethod
+    def profile(self, config: Config, options: ProfileOptions) -> str:
+        """Measure the subject on this machine, write a config the simulator reads; returns
+        what to tell the user (the file, and the command that simulates it)."""
+
+    def host_checks(self, config: Config, host: Host, host_cfg: HostConfig) -> list[tuple[str, bool, str]]:
+        """`hosts check` rows (item, ok, detail) this system adds for one host."""
+        return []
 
     def title(self, summary: Mapping[str, Any]) -> str:
         """approach / subject / trace, the run's one-line name."""

@@ -182,6 +182,8 @@ class GptGpu:
         self, shape: GptShape, seed: int, input_len: int, dtype: torch.dtype, device: str, storage: Path
     ) -> None:
         self.shape, self.seed, self.input_len, self.dtype, self.device = shape, seed, input_len, dtype, device
+        if device.startswith("cuda"):
+            torch.cuda.set_device(device)  # NCCL takes the current device: one GPU per process
         self.storage = WeightStorage(storage, shape, seed, dtype)
         self.lock = threading.Lock()
         self.shard: GptShard | None = None

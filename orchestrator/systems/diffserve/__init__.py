@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from orchestrator.deploy.placement import place
-from orchestrator.systems.base import Column, Resolved, System, VirtualRun
+from orchestrator.systems.base import Column, ProfileOptions, Resolved, System, VirtualRun
 from orchestrator.systems.diffserve import analysis as ds_analysis
 from orchestrator.systems.diffserve import figures as ds_figures
 from orchestrator.systems.diffserve.validate import validate, workers_wanted
@@ -149,3 +149,8 @@ class DiffServe(System):
         self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str = ""
     ) -> list[Path]:
         return ds_figures.comparison_figures(rows, out_dir, title, prefix)
+
+    def profile(self, config: Config, options: ProfileOptions) -> str:
+        from orchestrator.profile import profile_cascade
+
+        return profile_cascade(config, options)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from orchestrator.deploy.placement import place
-from orchestrator.systems.base import Column, Resolved, System, VirtualRun
+from orchestrator.systems.base import Column, ProfileOptions, Resolved, System, VirtualRun
 from orchestrator.systems.spotserve import analysis as spot_analysis
 from orchestrator.systems.spotserve import report as spot_report
 from orchestrator.systems.spotserve.figures import latency_over_time
@@ -19,12 +19,13 @@ from orchestrator.systems.spotserve.validate import spot_workers, validate
 from runtime.exceptions import ConfigError
 from runtime.logs import init_logger
 from runtime.policies.spotserve.registry import APPROACHES
-from runtime.schema import Config
+from runtime.schema import Config, HostConfig
 from traces.arrivals import ArrivalTrace
 from traces.spotserve import AvailabilityEvent, availability_to_config, load_requests
 
 if TYPE_CHECKING:
     from orchestrator.analysis import Analysis
+    from orchestrator.deploy.hosts import Host
     from orchestrator.plan import RunPlan
 
 log = init_logger("orchestrator")
@@ -177,3 +178,13 @@ class SpotServe(System):
         self, uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str = ""
     ) -> list[Path]:
         return spot_report.comparison_figures(uri, rows, out_dir, title, prefix)
+
+    def profile(self, config: Config, options: ProfileOptions) -> str:
+        from orchestrator.systems.spotserve.profile import profile
+
+        return profile(config, options)
+
+    def host_checks(self, config: Config, host: Host, host_cfg: HostConfig) -> list[tuple[str, bool, str]]:
+        from orchestrator.systems.spotserve.hosts import group_check
+
+        return [group_check(host, host_cfg)] if config.execution.mode == "real" else []

@@ -25,7 +25,9 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
-from runtime.schema import ModelConfig
+from orchestrator.systems.base import ProfileOptions
+from runtime.exceptions import ConfigError
+from runtime.schema import Config, ModelConfig
 
 MIN_MS = 1e-3  # the schema wants positive times; a layer faster than this is recorded as this
 
@@ -170,3 +172,23 @@ def write_profile(out_dir: Path, model: ModelConfig, profiled: dict[str, Any]) -
     )
     target.write_text(header + yaml.safe_dump(profiled, sort_keys=False))
     return target
+
+
+def profile(config: Config, options: ProfileOptions) -> str:
+    """SpotServe's profiler (its registry entry calls it)."""
+    from runtime.executors.real import pick_device
+
+    model = config.model
+    assert model is not None
+    batches = options.batch_sizes or list(model.profile_batches)
+    tps = [tp for tp in model.profile_tps if tp <= model.max_tp and (options.max_tp is None or tp <= options.max_tp)]
+    if not tps:
+        raise ConfigError(f"--max-tp: {options.max_tp} leaves none of model.profile_tps {list(model.profile_tps)}")
+    device = "cuda" if pick_device(config.execution.device, None).startswith("cuda") else "cpu"
+    measured = measure(model, device, batches, tps, options.repeats, options.warmup)
+    profiled = profiled_model(model, measured, batches, tps)
+    target = write_profile(options.out, model, profiled)
+    return (
+        f"Profile: {target}\nSimulate it: python -m orchestrator hydra.searchpath=[file://{options.out.resolve()}] "
+        f"system=spotserve model={profiled['name']}"
+    )
