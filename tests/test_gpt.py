@@ -200,3 +200,8 @@ def test_a_batch_cut_on_one_gpu_resumes_on_another_with_the_same_tokens(tmp_path
     assert run(new, ids, 5, output_len) == expected
     new.lead(OP_END)
     assert new.batch is None and new.kv == {}, "the resumed requests' caches are used up"
+    # The old GPU kept its cut batch's caches for this change; a change later they are dropped.
+    assert set(old.kv) == set(ids)
+    old.replica = 8
+    old.become(Place(), [], False, lambda *a: iter(()))
+    assert old.kv == {}

@@ -231,8 +231,10 @@ class GptGpu:
         heads_per = self.shape.heads
         with self.lock:
             held = {} if reload else dict(self.holdings)
-            if reload:
-                self.kv.clear()
+            # KV caches this change may still need: the batch of the replica this GPU leaves
+            # (peers may fetch it now) and those the plan sends here; older ones are dropped.
+            keep = set() if reload else {self.replica} | {t.replica for t in transfers if t.kind == "kv"}
+            self.kv = {q: entry for q, entry in self.kv.items() if entry[0] in keep}
         for t in transfers:
             s0 = time.perf_counter()
             heads = list(range(t.slice * heads_per // t.slices, (t.slice + 1) * heads_per // t.slices))

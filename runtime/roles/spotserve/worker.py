@@ -289,8 +289,8 @@ class SpotWorkerRole(Role):
         try:
             if self.stopping.is_set() or self.assigned.get(a.worker) != a.replica:
                 return  # released before its turn
-            gpu.replica, gpu.max_batch = a.replica, a.batch
             migration = gpu.become(place, [_planned(t) for t in a.transfers], a.reload, self._fetch)
+            gpu.replica, gpu.max_batch = a.replica, a.batch
             t0 = time.perf_counter()
             gpu.join(self._store_of(a.members[0]), a.replica, rank, place, GROUP_TIMEOUT_S)
             group_s = time.perf_counter() - t0
