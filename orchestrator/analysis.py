@@ -96,7 +96,7 @@ SETTINGS = ("workers", "seed", "time_scale", "trace_duration_s", "slo_s", "ablat
 
 
 def run_summary(plan: RunPlan) -> dict[str, Any]:
-    """What every run's summary starts with: what ran, on which clock."""
+    """What every run's summary starts with: what ran, on which clock, simulated or real."""
     c = plan.config
     return {
         "system": plan.system.name,
@@ -106,6 +106,7 @@ def run_summary(plan: RunPlan) -> dict[str, Any]:
         "workers": plan.workers,
         "seed": c.seed,
         "clock": c.clock,
+        "execution": c.execution.mode,
         "time_scale": c.time_scale if c.clock == "wall" else 1.0,
         "trace_duration_s": c.trace.duration_s,
     }

@@ -299,11 +299,13 @@ def _results(run_dir: Path, plan: RunPlan, partial: bool, launch: Launch, starte
 
 def run_name(plan: RunPlan, summary: dict[str, Any], run_dir: Path, launch: Launch) -> str:
     """approach/subject/trace/seed, with what else tells two runs apart: the ablation level,
-    a wall run's time_scale, a smoke run, and the sweep and job (or the start time) last."""
+    a wall run's time_scale, real execution, a smoke run, and the sweep and job (or the start time) last."""
     parts = [plan.system.run_label(summary), str(summary.get(plan.system.subject_key, "?")), str(summary["trace"])]
     name = "/".join([*parts, f"seed{summary['seed']}"])
     if summary.get("clock") == "wall" and summary.get("time_scale", 1.0) != 1.0:
         name += f"/x{summary['time_scale']:g}"
+    if summary.get("execution") == "real":
+        name += "/real"
     if launch.kind == "smoke":
         name = f"smoke {name}"
     when = f"{launch.sweep} #{launch.job}" if launch.sweep is not None else run_dir.name
@@ -319,6 +321,7 @@ def run_tags(plan: RunPlan, summary: dict[str, Any], run_dir: Path, launch: Laun
     commit, dirty = tracking.source_version()
     tags.update({
         "clock": str(summary["clock"]),
+        "execution": str(summary.get("execution", "simulated")),
         "subject": str(summary.get(plan.system.subject_key, "?")),
         "run_kind": launch.kind,
         "git_commit": commit,

@@ -6,7 +6,7 @@
     python -m orchestrator.report --experiment <system> --all
 
 Runs are grouped only with runs they can be compared with: the same system, approach, subject,
-trace, trace duration, clock and time_scale (and SpotServe's ablation level); repeats over seeds
+trace, trace duration, clock, time_scale and execution (and SpotServe's ablation level); repeats over seeds
 fall into one group, which shows their count, mean and spread (std, min-max). Nothing is
 averaged across traces. The runs' system draws its comparison figures (DiffServe's Figure 6 per
 trace, SpotServe's Figures 6-9) with error bars, and the table goes to a CSV beside them; every
@@ -31,7 +31,7 @@ from runtime.exceptions import ServelabError
 
 SWEEP_TAG = "servelab.sweep"
 # Runs differing in any of these are never averaged together (with the system's report_keys).
-SETTING_KEYS = ("trace_duration_s", "clock", "time_scale")
+SETTING_KEYS = ("trace_duration_s", "clock", "time_scale", "execution")
 
 
 def latest_sweep(client: Any, experiment_id: str) -> str | None:

@@ -84,3 +84,15 @@ def test_figure8_draws_each_approach_over_completion_time(tmp_path: Path) -> Non
     path = latency_over_time_by_approach({"20B A": runs, "20B B": runs}, tmp_path / "figure8.png", "test")
     with Image.open(path) as img:
         assert img.size[0] > 800
+
+
+def test_real_and_simulated_runs_are_never_averaged_together() -> None:
+    from orchestrator.report import aggregate, group_keys
+    from orchestrator.systems import get_system
+
+    system = get_system("spotserve")
+    keys = group_keys(system)
+    base = dict.fromkeys(keys, "x") | {"latency_mean_s": 1.0, "run_id": "r"}
+    rows = [base | {"execution": "simulated"}, base | {"execution": "real", "latency_mean_s": 3.0}]
+    groups = aggregate(rows, keys, [("latency_mean_s", "mean")])
+    assert sorted(g["latency_mean_s"] for g in groups) == [1.0, 3.0] and all(g["runs"] == 1 for g in groups)

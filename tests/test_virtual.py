@@ -44,6 +44,7 @@ def test_a_virtual_run_writes_what_a_wall_run_writes(run_job: Callable[..., RunR
     client = MlflowClient(tracking_uri=absolute_uri(f"sqlite:///{run_dir.parent}/mlflow.db"))
     run = client.get_run(result.mlflow_run_id)
     assert run.info.status == "FINISHED" and run.data.tags["clock"] == "virtual"
+    assert run.data.tags["execution"] == "simulated" and "/real" not in run.info.run_name
     assert_summary_metrics_read_back(run.data.metrics, s)
     # MLflow conventions: a readable unique name, settings as tags and params, the source, only
     # this system's params, the series under their own prefix, the run's span covering the run.

@@ -125,16 +125,18 @@ def comparison_figures(rows: list[dict[str, Any]], out_dir: Path, title: str, pr
     ]
 
     def setting(r: dict[str, Any]) -> tuple[str, ...]:
-        return tuple(str(r[k]) for k in ("trace", "trace_duration_s", "clock", "time_scale"))
+        return tuple(str(r.get(k, "")) for k in ("trace", "trace_duration_s", "clock", "time_scale", "execution"))
 
     settings = sorted({setting(r) for r in rows})
     paths = []
-    for trace, duration, clock, scale in settings:
-        mine = [r for r in rows if setting(r) == (trace, duration, clock, scale)]
+    for trace, duration, clock, scale, execution in settings:
+        mine = [r for r in rows if setting(r) == (trace, duration, clock, scale, execution)]
         present = [m for m in metrics if any(not np.isnan(r.get(m[0], np.nan)) for r in mine)]
         n = max(r["runs"] for r in mine)
         clock_note = f"{clock} clock" + (f", time_scale {scale}" if clock == "wall" else "")
+        clock_note += ", real execution" if execution == "real" else ""
         name = trace if len(settings) == len({s[0] for s in settings}) else f"{trace}-{duration}s-{clock}-x{scale}"
+        name += "-real" if execution == "real" and name != trace else ""
         paths.append(
             grouped_bars(
                 mine,

@@ -91,14 +91,21 @@ def figure8_panels(uri: str, rows: list[dict[str, Any]]) -> dict[str, dict[str, 
 
 
 def comparison_figures(uri: str, rows: list[dict[str, Any]], out_dir: Path, title: str, prefix: str = "") -> list[Path]:
-    """Figures 6-9, one set per clock setting (clock, time_scale): runs replayed differently are
-    never drawn as one line. File names carry the setting when the rows hold more than one."""
-    settings = sorted({(str(r.get("clock", "")), str(r.get("time_scale", ""))) for r in rows})
+    """Figures 6-9, one set per clock setting (clock, time_scale, execution): runs replayed
+    differently are never drawn as one line. File names carry the setting when the rows hold
+    more than one."""
+
+    def setting(r: dict[str, Any]) -> tuple[str, str, str]:
+        return str(r.get("clock", "")), str(r.get("time_scale", "")), str(r.get("execution", ""))
+
+    settings = sorted({setting(r) for r in rows})
     figures = []
-    for clock, scale in settings:
-        mine = [r for r in rows if (str(r.get("clock", "")), str(r.get("time_scale", ""))) == (clock, scale)]
-        tag = f"-{clock}-x{scale}" if len(settings) > 1 else ""
+    for clock, scale, execution in settings:
+        mine = [r for r in rows if setting(r) == (clock, scale, execution)]
+        real = execution == "real"
+        tag = f"-{clock}-x{scale}" + ("-real" if real else "") if len(settings) > 1 else ""
         note = f"{clock} clock" + (f", time_scale {scale}" if clock == "wall" else "") if clock else ""
+        note += ", real execution" if real else ""
         figures += _figures(uri, mine, out_dir, f"{title}; {note}" if note else title, prefix, tag)
     return figures
 
