@@ -228,7 +228,6 @@ class GptGpu:
         needed = block_names(self.shape, place)
         got: dict[str, Tensor] = {}
         done: list[Done] = []
-        heads_per = self.shape.heads
         with self.lock:
             held = {} if reload else dict(self.holdings)
             # KV caches this change may still need: the batch of the replica this GPU leaves
@@ -237,17 +236,15 @@ class GptGpu:
             self.kv = {q: entry for q, entry in self.kv.items() if entry[0] in keep}
         for t in transfers:
             s0 = time.perf_counter()
-            heads = list(range(t.slice * heads_per // t.slices, (t.slice + 1) * heads_per // t.slices))
+            heads = range(t.slice * self.shape.heads // t.slices, (t.slice + 1) * self.shape.heads // t.slices)
             layers = [layer for layer in range(*t.layers) if layer < self.shape.layers]
-            names = self._names(t, place, layers, heads, needed)
             if t.kind == "kv":
-                blocks, nbytes = unpack(fetch(t.src, [], t.replica, layers, heads)) if t.src else ({}, 0)
+                blocks, nbytes = unpack(fetch(t.src, [], t.replica, layers, list(heads))) if t.src else ({}, 0)
                 self._keep_fetched_kv(t.replica, blocks)
-            elif t.src:
-                blocks, nbytes = unpack(fetch(t.src, names, -1, [], []))
             else:
-                blocks, nbytes = self.storage.read(names)
-            got.update({n: b for n, b in blocks.items() if not n.startswith("req.")})
+                names = self._names(t, layers, heads, needed)
+                blocks, nbytes = unpack(fetch(t.src, names, -1, [], [])) if t.src else self.storage.read(names)
+                got.update(blocks)
             done.append(Done(t, nbytes, time.perf_counter() - s0, len(blocks)))
         rest = [n for n in needed if n not in got]
         local = [n for n in rest if n in held]
@@ -266,7 +263,8 @@ class GptGpu:
             self.holdings = {**previous, **shard.named_blocks()}
         return Migration(done, time.perf_counter() - t0)
 
-    def _names(self, t: Planned, place: Place, layers: list[int], heads: list[int], needed: list[str]) -> list[str]:
+    def _names(self, t: Planned, layers: list[int], heads: range, needed: list[str]) -> list[str]:
+        """The weight blocks of a planned transfer that this GPU's new shard needs."""
         if t.kind == "weights":
             return [n for layer in layers for n in layer_block_names(layer, heads)]
         if t.kind == "embedding":
@@ -311,7 +309,6 @@ class GptGpu:
         """Rank 0 sends an operation, every other rank receives it: [op, n, a, b, ids...]."""
         import torch.distributed as dist
 
-        assert self.shard is not None
         size = HEADER + max(1, self.max_batch)
         msg = torch.zeros(size, dtype=torch.int64)
         msg[:HEADER] = torch.tensor([op, n, a, b])

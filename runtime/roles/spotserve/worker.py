@@ -308,8 +308,7 @@ class SpotWorkerRole(Role):
             try:
                 self._serve(engine)
             finally:
-                if gpu.grouped or a.tp * a.pp == 1:
-                    gpu.lead(OP_QUIT)
+                gpu.lead(OP_QUIT)  # the followers leave too
         except Exception:  # a peer gone mid-collective, a failed fetch: the replica ends here
             self.log.exception("Replica %d's rank %d failed", a.replica, rank)
         finally:
