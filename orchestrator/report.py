@@ -106,11 +106,16 @@ def print_table(rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequen
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, caption="mean ± std over the runs of a group (runs: how many)")
-    for name in (*keys, "runs", *[label for _, label in columns]):
-        table.add_column(name, justify="left" if name in keys else "right")
+    # A key every row shares goes in the caption: the columns stay for what tells the rows apart.
+    same = [k for k in keys if len({str(r[k]) for r in rows}) == 1] if len(rows) > 1 else []
+    varying = [k for k in keys if k not in same]
+    shared = ", ".join(f"{k} {rows[0][k]}" for k in same)
+    caption = "mean ± std over the runs of a group (runs: how many)" + (f"; every row: {shared}" if shared else "")
+    table = Table(title=title, caption=caption)
+    for name in (*varying, "runs", *[label for _, label in columns]):
+        table.add_column(name, justify="left" if name in varying else "right")
     for r in rows:
-        table.add_row(*[str(r[k]) for k in keys], str(r["runs"]), *[cell(r, key) for key, _ in columns])
+        table.add_row(*[str(r[k]) for k in varying], str(r["runs"]), *[cell(r, key) for key, _ in columns])
     Console(width=240).print(table)
 
 
