@@ -4,7 +4,7 @@
 
 1. The paper's comparison (20B, the four end-to-end spot traces, the three approaches) on the
    virtual clock, with the prefill charged the GPipe way (ours) and the artifact's way
-   (`model.prefill_cost`), next to the paper's numbers (tradeoff_plot.py's embedded 20B values).
+   (`model.latency_model`), next to the paper's numbers (tradeoff_plot.py's embedded 20B values).
 2. The virtual clock's speed: one 20B A_S run's engine time, the 12 runs of Figure 6 (20B) as
    one sweep, and the whole figure set (`experiment=spotserve_figures`, 54 runs) with the basic
    and the joblib launcher.
@@ -43,7 +43,7 @@ def comparison() -> None:
         for trace in TRACES:
             for approach in APPROACHES:
                 s = run("system=spotserve", "clock=virtual", "model=20B", f"trace={trace}", f"approach={approach}",
-                        f"model.prefill_cost={footing}", out=out / f"{footing}-{trace}-{approach}")  # fmt: skip
+                        f"model.latency_model={footing}", out=out / f"{footing}-{trace}-{approach}")  # fmt: skip
                 got[(footing, trace, approach)] = s
     rows = []
     for trace in TRACES:

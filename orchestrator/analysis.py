@@ -35,6 +35,7 @@ class Analysis:
     series: pd.DataFrame
     summary: dict[str, Any]
     step_metrics: list[tuple[str, float, int]] = field(default_factory=list)  # more MLflow step metrics
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # more CSV files: run-relative path -> rows
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,10 @@ def testbed_stats(files: RoleFiles, plan: RunPlan) -> dict[str, Any]:
 
 
 def write(analysis: Analysis, run_dir: Path) -> None:
-    """records.parquet, timeseries.parquet and summary.json."""
+    """records.parquet, timeseries.parquet, summary.json and the system's own tables."""
     analysis.records.to_parquet(run_dir / "records.parquet", index=False)
+    for name, rows in analysis.tables.items():
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(run_dir / name, index=False)
     analysis.series.to_parquet(run_dir / "timeseries.parquet", index=False)
     (run_dir / "summary.json").write_text(json.dumps(analysis.summary, indent=1), encoding="utf-8")

@@ -153,11 +153,11 @@ class ModelConfig:
     input_len: int = field(default=512, metadata=_help("prompt tokens of every request", ge=1))
     output_len: int = field(default=128, metadata=_help("generated tokens of every request", ge=1))
     final_fix_factor: float = field(default=1.1, metadata=_help("safety multiplier on every latency", gt=0))
-    prefill_cost: str = field(
+    latency_model: str = field(
         default="gpipe",
         metadata=_help(
-            "how a pipelined prefill is charged: gpipe ((pp + M1 - 1) stage times of batch/M1) "
-            "or artifact (the artifact's solver: that divided by M1)"
+            "how a configuration's batch latency is computed: gpipe (every phase (pp + M - 1) stage times of "
+            "batch/M) or artifact (the artifact's solver.py get_approx_latency, term for term)"
         ),
     )
     pp_init_comm_ms: float = field(default=0.0, metadata=_help("ms per pipeline boundary, prefill", ge=0))
@@ -287,12 +287,22 @@ class ApproachConfig:
     demand_factor: float = field(
         default=1.0, metadata=_help("multiplier on the estimated demand (artifact: 1.2)", gt=0)
     )
-    threshold_grid: int = field(default=201, metadata=_help("number of threshold points on [0, 1]", ge=2))
+    threshold_grid: int | None = field(
+        default=None,
+        metadata=_help(
+            "threshold points on [0, 1], f(t) interpolated between the table's points (null: the f(t) table's own points)",
+            ge=2,
+        ),
+    )
     batch_sizes: list[int] = field(
         default_factory=lambda: [1, 2, 4, 8, 16, 32], metadata=_help("allowed max batch sizes", ge=1)
     )
-    queueing: bool = field(
-        default=True, metadata=_help("diffserve: subtract expected queueing delay from the SLO budget")
+    queueing: str = field(
+        default="capacity",
+        metadata=_help(
+            "diffserve's queueing delay in the SLO budget: capacity (backlog / the tier's planned capacity), "
+            "artifact (smoothed backlog / the tier's smoothed in-flight count, the artifact's Little's law), none"
+        ),
     )
 
 

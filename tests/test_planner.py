@@ -25,10 +25,11 @@ def test_light_demand_sends_everything_heavy() -> None:
 def test_heavy_demand_defers_a_small_share() -> None:
     """sdturbo at 32 q/s: at least 2 light workers (20.8 q/s each at most) and a threshold in
     (0, 0.3). By hand: 14 heavy workers at batch 4 carry 14 x 4/3.68 = 15.2 q/s, so
-    f(t) <= 15.2/32 = 0.476, and f(0.12) = 0.449 + 0.4 x 0.064 = 0.475: t = 0.12."""
+    f(t) <= 15.2/32 = 0.4755; the artifact's table has f(0.115) = 0.469 and f(0.12) = 0.477:
+    t = 0.115 (a 19-point sample interpolated to 0.475 at 0.12 and planned one step higher)."""
     plan = plan_cascade(model("sdturbo"), 16, 32.0)
     assert plan.feasible and 0.0 < plan.threshold < 0.3 and plan.light_workers >= 2
-    assert plan.threshold == pytest.approx(0.12)
+    assert plan.threshold == pytest.approx(0.115)
     assert (
         plan.light_batch * plan.light_workers / (0.02 + {1: 0.1, 2: 0.15, 4: 0.22, 8: 0.41, 16: 0.77}[plan.light_batch])
         >= 32
@@ -72,8 +73,8 @@ def test_approach_uses_the_observation() -> None:
     cfg = typed_config(compose_config("cascade=sdturbo", "approach=diffserve"))
     approach = DiffServe(cfg.cascade, cfg.approach)  # type: ignore[arg-type]
     plan = approach.plan(Observation(now=0.0, workers=16, demand_qps=32.0))
-    assert plan.threshold == pytest.approx(0.12)
-    cfg.approach.queueing = False
+    assert plan.threshold == pytest.approx(0.115)
+    cfg.approach.queueing = "none"
     no_queue = DiffServe(cfg.cascade, cfg.approach).plan(
         Observation(now=0.0, workers=16, demand_qps=8.0, heavy_queue=200)
     )  # type: ignore[arg-type]
@@ -93,3 +94,38 @@ def test_exhaustive_search_agrees_on_small_cases() -> None:
                         if x1 * b1 / l1 >= demand and (workers - x1) * b2 / l2 >= demand * f and lat <= m.slo_s:
                             best = max(best, t)
         assert plan_cascade(m, workers, demand).threshold == pytest.approx(best), (workers, demand)
+
+
+def test_threshold_grid_is_the_tables_own_points() -> None:
+    """Without approach.threshold_grid the planner's thresholds are the f(t) table's 201 points,
+    f exactly the table's; with a grid, f is interpolated onto it."""
+    m = model("sdxs")
+    assert m.grid_t.size == 201 and m.grid_f[35] == 0.452  # the artifact's f(0.175)
+    cfg = typed_config(compose_config("cascade=sdxs", "approach=diffserve", "approach.threshold_grid=11"))
+    coarse = CascadeModel.of(cfg.cascade, cfg.approach)  # type: ignore[arg-type]
+    assert coarse.grid_t.size == 11 and coarse.grid_f[2] == pytest.approx(0.497)  # f(0.2)
+
+
+def test_artifact_queueing_counts_both_waits_whatever_the_plan() -> None:
+    """approach.queueing=artifact: the two waits (the artifact's Little's law) add to every plan's
+    latency, the heavy one even when nothing is deferred, and do not shrink with more workers."""
+    m = model("sdturbo")
+    assert plan_cascade(m, 16, 8.0, waits_s=(0.0, 0.0)).threshold == 1.0
+    # 0.1 s light batch + 3.68 s heavy batch 4 + 1.3 s of waits > 5 s: only smaller heavy batches fit.
+    squeezed = plan_cascade(m, 16, 8.0, waits_s=(0.3, 1.0))
+    assert squeezed.feasible and squeezed.heavy_batch <= 2
+    blocked = plan_cascade(m, 16, 8.0, waits_s=(0.0, 5.0))
+    assert not blocked.feasible
+
+
+def test_artifact_queueing_estimator() -> None:
+    """Smoothed queue / smoothed in-flight count per tier; no sample while nothing is in flight."""
+    from runtime.policies.diffserve.demand import ArtifactQueueing
+
+    q = ArtifactQueueing(alpha=1.0)
+    q.update(light_queue=4, heavy_queue=2, inflight=8, heavy_inflight=4, dt_s=1.0)
+    assert q.waits_s == (0.5, 0.5)
+    q.update(light_queue=0, heavy_queue=0, inflight=0, heavy_inflight=0, dt_s=1.0)
+    assert q.waits_s == (0.5, 0.5)  # skipped, as the artifact's controller does
+    q.update(light_queue=3, heavy_queue=0, inflight=6, heavy_inflight=0, dt_s=1.0)
+    assert q.waits_s == (0.5, 0.0)

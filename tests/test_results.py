@@ -124,30 +124,3 @@ def test_progress_line_shows_violations_with_an_slo_and_requests_in_flight_witho
     assert line(p, get_system("spotserve").progress_outcome, 100.0, 0.0, 1.0).endswith("in flight 10")
     p.trace_time, p.sent = 104.0, 100
     assert line(p, get_system("diffserve").progress_outcome, 100.0, 10.0, 2.0).startswith("draining  100%  ETA 3s")
-
-
-def served(paths_per_chunk: list[tuple[int, int]]) -> pd.DataFrame:
-    """Completed records: per 5-s chunk, (heavy, light) queries."""
-    rows = []
-    for c, (heavy, light) in enumerate(paths_per_chunk):
-        rows += [{"sent_at": 5.0 * c + 0.1 * i, "path": "heavy", "outcome": "completed_on_time"} for i in range(heavy)]
-        rows += [{"sent_at": 5.0 * c + 0.1 * i, "path": "light", "outcome": "completed_on_time"} for i in range(light)]
-    return pd.DataFrame(rows)
-
-
-def test_the_artifacts_fid_recipe_normalises_by_the_runs_largest_ratio() -> None:
-    from orchestrator.systems.diffserve.metrics import fid_artifact_recipe, fid_from_table
-
-    x = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-    y = [18.55, 17.68, 17.08, 16.97, 17.13, 17.58, 18.21, 19.23, 20.54, 22.34, 24.86]  # sdxs
-    # The same heavy:light ratio in every chunk normalises to 1 whatever it is: x = 0 + offset.
-    low, high = served([(1, 9)] * 10), served([(6, 4)] * 10)
-    assert fid_artifact_recipe(low, x, y, 0.0) == pytest.approx(fid_artifact_recipe(high, x, y, 0.0))
-    assert fid_artifact_recipe(low, x, y, 0.0) == pytest.approx(18.55, abs=0.3)  # the table's all-heavy end
-    # ...while the table estimate follows the light-served fraction (0.9 vs 0.4).
-    assert float(fid_from_table(0.9, x, y)) > float(fid_from_table(0.4, x, y))
-    # The offset moves x along the fitted curve (towards the U's bottom here).
-    assert fid_artifact_recipe(low, x, y, 0.3) < fid_artifact_recipe(low, x, y, 0.0)
-    # Undefined for the pure baselines, as in the artifact's script.
-    assert math.isnan(fid_artifact_recipe(served([(0, 5)] * 10), x, y, 0.04))
-    assert math.isnan(fid_artifact_recipe(served([(5, 0)] * 10), x, y, 0.04))

@@ -35,9 +35,12 @@ def draw(curve_t: list[float], curve_f: list[float], num_prompts: int, seed: int
     rng = np.random.default_rng([seed, 0xC0F])  # a stream of its own, apart from the trace's
     u = (rng.permutation(num_prompts) + rng.random(num_prompts)) / num_prompts
     fa, ta = np.asarray(curve_f, float), np.asarray(curve_t, float)
-    # Inverse of a piecewise-linear CDF; flat stretches of f carry no probability mass.
-    keep = np.concatenate(([True], np.diff(fa) > 0))
-    return np.interp(u, fa[keep], ta[keep])
+    # Inverse of a piecewise-linear CDF, segment by segment: a rising segment (t0, t1] carries
+    # the mass (f0, f1]; a flat stretch of f carries none, so no draw falls inside it.
+    rise = np.diff(fa) > 0
+    t0, t1, f0, f1 = ta[:-1][rise], ta[1:][rise], fa[:-1][rise], fa[1:][rise]
+    j = np.clip(np.searchsorted(f1, u, side="left"), 0, f1.size - 1)
+    return t0[j] + (u - f0[j]) / (f1[j] - f0[j]) * (t1[j] - t0[j])
 
 
 def read_artifact_dist(path: str | Path, values_per_prompt: int = 4) -> np.ndarray:

@@ -17,7 +17,9 @@ _STAGE_COLUMNS = {
 
 
 def query_row(q: pb.Query, sink_at: float) -> dict[str, Any]:
-    """A query's timeline as one flat row (one column set per tier)."""
+    """A query's timeline as one flat row (one column set per tier); a stage that never ran
+    (skipped: set aside by the drop rule) gives only its worker and enqueue time."""
+    ran = [st for st in q.stages if not st.skipped]
     row: dict[str, Any] = {
         "query_id": q.id,
         "prompt_index": q.prompt_index,
@@ -33,8 +35,8 @@ def query_row(q: pb.Query, sink_at: float) -> dict[str, Any]:
         "tokens_done": q.tokens_done,
         "restarts": q.restarts,
         "replica": q.replica,
-        "attempts": len(q.stages),
-        "first_started_at": q.stages[0].started_at if q.stages else None,
+        "attempts": len(ran),
+        "first_started_at": ran[0].started_at if ran else None,
     }
     first: dict[Tier, pb.Stage] = {}
     for stage in q.stages:
@@ -47,17 +49,21 @@ def query_row(q: pb.Query, sink_at: float) -> dict[str, Any]:
             row.update(dict.fromkeys(_STAGE_COLUMNS[p]))
         else:
             names = _STAGE_COLUMNS[p]
-            row[names[0]], row[names[1]], row[names[2]] = st.worker, st.enqueued_at, st.started_at
-            row[names[3]], row[names[4]] = st.finished_at, st.batch_size
+            row[names[0]], row[names[1]] = st.worker, st.enqueued_at
+            if not st.skipped:
+                row[names[2]], row[names[3]], row[names[4]] = st.started_at, st.finished_at, st.batch_size
+            else:
+                row.update(dict.fromkeys(names[2:]))
     return row
 
 
 def served_path(q: pb.Query) -> str:
     """The tier whose output the user got: the last stage that ran, or '' if none did (or the
     stage has no tier, as in SpotServe)."""
-    if not q.stages or q.dropped:
+    ran = [st for st in q.stages if not st.skipped]
+    if not ran or q.dropped:
         return ""
-    tier = _TIERS.get(q.stages[-1].tier)
+    tier = _TIERS.get(ran[-1].tier)
     return tier.value if tier is not None else ""
 
 

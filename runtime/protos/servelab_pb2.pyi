@@ -47,20 +47,22 @@ class StopRequest(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class Stage(_message.Message):
-    __slots__ = ("tier", "worker", "enqueued_at", "started_at", "finished_at", "batch_size")
+    __slots__ = ("tier", "worker", "enqueued_at", "started_at", "finished_at", "batch_size", "skipped")
     TIER_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     ENQUEUED_AT_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
     tier: Tier
     worker: str
     enqueued_at: float
     started_at: float
     finished_at: float
     batch_size: int
-    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., worker: _Optional[str] = ..., enqueued_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    skipped: bool
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., worker: _Optional[str] = ..., enqueued_at: _Optional[float] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., batch_size: _Optional[int] = ..., skipped: _Optional[bool] = ...) -> None: ...
 
 class Query(_message.Message):
     __slots__ = ("id", "prompt_index", "sent_at", "admitted_at", "stages", "scored", "confidence", "threshold", "dropped", "drop_reason", "prompt", "image_path", "note", "tokens_done", "restarts", "replica", "output_len", "elapsed_s")

@@ -24,40 +24,6 @@ def fid_from_table(light_fraction: float | np.ndarray, table_x: list[float], tab
     return np.where(np.isnan(frac), np.nan, np.interp(np.nan_to_num(frac), table_x, table_y))
 
 
-# The artifact's plotting script (plotting/plot_results.py): 5-s chunks over the first 355 s,
-# a 100-point grid on [0, 1], a 5-chunk moving average.
-ARTIFACT_CHUNK_S = 5.0
-ARTIFACT_END_S = 355.0
-ARTIFACT_GRID = 100
-ARTIFACT_SMOOTH = 5
-
-
-def fid_artifact_recipe(records: pd.DataFrame, table_x: list[float], table_y: list[float], offset: float) -> float:
-    """FID by the artifact's own recipe (docs/metrics.md, "FID, artifact recipe"): per 5-s
-    chunk the ratio of heavy- to light-served queries (chunks without a light one skipped),
-    normalised by the run's largest ratio; x = 1 - ratio + the cascade's hand-tuned offset; the
-    FID of a quadratic fit of the table at the nearest of 100 grid points; a 5-chunk moving
-    average; its mean. NaN where the recipe is undefined (no light-served query, or none
-    heavy: the all-light and all-heavy baselines)."""
-    done = records[records["outcome"].isin([o.value for o in Outcome if o.is_completed])]
-    done = done[done["sent_at"] < ARTIFACT_END_S]
-    if done.empty:
-        return math.nan
-    chunk = np.floor(done["sent_at"].to_numpy(dtype=float) / ARTIFACT_CHUNK_S).astype(int)
-    n = int(chunk.max()) + 1
-    heavy = np.bincount(chunk, weights=(done["path"] == Tier.HEAVY.value).to_numpy(dtype=float), minlength=n)
-    light = np.bincount(chunk, weights=(done["path"] == Tier.LIGHT.value).to_numpy(dtype=float), minlength=n)
-    ratio = heavy[light > 0] / light[light > 0]
-    if ratio.size == 0 or ratio.max() <= 0:
-        return math.nan
-    x = 1.0 - ratio / ratio.max() + offset
-    grid = np.linspace(0.0, 1.0, ARTIFACT_GRID)
-    nearest = grid[np.abs(grid[None, :] - x[:, None]).argmin(axis=1)]
-    fid = np.polyval(np.polyfit(table_x, table_y, 2), nearest)
-    k = min(ARTIFACT_SMOOTH, fid.size)
-    return float(np.convolve(fid, np.ones(k) / k, mode="valid").mean())
-
-
 def window_index(times: pd.Series, window_s: float) -> pd.Series:
     return np.floor(times / window_s).astype("Int64")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from orchestrator.config.validate import require
 from runtime.exceptions import ConfigError
+from runtime.policies.diffserve.planner import QUEUEING
 from runtime.policies.diffserve.registry import APPROACHES, make_approach
 from runtime.profiles import batch_latency_s
 from runtime.schema import CascadeConfig, Config, CurveConfig, ProfileConfig
@@ -114,6 +115,11 @@ def _validate_approach(cfg: Config, cascade: CascadeConfig) -> None:
     require(bool(a.batch_sizes), "approach.batch_sizes", "needs at least one batch size")
     require(
         a.demand in ("ewma", "inflight"), "approach.demand", f"unknown estimator {a.demand!r} (allowed: ewma, inflight)"
+    )
+    require(
+        a.queueing in QUEUEING,
+        "approach.queueing",
+        f"unknown queueing term {a.queueing!r} (allowed: {', '.join(QUEUEING)})",
     )
     workers = workers_wanted(cfg)
     needed = make_approach(cascade, a).required_workers(workers)

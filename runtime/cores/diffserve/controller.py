@@ -28,7 +28,7 @@ from typing import Any
 from runtime.cores.diffserve.load_balancer import RoutingTable
 from runtime.cores.diffserve.worker import WorkerReport, WorkerSetting
 from runtime.policies.diffserve.assignment import assign_tiers
-from runtime.policies.diffserve.demand import DemandEstimator
+from runtime.policies.diffserve.demand import ArtifactQueueing, DemandEstimator
 from runtime.policies.diffserve.plan import AllocationPlan, Approach, Observation
 from runtime.records import Tier
 
@@ -74,6 +74,7 @@ class ControllerCore:
     period_s: float
     evict_after_missed: int
     timer: Callable[[], float] | None = None  # a monotonic counter, only to log the planner's search time
+    queueing: ArtifactQueueing | None = None  # the artifact's queueing estimate (approach.queueing=artifact)
     plan: AllocationPlan | None = None
     plan_id: int = 0
     next_plan_at: float = 0.0
@@ -97,7 +98,10 @@ class ControllerCore:
     ) -> ControllerCore:
         a = approach.config
         demand = DemandEstimator(a.demand, a.ewma_alpha, a.demand_factor, heartbeat_s)
-        return cls(approach, demand, {n: WorkerState() for n in names}, period_s, evict_after_missed, timer)
+        workers = {n: WorkerState() for n in names}
+        return cls(
+            approach, demand, workers, period_s, evict_after_missed, timer, ArtifactQueueing(a.ewma_alpha, heartbeat_s)
+        )
 
     # ------------------------------------------------------------------ membership
     def register(self, name: str) -> bool:
@@ -162,8 +166,15 @@ class ControllerCore:
         light_q = sum(s.report.light_queue for s in states if s.report)
         heavy_q = sum(s.report.heavy_queue for s in states if s.report)
         inflight = sum(s.report.queue_length + s.report.running for s in states if s.report)
+        heavy_inflight = sum(
+            s.report.heavy_queue + s.report.running * (s.tier is Tier.HEAVY) for s in states if s.report
+        )
         demand = self.demand.update(arrivals, dt, inflight)
-        obs = Observation(now, len(alive), demand, light_q, heavy_q, inflight)
+        waits = (0.0, 0.0)
+        if self.queueing is not None:
+            self.queueing.update(light_q, heavy_q, inflight, heavy_inflight, dt)
+            waits = self.queueing.waits_s
+        obs = Observation(now, len(alive), demand, light_q, heavy_q, inflight, waits)
         settings: dict[str, WorkerSetting] = {}
         plan = None
         if self.replan or now >= self.next_plan_at:
@@ -213,6 +224,8 @@ class ControllerCore:
                 "inflight": obs.inflight,
                 "light_queue": obs.light_queue,
                 "heavy_queue": obs.heavy_queue,
+                "artifact_wait_light_s": obs.artifact_waits_s[0],
+                "artifact_wait_heavy_s": obs.artifact_waits_s[1],
                 "workers_alive": obs.workers,
                 "light_workers": plan.light_workers,
                 "heavy_workers": plan.heavy_workers,

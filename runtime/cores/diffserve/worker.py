@@ -153,6 +153,11 @@ class WorkerCore:
 
     def _settle(self, item: Queued, tier: Tier, now: float) -> pb.Query:
         q = item.query
+        # A stage that never ran (it left the queue at `now`): the record still says
+        # which worker took the query in and when, as the artifact's controller counts it.
+        q.stages.append(
+            pb.Stage(tier=TIER_PB[tier], worker=self.name, enqueued_at=item.enqueued_at, finished_at=now, skipped=True)
+        )
         if tier is Tier.HEAVY and keeps_light_result(q.scored):
             q.note = kept_light_note(DropReason.SLO_UNREACHABLE.value)
         else:

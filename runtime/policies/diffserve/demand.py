@@ -52,3 +52,27 @@ class DemandEstimator:
     @property
     def value(self) -> float:
         return self.factor * (self._ewma.value or 0.0)
+
+
+class ArtifactQueueing:
+    """The artifact's queueing delay per tier (qaware_cascade_ILP.py, solve_ilp: "Little's law"):
+    the smoothed queue length of the tier over its smoothed demand, which the artifact's
+    controller (computeSystemEWMA) fills with in-flight counts, not rates: every query in the
+    system for the light tier, the queries at the heavy tier for the heavy one. Like the
+    artifact it takes samples only while something is in flight, and a tier with no demand
+    waits 0."""
+
+    def __init__(self, alpha: float, period_s: float = 1.0) -> None:
+        self._ewma = [Ewma(alpha, period_s) for _ in range(4)]  # light queue, heavy queue, light, heavy demand
+
+    def update(
+        self, light_queue: float, heavy_queue: float, inflight: float, heavy_inflight: float, dt_s: float
+    ) -> None:
+        if inflight > 0:
+            for ewma, sample in zip(self._ewma, (light_queue, heavy_queue, inflight, heavy_inflight), strict=True):
+                ewma.update(sample, dt_s)
+
+    @property
+    def waits_s(self) -> tuple[float, float]:
+        lq, hq, ld, hd = (e.value or 0.0 for e in self._ewma)
+        return (lq / ld if ld > 0 else 0.0, hq / hd if hd > 0 else 0.0)

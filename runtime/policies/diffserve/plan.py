@@ -49,9 +49,10 @@ class Observation:
     now: float
     workers: int  # GPU workers alive (the sink is not one)
     demand_qps: float = 0.0  # estimated arrival rate
-    light_queue: float = 0.0  # queries waiting at light workers (smoothed)
-    heavy_queue: float = 0.0  # queries waiting at heavy workers (smoothed)
+    light_queue: float = 0.0  # queries waiting at light workers (last heartbeat)
+    heavy_queue: float = 0.0  # queries waiting at heavy workers (last heartbeat)
     inflight: float = 0.0  # queries admitted and not yet finished (the artifact's demand)
+    artifact_waits_s: tuple[float, float] = (0.0, 0.0)  # the artifact's queueing delay per tier (demand.py)
 
 
 class Approach(ABC):

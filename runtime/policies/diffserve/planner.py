@@ -8,8 +8,20 @@ The plan maximises the threshold t (the share f(t) of queries the heavy model ge
                                                   one heavy batch and the queueing fit the SLO
     x1 + x2 = S, x1 >= 1                          every GPU worker is used
 
-where p(b) = b / L(b) is one worker's throughput at batch b, and q = (queries waiting at that
-tier) / (the tier's planned capacity) is the time to drain the backlog a new query finds. For
+where p(b) = b / L(b) is one worker's throughput at batch b and q the queueing delay a new
+query expects at a tier (`approach.queueing`):
+
+- `capacity` (ours): q = (queries waiting at the tier) / (the tier's planned capacity), the
+  time the planned workers take to drain the backlog a new query finds; it assumes the backlog
+  drains at the new plan's rate, so q shrinks as the plan gives the tier more workers;
+- `artifact`: the artifact's Little's law (qaware_cascade_ILP.py, solve_ilp): q = smoothed
+  queue length / smoothed "demand" of the tier, which its controller fills with in-flight
+  counts (runtime/policies/diffserve/demand.py, ArtifactQueueing); it does not depend on the
+  plan, and q2 counts even when nothing is deferred, as in the artifact's constraint;
+- `none`: q = 0.
+
+The threshold takes the points of the cascade's f(t) table (the artifact's 201), unless
+`approach.threshold_grid` asks for an evenly spaced grid (f interpolated in between). For
 every (x1, b1, b2) the best t is the largest grid point with D f(t) <= x2 p2(b2) (f is
 non-decreasing), so the search is a vectorised sweep over (x1, b1, b2) plus a binary search on
 the threshold grid: exact, and well under a millisecond for 64 workers. Among plans with the
@@ -27,6 +39,9 @@ import numpy as np
 from runtime.policies.diffserve.plan import AllocationPlan, Approach, Observation, profiled_batches
 from runtime.profiles import batch_latency_s
 from runtime.schema import ApproachConfig, CascadeConfig
+
+# approach.queueing: how the planner estimates the queueing delay (module docstring).
+QUEUEING = ("capacity", "artifact", "none")
 
 
 @dataclass(frozen=True)
@@ -54,8 +69,12 @@ class CascadeModel:
             cascade.light.profile.batch_sizes, cascade.light.profile.latency_ms, cascade.discriminator.latency_ms / 1000
         )
         b2, l2 = tier(cascade.heavy.profile.batch_sizes, cascade.heavy.profile.latency_ms, 0.0)
-        grid = np.linspace(0.0, 1.0, config.threshold_grid)
-        f = np.interp(grid, cascade.deferral_curve.x, cascade.deferral_curve.y)
+        curve = cascade.deferral_curve
+        if config.threshold_grid is None:
+            grid, f = np.asarray(curve.x, dtype=float), np.asarray(curve.y, dtype=float)
+        else:
+            grid = np.linspace(0.0, 1.0, config.threshold_grid)
+            f = np.interp(grid, curve.x, curve.y)
         return CascadeModel(b1, l1, b2, l2, grid, np.maximum.accumulate(f), cascade.slo_s)
 
 
@@ -65,8 +84,11 @@ def plan_cascade(
     demand_qps: float,
     light_queue: float = 0.0,
     heavy_queue: float = 0.0,
+    waits_s: tuple[float, float] | None = None,
 ) -> AllocationPlan:
-    """The best plan for `workers` GPU workers at `demand_qps` (see the module docstring)."""
+    """The best plan for `workers` GPU workers at `demand_qps` (see the module docstring):
+    queueing delays from the queues and the planned capacity, or, given `waits_s`, those two
+    delays (light, heavy) whatever the plan (the artifact's form)."""
     if workers < 1:
         return AllocationPlan(0, 0, int(model.batches1[0]), int(model.batches2[0]), 0.0, False, "no GPU worker alive")
     demand = max(0.0, demand_qps)
@@ -85,9 +107,12 @@ def plan_cascade(
     deferred = demand * model.grid_f[k]
     uses_heavy = model.grid_f[k] > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        q1 = np.where(light_queue > 0, light_queue / cap1, 0.0)
-        q2 = np.where(heavy_queue > 0, heavy_queue / np.maximum(cap2, 1e-12), 0.0)
-        latency = model.lat1[None, :, None] + q1 + np.where(uses_heavy, model.lat2[None, None, :] + q2, 0.0)
+        if waits_s is None:
+            q1 = np.where(light_queue > 0, light_queue / cap1, 0.0)
+            q2 = np.where(heavy_queue > 0, heavy_queue / np.maximum(cap2, 1e-12), 0.0)
+            latency = model.lat1[None, :, None] + q1 + np.where(uses_heavy, model.lat2[None, None, :] + q2, 0.0)
+        else:
+            latency = model.lat1[None, :, None] + sum(waits_s) + np.where(uses_heavy, model.lat2[None, None, :], 0.0)
         rho1 = demand / cap1
         rho2 = np.where(uses_heavy, deferred / np.maximum(cap2, 1e-12), 0.0)
     feasible = (cap1 >= demand) & (latency <= model.slo_s)
@@ -137,5 +162,8 @@ class DiffServe(Approach):
         self.model = CascadeModel.of(cascade, config)
 
     def plan(self, obs: Observation) -> AllocationPlan:
-        queue1, queue2 = (obs.light_queue, obs.heavy_queue) if self.config.queueing else (0.0, 0.0)
+        q = self.config.queueing
+        if q == "artifact":
+            return plan_cascade(self.model, obs.workers, obs.demand_qps, waits_s=obs.artifact_waits_s)
+        queue1, queue2 = (obs.light_queue, obs.heavy_queue) if q == "capacity" else (0.0, 0.0)
         return plan_cascade(self.model, obs.workers, obs.demand_qps, queue1, queue2)

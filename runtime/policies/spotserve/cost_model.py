@@ -19,17 +19,20 @@ A batch that M does not divide runs as one micro-batch (M = 1), as the artifact'
 does. `t_layer(tp, b)` comes from the profile's table for that tp; a batch between two profiled
 sizes is interpolated linearly.
 
-`model.prefill_cost` chooses the prefill's footing:
+`model.latency_model` chooses the footing:
 
     gpipe     (the default) as above: both phases are charged the same GPipe way. A pipeline of
-              M1 micro-batches takes (pp + M1 - 1) stage times, so more micro-batches only pay
+              M micro-batches takes (pp + M - 1) stage times, so more micro-batches only pay
               when the stages are long enough to overlap.
-    artifact  the artifact's solver (`solver.py::get_approx_latency`):
-              prefill = f * t_init(tp, batch/M1) * (pp + M1 - 1) / M1 + c_init * (pp - 1) / M1,
-              divided by M1 where its decode term is not. More prefill micro-batches then look
-              nearly free, which favours deep pipelines of small micro-batches (the artifact's
-              tp 8 x pp 2 for 20B on 40 GPUs, where gpipe picks dp 3 x tp 4 x pp 3); use it to
-              compare with the paper on the paper's footing.
+    artifact  the artifact's solver (`solver.py::get_approx_latency`), term for term:
+              prefill = f * t_init(tp, batch/M1) * (pp + M1 - 1) / M1 + c_init * (pp - 1) / M1
+              decode  = f * t_incr(tp, batch/M2) * (pp + M2 - 1)      + c_incr * (pp - 1) / M2
+              The prefill is divided by M1 where the decode step is not, so more prefill
+              micro-batches look nearly free, which favours deep pipelines of small
+              micro-batches (the artifact's tp 8 x pp 2 for 20B on 40 GPUs, where gpipe picks
+              dp 3 x tp 4 x pp 3); the boundary transfers count pp - 1 times, not once per stage
+              time. Use it to compare with the paper on the paper's footing;
+              tests/test_conformance.py checks it against the artifact's optimizer.
 
 Like the artifact we count the embedding/LM-head cost twice per batch (`2 * embed`) and charge
 f = ceil(layers/pp) real layers per stage, although FasterTransformer's stages hold
@@ -105,9 +108,9 @@ def check_profile(model: ModelConfig) -> None:
             raise ConfigError(f"model.{key}: every per-layer time must be > 0 ms")
     if len(model.embed_ms) != len(batches):
         raise ConfigError(f"model.embed_ms: must have one value per model.profile_batches ({len(batches)})")
-    if model.prefill_cost not in PREFILL_COSTS:
+    if model.latency_model not in LATENCY_MODELS:
         raise ConfigError(
-            f"model.prefill_cost: unknown footing {model.prefill_cost!r} (allowed: {', '.join(PREFILL_COSTS)})"
+            f"model.latency_model: unknown footing {model.latency_model!r} (allowed: {', '.join(LATENCY_MODELS)})"
         )
     if model.layers < 1 or model.padded_layers < model.layers:
         raise ConfigError(
@@ -152,24 +155,31 @@ def _phase_ms(model: ModelConfig, cfg: ParallelConfig, phase: str, m: int, comm_
     return (cfg.pp + micro - 1) * stage
 
 
-PREFILL_COSTS = ("gpipe", "artifact")
+LATENCY_MODELS = ("gpipe", "artifact")
+
+
+def _artifact_phase_ms(model: ModelConfig, cfg: ParallelConfig, phase: str, m: int, comm_ms: float) -> float:
+    """The artifact's term for a phase, before the prefill's division by M1."""
+    if cfg.is_zero:
+        raise ValueError("the ZERO configuration runs no replica")
+    micro = _micro_batches(cfg.batch, m)
+    f = math.ceil(model.layers / cfg.pp)
+    return f * layer_ms(model, phase, cfg.tp, cfg.batch / micro) * (cfg.pp + micro - 1) + comm_ms * (cfg.pp - 1) / micro
 
 
 def prefill_ms(model: ModelConfig, cfg: ParallelConfig) -> float:
-    """ms of the prefill of one batch: (pp + M1 - 1) stage times of batch/M1 sequences, or the
-    artifact's figure (`model.prefill_cost`, see the module docstring)."""
-    if model.prefill_cost == "artifact":
-        if cfg.is_zero:
-            raise ValueError("the ZERO configuration runs no replica")
+    """ms of the prefill of one batch (`model.latency_model`, see the module docstring)."""
+    if model.latency_model == "artifact":
         micro = _micro_batches(cfg.batch, cfg.m1)
-        f = math.ceil(model.layers / cfg.pp)
-        layer = layer_ms(model, "init", cfg.tp, cfg.batch / micro)
-        return (f * layer * (cfg.pp + micro - 1) + model.pp_init_comm_ms * (cfg.pp - 1)) / micro
+        layers = _artifact_phase_ms(model, cfg, "init", cfg.m1, 0.0) / micro
+        return layers + model.pp_init_comm_ms * (cfg.pp - 1) / micro
     return _phase_ms(model, cfg, "init", cfg.m1, model.pp_init_comm_ms)
 
 
 def decode_step_ms(model: ModelConfig, cfg: ParallelConfig) -> float:
-    """ms of one decode step of one batch: (pp + M2 - 1) stage times of batch/M2 sequences."""
+    """ms of one decode step of one batch (`model.latency_model`, see the module docstring)."""
+    if model.latency_model == "artifact":
+        return _artifact_phase_ms(model, cfg, "incr", cfg.m2, model.pp_incr_comm_ms)
     return _phase_ms(model, cfg, "incr", cfg.m2, model.pp_incr_comm_ms)
 
 

@@ -22,7 +22,7 @@ from runtime.policies.spotserve.cost_model import ParallelConfig
 from runtime.policies.spotserve.device_mapper import DeviceMapping, map_devices, rank_order, resume_order
 from runtime.policies.spotserve.fleet import Fleet, instance_gpus, replicas_from
 from runtime.policies.spotserve.layout import Gpu, InterruptedBatch, Position, positions
-from runtime.policies.spotserve.migration_planner import plan_migration, transfer_time_s
+from runtime.policies.spotserve.migration_planner import MigrationPlan, plan_migration, transfer_time_s
 from runtime.policies.spotserve.reconfiguration import (
     Change,
     Drain,
@@ -106,8 +106,15 @@ class SpotServe(SpotApproach):
         else:
             mapping = rank_order(self.model, old, layout, new, gpus, resume, interrupted)
         plan = plan_migration(self.model, old, layout, mapping, self._dying(fleet, event), resume, interrupted)
-        seconds = transfer_time_s(plan, self.spot.network_gbps) + self.spot.switch_overhead_s
+        seconds = self._transfer_s(plan)
         return seconds, mapping, resume
+
+    def _transfer_s(self, plan: MigrationPlan) -> float:
+        """The plan's transfer time plus the switch overhead; a shard that no surviving GPU
+        holds is read from storage."""
+        return (
+            transfer_time_s(plan, self.spot.network_gbps, load_gbps=self.spot.load_gbps) + self.spot.switch_overhead_s
+        )
 
     def _ready(self, start: float, migration_s: float, new: ParallelConfig) -> float:
         if self.features.overlap:
@@ -160,7 +167,7 @@ class SpotServe(SpotApproach):
         assignment.update(zip(added, free, strict=False))
         mapping = DeviceMapping(new, {p: assignment[p] for p in positions(new)}, 0.0, "fast_path")
         plan = plan_migration(self.model, fleet.config, fleet.layout(), mapping)
-        migration_s = transfer_time_s(plan, self.spot.network_gbps) + self.spot.switch_overhead_s
+        migration_s = self._transfer_s(plan)
         ready = notice.rebuild_at + migration_s
         fresh = replicas_from(mapping, self.fresh_ids(new.dp))[fleet.config.dp :]
         replicas = fleet.replicas + tuple(fresh)
