@@ -49,9 +49,22 @@ def overrides_of(argv: list[str]) -> list[str]:
     return [a for a in argv if not a.startswith("-") and not a.startswith("hydra.") and not a.startswith("hydra/")]
 
 
+def _experiment_systems(override: str, extra: list[Path] | None) -> list[str]:
+    """The systems the experiment presets of `experiment=...` switch to (`override /system: X`)."""
+    systems = []
+    for name in override.split("=", 1)[1].split(","):
+        for folder in [CONF_DIR, *(extra or [])]:
+            path = folder / "experiment" / f"{name.strip()}.yaml"
+            if path.is_file():
+                defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") or []
+                systems += [d["override /system"] for d in defaults if isinstance(d, dict) and "override /system" in d]
+    return systems
+
+
 def check_group_choices(overrides: list[str], extra: list[Path] | None = None) -> None:
     """A group option that does not exist, or that belongs to another system, in one line."""
     named = [v for o in overrides if o.startswith("system=") for v in o.split("=", 1)[1].split(",")]
+    named = named or [s for o in overrides if o.startswith("experiment=") for s in _experiment_systems(o, extra)]
     systems = [s for s in named or system_names()[:1] if s in system_names()]
     for item in overrides:
         key = item.partition("=")[0].lstrip("+~")

@@ -179,6 +179,46 @@ class ModelConfig:
 
 
 @dataclass
+class MechanicsConfig:
+    """Behaviours of the SpotServe artifact (Hsword/SpotServe, branch artifact) that a GPipe
+    serving system need not share; all off is ours, `experiment=spotserve_artifact` turns them
+    on (runtime/policies/spotserve/mechanics.py says where each comes from)."""
+
+    jit_interruption: bool = field(
+        default=False,
+        metadata=_help(
+            "FasterTransformer's just-in-time interruption: a running batch always completes; before each new "
+            "batch the replica estimates the decode steps that fit before its deadline (conservative for a "
+            "shrinking fleet, optimistic for a growing one) and runs only those, or stops"
+        ),
+    )
+    power_of_two_batches: bool = field(
+        default=False, metadata=_help("a replica's batch is the largest power of two <= the requests there (FT)")
+    )
+    fix_factor_planning_only: bool = field(
+        default=False,
+        metadata=_help(
+            "the profile's final_fix_factor is a planning margin only (the artifact's solver and estimator): "
+            "simulated replicas run at the profiled time, not the profiled time x the factor"
+        ),
+    )
+    old_batching: bool = field(
+        default=False,
+        metadata=_help(
+            "the AE scripts' --old-batching: requests left waiting are dispatched ahead to busy replicas, up to "
+            "2 batches each for the baselines and 1 for spotserve, bound to them"
+        ),
+    )
+    deadline_from_cost: bool = field(
+        default=False,
+        metadata=_help(
+            "every drain's deadline is notice + grace - the change's estimated cost, negative when the fleet "
+            "grows: the baselines' 0.5 s (a removal drains 0.5 s early), spotserve's migration estimate"
+        ),
+    )
+
+
+@dataclass
 class SpotConfig:
     """Spot-instance economics and mechanics of a SpotServe run."""
 
@@ -194,6 +234,7 @@ class SpotConfig:
         default=1.9046, metadata=_help("USD per instance-hour, spot (g4dn.12xlarge)", ge=0)
     )
     price_ondemand_per_hour: float = field(default=3.912, metadata=_help("USD per instance-hour, on-demand", ge=0))
+    mechanics: MechanicsConfig = field(default_factory=MechanicsConfig)
 
 
 @dataclass

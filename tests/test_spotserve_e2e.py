@@ -57,6 +57,22 @@ def test_the_wall_clock_agrees_with_the_virtual_clock_and_preempted_processes_ex
     assert processes_mentioning(str(tmp_path)) == [], "no role process outlives the run"
 
 
+def test_the_artifacts_mechanics_on_the_wall_clock_agree_with_the_virtual_clock(tmp_path: Path) -> None:
+    """experiment=spotserve_artifact through real roles: the jit drains (over the Drain RPC),
+    power-of-two batches and old batching in the load balancer's pool give the virtual clock's
+    numbers within bounds, every request accounted for."""
+    overrides = [*SPOT_E2E, "experiment=spotserve_artifact", f"hostfile.base_port={free_base_port(60)}",
+                 f"paths.output_dir={tmp_path}"]  # fmt: skip
+    rows, _, out = report(overrides, tmp_path / "fidelity")
+    by = {r.key: r for r in rows}
+    assert by["reconfigurations"].diff == 0
+    assert abs(by["latency_mean_s"].relative) <= 0.15, by["latency_mean_s"]
+    assert abs(by["unfinished"].diff) <= 5 and by["resumed_requests"].wall > 0
+    summary = json.loads((out / "wall" / "summary.json").read_text())
+    assert summary["accounting_ok"] and not summary["partial"]
+    assert processes_mentioning(str(tmp_path)) == []
+
+
 def orchestrate(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "orchestrator", *SPOT_E2E, f"paths.output_dir={tmp_path}",
            f"hostfile.base_port={free_base_port(60)}", *args]  # fmt: skip

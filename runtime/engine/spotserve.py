@@ -34,11 +34,10 @@ from runtime.cores.spotserve.controller import (
     Requeue,
     SpotControllerCore,
 )
-from runtime.cores.spotserve.pool import RequestPoolCore
 from runtime.cores.spotserve.replica import Assignment, Finished, Interrupted, ReplicaCore
 from runtime.policies.spotserve.layout import Gpu
 from runtime.policies.spotserve.reconfiguration import Stopped
-from runtime.policies.spotserve.registry import make_approach
+from runtime.policies.spotserve.registry import make_approach, request_pool
 from runtime.protos import servelab_pb2 as pb
 from runtime.schema import Config
 from traces.spotserve import AvailabilityEvent, alive_timeline, split_start
@@ -53,7 +52,9 @@ class SpotServeModel:
         assert model is not None
         self.model = model
         self.client = ClientCore(arrival_s, request_ids, float("inf"), model.output_len)
-        self.pool = RequestPoolCore()
+        self.pool = request_pool(config.approach.name, config.spot)
+        self.jit = config.spot.mechanics.jit_interruption
+        self.charged = not config.spot.mechanics.fix_factor_planning_only
         self.sink = SinkCore()
         self.queries: dict[int, pb.Query] = {}
         self.workers = dict(workers)
@@ -86,9 +87,11 @@ class SpotServeModel:
         for a in actions:
             if isinstance(a, AssignReplica):
                 leader = self.workers[a.replica.leader]
-                core = ReplicaCore(
-                    Assignment(a.replica.id, a.config.batch, a.timing, self.model.output_len, a.ready_at)
-                )
+                assignment = Assignment(
+                    a.replica.id, a.config.batch, a.timing, self.model.output_len, a.ready_at,
+                    jit=self.jit, fix_factor=self.model.final_fix_factor, charged_factor=self.charged,
+                )  # fmt: skip
+                core = ReplicaCore(assignment)
                 self.replicas[a.replica.id], self.leaders[a.replica.id] = core, leader
                 events += self.serve(a.replica.id, now)
             elif isinstance(a, ReleaseReplica):
@@ -96,7 +99,7 @@ class SpotServeModel:
             elif isinstance(a, DrainReplica):
                 replica = self.replicas.get(a.replica.id)
                 if replica is not None:
-                    replica.drain(a.deadline, a.keep_progress)
+                    replica.drain(a.deadline, a.keep_progress, a.conservative)
                     events += self.serve(a.replica.id, now)
             elif isinstance(a, Requeue):
                 self.pool.requeue(a.pinned, a.restarted)
@@ -109,6 +112,13 @@ class SpotServeModel:
         events: list[Event] = []
         while (out := self.controller.step(now)) is not None:
             if isinstance(out, NeedStopped):
+                # A rebuild waits for the drained replicas still running (a batch the jit
+                # interruption lets finish past its deadline), as the artifact's scheduler does.
+                busy = [r for r in out.replicas if (core := self.replicas.get(r)) is not None and not core.stopped]
+                until = max((self.replicas[r].wake_at(now) or now for r in busy), default=now)
+                if until > now:
+                    self.controller_at = until
+                    return [*events, ControllerDue(until)]
                 out = self.controller.step(now, {r: self.stopped(r) for r in out.replicas})
             assert not isinstance(out, NeedStopped)
             events += self.apply(out or [], now)
@@ -144,8 +154,10 @@ class SpotServeModel:
             else:
                 for r in lease.requests:
                     self.queries[r].restarts = self.pool.restarts.get(r, 0)
-                replica.start(lease)
+                refused = replica.start(lease)
                 self.received[replica_id] = lease.id
+                if refused is not None:
+                    self._record(replica_id, refused)
         return self.wake_later(replica_id, now)
 
     def _record(self, replica_id: int, outcome: Finished | Interrupted) -> None:
@@ -181,6 +193,7 @@ class SpotServeModel:
         for _ in range(len(self.idle)):
             rid = self.idle.popleft()
             events += self.serve(rid, now)
+        self.pool.dispatch_ahead()  # what the idle replicas left (old batching only)
         return events
 
     # ------------------------------------------------------------------ files

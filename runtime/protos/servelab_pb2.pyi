@@ -379,14 +379,16 @@ class WorkerRef(_message.Message):
     def __init__(self, worker: _Optional[str] = ...) -> None: ...
 
 class DrainRequest(_message.Message):
-    __slots__ = ("replica", "deadline", "keep_progress")
+    __slots__ = ("replica", "deadline", "keep_progress", "optimistic")
     REPLICA_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     KEEP_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    OPTIMISTIC_FIELD_NUMBER: _ClassVar[int]
     replica: int
     deadline: float
     keep_progress: bool
-    def __init__(self, replica: _Optional[int] = ..., deadline: _Optional[float] = ..., keep_progress: _Optional[bool] = ...) -> None: ...
+    optimistic: bool
+    def __init__(self, replica: _Optional[int] = ..., deadline: _Optional[float] = ..., keep_progress: _Optional[bool] = ..., optimistic: _Optional[bool] = ...) -> None: ...
 
 class DrainReply(_message.Message):
     __slots__ = ("replica", "requests", "tokens", "stopped")

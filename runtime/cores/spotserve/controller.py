@@ -33,6 +33,7 @@ None, applying the actions each returns; a rebuild needs the batches the drains 
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import math
@@ -83,6 +84,7 @@ class DrainReplica:
     replica: Replica
     deadline: float
     keep_progress: bool
+    conservative: bool = True
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,9 @@ class SpotControllerCore:
         self._pending = _Pending(heard, notice, now, self._ms(t0), seq)
         by_id = {r.id: r for r in self.fleet.replicas}
         drains: list[Action] = [
-            DrainReplica(by_id[d.replica], d.deadline, d.keep_progress) for d in notice.drains if d.replica in by_id
+            DrainReplica(by_id[d.replica], d.deadline, d.keep_progress, d.conservative)
+            for d in notice.drains
+            if d.replica in by_id
         ]
         # A replica the replaced plan drained and this one keeps serves on (no deadline).
         kept = superseded - {d.replica for d in notice.drains}
@@ -257,7 +261,8 @@ class SpotControllerCore:
         assert pending is not None
         self._pending = None
         t0 = self.timer() if self.timer else 0.0
-        notice = pending.notice
+        # The new replicas start from when the drains are done, however late that is.
+        notice = dataclasses.replace(pending.notice, rebuild_at=max(pending.notice.rebuild_at, now))
         interrupted = interrupted_batches(notice, stopped, self.model.input_len)
         built = self.approach.rebuild(self.fleet, notice, interrupted)
         plan = requeue(built, stopped)
@@ -281,7 +286,8 @@ class SpotControllerCore:
     def _assignments(self, built: Rebuild) -> list[Action]:
         if not built.new:
             return []
-        t = timing(self.model, built.fleet.config)
+        # The artifact's replicas run at the profiled time; its fix factor is a planning margin.
+        t = timing(self.model, built.fleet.config, fix_factor=not self.spot.mechanics.fix_factor_planning_only)
         reload = not self.approach.migrates
         return [
             AssignReplica(
@@ -324,7 +330,7 @@ class SpotControllerCore:
         self.ticks.append(
             {
                 "time": now,
-                "waiting": pool.get("waiting", 0) + pool.get("resumable", 0),
+                "waiting": pool.get("waiting", 0) + pool.get("resumable", 0) + pool.get("ahead", 0),
                 "pinned": pool.get("pinned", 0),
                 "leased": pool.get("leased", 0),
                 "submitted": pool.get("submitted", 0),

@@ -13,9 +13,14 @@ Every request the client submitted is in exactly one place until it finishes:
 |            | finished or interrupted, or the replica is gone                                |
 | held       | a batch a drain interrupted: it waits for the controller's decision (pin it to |
 |            | the replica that got its KV cache, or restart it)                              |
+| ahead      | with the artifact's old batching: requests dispatched ahead to a busy replica, |
+|            | bound to it until it takes them into a batch or is gone                        |
 
 A replica pulls a batch when it is idle (`next_batch`, the artifact's "a batch only to a
-replica with an empty pool"). A lease whose replica is gone returns to the pool with the
+replica with an empty pool"). With old batching (`ahead` > 0, spot.mechanics.old_batching;
+api_server.py `select_replica`), the requests left waiting once every idle replica has pulled
+are dispatched ahead (`dispatch_ahead`) to the busy replica holding the fewest, up to `ahead`
+batches per replica (running and ahead together), a power of two at a time. A lease whose replica is gone returns to the pool with the
 tokens its run had committed by then (`replica_gone`); requeue is idempotent by request id
 (only a held request moves), so a repeated or late requeue changes nothing. At the end of a
 run, the requests still in the pool are exactly the unfinished ones (`held_ids`).
@@ -28,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from runtime.policies.spotserve.engine import BatchTiming, MeasuredRun, Run
+from runtime.policies.spotserve.mechanics import power_of_two_at_most
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,10 @@ class RequestPoolCore:
     restarts: dict[int, int] = field(default_factory=dict)  # request -> times it went back to token 0
     finished: set[int] = field(default_factory=set)
     submitted: int = 0
+    power_of_two: bool = False  # batches of 1, 2, 4, ... requests (spot.mechanics.power_of_two_batches)
+    ahead: int = 0  # old batching: batches a busy replica may hold (0: none dispatched ahead)
+    local: dict[int, list[int]] = field(default_factory=dict)  # replica -> requests dispatched ahead to it
+    batch_of: dict[int, int] = field(default_factory=dict)  # replica -> its max batch (from its pulls)
     _next_lease: int = 0
 
     # ------------------------------------------------------------------ arrivals
@@ -85,6 +95,9 @@ class RequestPoolCore:
             if orphan.id > received:
                 self._unlease(orphan)
         recompute = False
+        self.batch_of[replica] = max_batch
+        if self.power_of_two:
+            max_batch = power_of_two_at_most(min(max_batch, self._available(replica)))
         if replica in self.pinned:
             ids, step = self.pinned[replica]
             batch, rest = ids[:max_batch], ids[max_batch:]
@@ -99,6 +112,10 @@ class RequestPoolCore:
             if rest:
                 self.resumable.append((rest, step))
             recompute = step > 0
+        elif self.local.get(replica):
+            ahead = self.local[replica]
+            batch, self.local[replica] = tuple(ahead[:max_batch]), ahead[max_batch:]
+            step = 0
         elif self.waiting:
             batch, self.waiting = tuple(self.waiting[:max_batch]), self.waiting[max_batch:]
             step = 0
@@ -109,6 +126,33 @@ class RequestPoolCore:
         self._next_lease += 1
         self.leases[lease.id] = lease
         return lease
+
+    def _available(self, replica: int) -> int:
+        """How many requests `next_batch` could give this replica (its pinned batch, else the
+        first resumable one, else the waiting requests)."""
+        if replica in self.pinned:
+            return len(self.pinned[replica][0])
+        if self.resumable:
+            return len(min(self.resumable, key=lambda b: (-b[1], b[0]))[0])
+        return len(self.local.get(replica) or self.waiting)
+
+    def dispatch_ahead(self) -> int:
+        """Old batching: dispatch the waiting requests ahead to busy replicas (module docstring);
+        returns how many moved. Call it once the idle replicas have pulled."""
+        moved = 0
+        while self.ahead and self.waiting:
+            held: dict[int, int] = {}
+            for lease in self.leases.values():
+                held[lease.replica] = held.get(lease.replica, 0) + len(lease.requests)
+            room = [r for r in sorted(held) if held[r] + len(self.local.get(r, ())) < self.ahead * self.batch_of[r]]
+            if not room:
+                break
+            replica = min(room, key=lambda r: held[r] + len(self.local.get(r, ())))
+            n = power_of_two_at_most(min(len(self.waiting), self.batch_of[replica]))
+            self.local.setdefault(replica, []).extend(self.waiting[:n])
+            self.waiting = self.waiting[n:]
+            moved += n
+        return moved
 
     def finish(self, lease_id: int) -> tuple[int, ...]:
         """The replica finished the batch: its requests leave the pool (none if unknown)."""
@@ -188,6 +232,9 @@ class RequestPoolCore:
         if held is not None:  # interrupted, and the controller never placed it
             self._resume(held.requests, held.tokens)
             back += held.requests
+        for r in self.local.pop(replica, []):  # dispatched ahead, never started: back in arrival order
+            bisect.insort(self.waiting, r)
+            back.append(r)
         return back
 
     def _resume(self, ids: Sequence[int], tokens: int) -> None:
@@ -207,6 +254,7 @@ class RequestPoolCore:
         ids.update(r for batch, _ in self.pinned.values() for r in batch)
         ids.update(r for lease in self.leases.values() for r in lease.requests)
         ids.update(r for h in self.held.values() for r in h.requests)
+        ids.update(r for ahead in self.local.values() for r in ahead)
         return ids
 
     def counts(self) -> dict[str, int]:
@@ -216,6 +264,7 @@ class RequestPoolCore:
             "pinned": sum(len(b) for b, _ in self.pinned.values()),
             "leased": sum(len(lease.requests) for lease in self.leases.values()),
             "held": sum(len(h.requests) for h in self.held.values()),
+            "ahead": sum(len(ahead) for ahead in self.local.values()),
             "finished": len(self.finished),
             "submitted": self.submitted,
         }

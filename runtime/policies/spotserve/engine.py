@@ -25,13 +25,18 @@ class BatchTiming:
     step_s: tuple[float, ...]
     embed_s: tuple[float, ...]
 
+    def scaled(self, k: float) -> BatchTiming:
+        return BatchTiming(*(tuple(v * k for v in col) for col in (self.prefill_s, self.step_s, self.embed_s)))
+
     def duration_s(self, batch: int, start_step: int, output_len: int, recompute: bool = False) -> float:
         prefill = self.prefill_s[batch - 1] if start_step == 0 or recompute else 0.0
         return prefill + (output_len - start_step) * self.step_s[batch - 1] + self.embed_s[batch - 1]
 
 
-def timing(model: ModelConfig, cfg: ParallelConfig) -> BatchTiming:
-    f = model.final_fix_factor / 1000.0
+def timing(model: ModelConfig, cfg: ParallelConfig, fix_factor: bool = True) -> BatchTiming:
+    """Seconds per batch size of `cfg`: the profile x final_fix_factor (the planners' figure,
+    which our simulated replicas take by default), or the profile itself (`fix_factor` False)."""
+    f = (model.final_fix_factor if fix_factor else 1.0) / 1000.0
     rows = []
     for b in range(1, cfg.batch + 1):
         c = ParallelConfig(cfg.dp, cfg.tp, cfg.pp, b, cfg.m1, cfg.m2)
@@ -42,7 +47,9 @@ def timing(model: ModelConfig, cfg: ParallelConfig) -> BatchTiming:
 
 @dataclass(frozen=True)
 class Run:
-    """One batch on a replica: when it started and how it is timed."""
+    """One batch on a replica: when it started and how it is timed. With `steps` (the
+    artifact's iter_step, spot.mechanics.jit_interruption) it runs only that many decode steps
+    and stops there, short of its end."""
 
     started_at: float
     batch: int
@@ -50,6 +57,16 @@ class Run:
     output_len: int
     timing: BatchTiming
     recompute: bool = False  # its KV cache was lost: a prefill recomputes the committed tokens
+    steps: int | None = None  # decode steps it runs before it stops; None: to the end
+
+    @property
+    def limited(self) -> bool:
+        """It stops after `steps` decode steps, before its last token."""
+        return self.steps is not None and self.start_step + self.steps < self.output_len
+
+    @property
+    def last_token(self) -> int:
+        return self.start_step + self.steps if self.limited and self.steps is not None else self.output_len
 
     @property
     def decode_start(self) -> float:
@@ -58,16 +75,18 @@ class Run:
 
     @property
     def finish_at(self) -> float:
+        if self.limited and self.steps is not None:
+            return self.decode_start + self.steps * self.timing.step_s[self.batch - 1]
         return self.started_at + self.timing.duration_s(self.batch, self.start_step, self.output_len, self.recompute)
 
     def committed_at(self, t: float) -> int:
         """Tokens committed (the KV length in decode steps) if the replica stops at time t."""
         if t >= self.finish_at:
-            return self.output_len
+            return self.last_token
         if t < self.decode_start:
             return self.start_step
         step = self.timing.step_s[self.batch - 1]
-        return min(self.output_len, self.start_step + math.floor((t - self.decode_start) / step + 1e-9))
+        return min(self.last_token, self.start_step + math.floor((t - self.decode_start) / step + 1e-9))
 
 
 @dataclass

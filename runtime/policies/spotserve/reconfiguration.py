@@ -44,6 +44,7 @@ class Drain:
     replica: int
     deadline: float
     keep_progress: bool
+    conservative: bool = True  # the jit estimator's side: False when the fleet grows
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,9 @@ class SpotApproach(ABC):
     name: ClassVar[str]
     # False: a new configuration restarts from storage (real execution drops what GPUs hold).
     migrates: ClassVar[bool] = False
+    # Batches a busy replica may hold with the artifact's old batching (api_server.py, pool_sz:
+    # 2 for both baselines, 1 for spotserve).
+    pool_batches: ClassVar[int] = 2
 
     def __init__(self, model: ModelConfig, spot: SpotConfig, features: Features, max_instances: int) -> None:
         self.model = model
@@ -211,6 +215,14 @@ class SpotApproach(ABC):
             rebuild_at=event.at_s,
             reason="end of the trace",
         )
+
+    def deadline(self, event: Change, cost_s: float, grows: bool) -> float:
+        """When the drains of this change must be done: the event's time, or, with the
+        artifact's deadline from the cost (spot.mechanics.deadline_from_cost), its notice +
+        grace - cost, the cost negative when the fleet grows (scheduler.py, switch_strategy)."""
+        if not self.spot.mechanics.deadline_from_cost:
+            return event.at_s
+        return event.at_s + cost_s if grows else event.at_s - cost_s
 
     def unchanged(self, fleet: Fleet, event: Change, alive: tuple[str, ...], choice: Choice) -> Notice:
         keep = tuple(r.id for r in fleet.replicas)

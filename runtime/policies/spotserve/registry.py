@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runtime.cores.spotserve.pool import RequestPoolCore
 from runtime.exceptions import ConfigError
 from runtime.policies.spotserve.ablation import features
 from runtime.policies.spotserve.reconfiguration import SpotApproach
@@ -15,6 +16,13 @@ APPROACHES: dict[str, type[SpotApproach]] = {
     Reparallelization.name: Reparallelization,
     Rerouting.name: Rerouting,
 }
+
+
+def request_pool(approach: str, spot: SpotConfig) -> RequestPoolCore:
+    """The request pool for a run of `approach` with the run's mechanics."""
+    m = spot.mechanics
+    ahead = APPROACHES[approach].pool_batches if m.old_batching and approach in APPROACHES else 0
+    return RequestPoolCore(power_of_two=m.power_of_two_batches, ahead=ahead)
 
 
 def make_approach(name: str, model: ModelConfig, spot: SpotConfig, ablation: int, max_instances: int) -> SpotApproach:

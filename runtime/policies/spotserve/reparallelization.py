@@ -32,8 +32,12 @@ class Reparallelization(SpotApproach):
         choice = self.choose(alive, required_tpt)
         if event.op != "remove" and choice.config == fleet.config:
             return self.unchanged(fleet, event, alive, choice)
-        deadline = event.at_s if event.op == "remove" else event.at_s + self.spot.switch_overhead_s
-        drains = tuple(Drain(r.id, deadline, False) for r in fleet.replicas)
+        grows = len(alive) > len(fleet.alive)
+        if self.spot.mechanics.deadline_from_cost:
+            deadline = self.deadline(event, self.spot.switch_overhead_s, grows)  # the artifact's cost: 0.5 s
+        else:
+            deadline = event.at_s if event.op == "remove" else event.at_s + self.spot.switch_overhead_s
+        drains = tuple(Drain(r.id, deadline, False, not grows) for r in fleet.replicas)
         return Notice(event, alive, choice, drains, rebuild_at=deadline, reason=choice.reason)
 
     def rebuild(self, fleet: Fleet, notice: Notice, interrupted: Mapping[int, InterruptedBatch]) -> Rebuild:

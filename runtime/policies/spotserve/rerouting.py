@@ -46,9 +46,11 @@ class Rerouting(SpotApproach):
             return Notice(event, alive, choice, keep=keep, rebuild_at=event.at_s, reason="add pipelines")
         closing = [r for r in fleet.replicas if r.uses(event.instances)]
         keep = tuple(r.id for r in fleet.replicas if r not in closing)
-        drains = tuple(Drain(r.id, event.at_s, False) for r in closing)
+        grows = len(alive) > len(fleet.alive)
+        deadline = self.deadline(event, self.spot.switch_overhead_s, grows)  # the artifact's cost: 0.5 s
+        drains = tuple(Drain(r.id, deadline, False, not grows) for r in closing)
         return Notice(
-            event, alive, choice, drains, keep=keep, rebuild_at=event.at_s, reason="close the pipelines that lose a GPU"
+            event, alive, choice, drains, keep=keep, rebuild_at=deadline, reason="close the pipelines that lose a GPU"
         )
 
     def rebuild(self, fleet: Fleet, notice: Notice, interrupted: Mapping[int, InterruptedBatch]) -> Rebuild:

@@ -39,6 +39,7 @@ from runtime.policies.spotserve.reconfiguration import (
 class SpotServe(SpotApproach):
     name = "spotserve"
     migrates = True
+    pool_batches = 1
 
     def initial(self, instances: tuple[str, ...], required_tpt: float, now: float = 0.0) -> Rebuild:
         built = super().initial(instances, required_tpt, now)
@@ -67,14 +68,16 @@ class SpotServe(SpotApproach):
             return Notice(
                 event, alive, choice, keep=keep, rebuild_at=t, reason="scale-out fast path: old replicas run on"
             )
+        grows = len(alive) > len(fleet.alive)
         if new.is_zero:
-            drains = tuple(Drain(r.id, t, False) for r in fleet.replicas)
+            drains = tuple(Drain(r.id, t, False, not grows) for r in fleet.replicas)
             return Notice(event, alive, choice, drains, rebuild_at=t, reason=choice.reason)
         estimate = self._estimate(fleet, new, alive, event)
         # A removal must finish migrating while the dying GPUs can still send; otherwise the
-        # old replicas serve until the new instances are there.
-        deadline = max(now, t - estimate) if event.op == "remove" else t
-        drains = tuple(Drain(r.id, deadline, self.features.recovery) for r in fleet.replicas)
+        # old replicas serve until the new instances are there (with the artifact's deadline
+        # from the cost, until then plus the estimate).
+        deadline = max(now, t - estimate) if event.op == "remove" else self.deadline(event, estimate, grows)
+        drains = tuple(Drain(r.id, deadline, self.features.recovery, not grows) for r in fleet.replicas)
         return Notice(event, alive, choice, drains, estimate_s=estimate, rebuild_at=deadline, reason=choice.reason)
 
     def _dying(self, fleet: Fleet, event: Change) -> list[Gpu]:

@@ -201,7 +201,9 @@ class SpotControllerRole(Role):
     def _drain(self, a: DrainReplica) -> pb.DrainReply | None:
         leader = self.workers[a.replica.leader]
         wall = 5.0 if a.deadline == float("inf") else self.clock.wall(a.deadline - self.clock.now())
-        request = pb.DrainRequest(replica=a.replica.id, deadline=a.deadline, keep_progress=a.keep_progress)
+        request = pb.DrainRequest(
+            replica=a.replica.id, deadline=a.deadline, keep_progress=a.keep_progress, optimistic=not a.conservative
+        )
         try:
             reply: pb.DrainReply = self.stubs[leader].Drain(request, timeout=max(0.0, wall) + DRAIN_SLACK_WALL_S)
             return reply

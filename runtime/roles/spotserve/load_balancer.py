@@ -15,8 +15,9 @@ from pathlib import Path
 import grpc
 
 from runtime import rolefiles
-from runtime.cores.spotserve.pool import Lease, RequestPoolCore
+from runtime.cores.spotserve.pool import Lease
 from runtime.policies.spotserve.engine import BatchTiming
+from runtime.policies.spotserve.registry import request_pool
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
@@ -29,7 +30,8 @@ class SpotLoadBalancerRole(Role):
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
         super().__init__(spec, name, out_dir)
         self.cond = threading.Condition()
-        self.core = RequestPoolCore()
+        self.core = request_pool(self.config.approach.name, self.config.spot)
+        self.pulling = 0  # replicas waiting in NextBatch
         self.queries: dict[int, pb.Query] = {}
 
     def servicers(self) -> list[Servicer]:
@@ -44,6 +46,8 @@ class SpotLoadBalancerRole(Role):
                 query.admitted_at = self.clock.now()
                 self.queries[query.id] = query
                 self.cond.notify_all()
+                if not self.pulling:  # no idle replica to take it: dispatch ahead (old batching)
+                    self.core.dispatch_ahead()
         return pb.SubmitReply(accepted=True)
 
     def next_batch(self, request: pb.NextBatchRequest) -> pb.NextBatchReply:
@@ -52,7 +56,11 @@ class SpotLoadBalancerRole(Role):
         with self.cond:
             lease = self._lease(request, timing)
             if lease is None and request.wait_s > 0:
-                self.cond.wait(request.wait_s)
+                self.pulling += 1
+                try:
+                    self.cond.wait(request.wait_s)
+                finally:
+                    self.pulling -= 1
                 lease = self._lease(request, timing)
             if lease is None:
                 return pb.NextBatchReply(lease=-1)
@@ -78,6 +86,8 @@ class SpotLoadBalancerRole(Role):
                     self.queries.pop(r, None)
             else:
                 self.core.interrupt(report.lease, report.tokens)
+            if not self.pulling:
+                self.core.dispatch_ahead()
 
     def requeue(self, request: pb.RequeueRequest) -> None:
         pinned = [(p.replica, tuple(p.requests), p.start_step) for p in request.pinned]
@@ -137,6 +147,6 @@ class _Pool(pbg.RequestPoolServicer):
         with self.lb.cond:
             c = self.lb.core.counts()
             return pb.PoolStats(
-                submitted=c["submitted"], waiting=c["waiting"], pinned=c["pinned"], now=self.lb.clock.now(),
+                submitted=c["submitted"], waiting=c["waiting"] + c["ahead"], pinned=c["pinned"], now=self.lb.clock.now(),
                 leased=c["leased"], held=c["held"], resumable=c["resumable"],
             )  # fmt: skip

@@ -150,7 +150,10 @@ class SpotWorkerRole(Role):
             if leads:
                 # Real execution: ready when its group has formed (`_real_replica` sets it).
                 ready = float("inf") if self.gpu is not None else a.ready_at
-                core = ReplicaCore(Assignment(a.replica, a.batch, timing, a.output_len, ready, a.config))
+                m = self.config.spot.mechanics
+                ff = self.config.model.final_fix_factor  # type: ignore[union-attr]
+                core = ReplicaCore(Assignment(a.replica, a.batch, timing, a.output_len, ready, a.config, m.jit_interruption,
+                                              ff, not m.fix_factor_planning_only))  # fmt: skip
                 engine = _Engine(core, a.worker)
                 self.engines[a.replica] = engine
         if self.gpu is not None:
@@ -178,7 +181,7 @@ class SpotWorkerRole(Role):
             engine = self.engines.get(request.replica)
             if engine is None:  # nothing runs here for it (never assigned, or released)
                 return pb.DrainReply(replica=request.replica, stopped=True)
-            engine.core.drain(request.deadline, request.keep_progress)
+            engine.core.drain(request.deadline, request.keep_progress, not request.optimistic)
             self.cond.notify_all()
             if engine.core.deadline is None:
                 return pb.DrainReply(replica=request.replica, stopped=False)  # cancelled: it serves on
@@ -250,8 +253,10 @@ class SpotWorkerRole(Role):
         else:
             run = Run(reply.started_at, len(ids), reply.start_step, a.output_len, t, reply.recompute)
         with self.cond:
-            engine.core.start(Lease(reply.lease, a.replica, ids, reply.start_step, reply.recompute, run))
+            refused = engine.core.start(Lease(reply.lease, a.replica, ids, reply.start_step, reply.recompute, run))
             engine.queries, engine.received = list(reply.queries), reply.lease
+            if refused is not None:
+                self._report(engine, refused)
 
     def _report(self, engine: _Engine, outcome: Finished | Interrupted) -> None:
         """Under the lock: stamp the batch's stage and tell the pool (and the sink) how it ended."""
