@@ -39,7 +39,9 @@ def test_the_estimator_is_the_artifacts_calc_remain_step() -> None:
     assert optimistic == int((slot - t1 / FF) / (t2 / FF)) + 1 > 12  # it overruns the slot
     assert remaining_steps(PROFILE, 4, t1 * FF + 0.5 * t2 * FF, True, FF, M.output_len) == 0
     assert remaining_steps(PROFILE, 4, 1e6, True, FF, M.output_len) == WHOLE
-    assert stop_now(PROFILE, PROFILE.prefill_s[0] * FF, FF) and not stop_now(PROFILE, PROFILE.prefill_s[0] * FF + 0.01, FF)
+    assert stop_now(PROFILE, PROFILE.prefill_s[0] * FF, FF) and not stop_now(
+        PROFILE, PROFILE.prefill_s[0] * FF + 0.01, FF
+    )
     assert [power_of_two_at_most(n) for n in (0, 1, 2, 3, 4, 7, 8)] == [0, 1, 2, 2, 4, 4, 8]
 
 
