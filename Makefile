@@ -21,6 +21,7 @@ lint: ## ruff and mypy (a step of .ci/run of its own)
 
 bench: ## every benchmark script (minutes)
 	$(PY) -m benchmarks.planner
+	$(PY) -m benchmarks.diffserve_paper
 	$(PY) -m benchmarks.engine
 	$(PY) -m benchmarks.fidelity
 	$(PY) -m benchmarks.testbed_overhead

@@ -386,6 +386,7 @@ def _track(
         artifacts: list[tuple[Path, str | None]] = [(run_dir / f, None) for f in files]
         artifacts += [(run_dir / "logs", "logs"), (run_dir / ".hydra", "hydra"), (run_dir / "figures", "figures")]
         artifacts += [(p, "roles") for p in sorted((run_dir / "roles").glob("*/*.parquet"))]
+        artifacts += [(run_dir / name, str(Path(name).parent)) for name in result.tables]
         tracking.log_artifacts(uri, run_id, artifacts)
         status = "FAILED" if summary.get("accounting_problems") else "KILLED" if summary.get("partial") else "FINISHED"
         tracking.end_run(uri, run_id, status, end_s=span[1])

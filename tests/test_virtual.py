@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from orchestrator.experiment import RunResult
+from orchestrator.systems.diffserve import artifact_recipe
 from orchestrator.tracking import absolute_uri
 from tests.conftest import assert_summary_metrics_read_back
 
@@ -110,6 +111,11 @@ def test_diffserve_adapts_and_beats_the_baselines(run_job: Callable[..., RunResu
     assert {a.path for a in client.list_artifacts(ds.mlflow_run_id, "figures")} == {
         "figures/threshold.png", "figures/slo_violation_ratio.png", "figures/fid.png",
     }  # fmt: skip
+    # The artifact's controller logs, in its format, as files of the run and in MLflow.
+    logged = {a.path for a in client.list_artifacts(ds.mlflow_run_id, "artifact_logs")}
+    assert logged == {f"artifact_logs/{name}" for name in artifact_recipe.FILES}
+    slo = pd.read_csv(ds.run_dir / "artifact_logs" / "slo_timeouts_per_second.csv")
+    assert list(slo.columns) == ["succeed", "timeout", "drop", "total"] and len(slo) >= artifact_recipe.END_ROWS
     history = client.get_metric_history(ds.mlflow_run_id, "series/threshold")
     assert len(history) >= 100 and {m.step for m in history} >= set(range(10, 100))
 
