@@ -123,11 +123,16 @@ def profile(
     return result
 
 
-def profiled_cascade(cascade: CascadeConfig, measured: dict[str, Any], batch_sizes: list[int]) -> dict[str, Any]:
-    """The cascade config with the measured numbers in place (a plain dict for YAML)."""
+def profiled_cascade(
+    cascade: CascadeConfig, measured: dict[str, Any], batch_sizes: list[int], suffix: str = "profiled"
+) -> dict[str, Any]:
+    """The cascade config with the measured numbers in place (a plain dict for YAML);
+    `measured["source"]` replaces the default source line."""
     out: dict[str, Any] = OmegaConf.to_container(OmegaConf.structured(cascade), resolve=True)  # type: ignore[assignment]
-    where = f"measured by orchestrator.profile on {socket.gethostname()} ({measured['device']}), {time.strftime('%Y-%m-%d')}"
-    out["name"] = f"{cascade.name}_profiled"
+    where = measured.get("source") or (
+        f"measured by orchestrator.profile on {socket.gethostname()} ({measured['device']}), {time.strftime('%Y-%m-%d')}"
+    )
+    out["name"] = f"{cascade.name}_{suffix}"
     for tier in ("light", "heavy"):
         stats = measured["models"][tier]
         out[tier]["profile"] = {
@@ -145,11 +150,15 @@ def profiled_cascade(cascade: CascadeConfig, measured: dict[str, Any], batch_siz
     return out
 
 
-def write(out_dir: Path, cascade: CascadeConfig, measured: dict[str, Any], batch_sizes: list[int]) -> Path:
-    target = out_dir / "cascade" / f"{cascade.name}_profiled.yaml"
+def write(
+    out_dir: Path, cascade: CascadeConfig, measured: dict[str, Any], batch_sizes: list[int], suffix: str = "profiled"
+) -> Path:
+    name = f"{cascade.name}_{suffix}"
+    target = out_dir / "cascade" / f"{name}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    header = f"# {cascade.name} profiled on this machine: python -m orchestrator hydra.searchpath=[file://{out_dir.resolve()}] cascade={cascade.name}_profiled\n"
-    target.write_text(header + yaml.safe_dump(profiled_cascade(cascade, measured, batch_sizes), sort_keys=False))
+    header = f"# {cascade.name} profiled: python -m orchestrator hydra.searchpath=[file://{out_dir.resolve()}] cascade={name}\n"
+    profiled = profiled_cascade(cascade, measured, batch_sizes, suffix)
+    target.write_text(header + yaml.safe_dump(profiled, sort_keys=False))
     with (out_dir / f"{cascade.name}_profile.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["", "Model", "Accel", "batchsize", "avg_runtime", "50th_pct", "90th_pct", "95th_pct"])

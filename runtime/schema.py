@@ -62,6 +62,12 @@ class DiffusionModelConfig:
     guidance: float = field(default=0.0, metadata=_help("classifier-free guidance scale", ge=0))
     resolution: int = field(default=512, metadata=_help("image height and width in pixels", ge=8))
     profile: ProfileConfig = field(default_factory=ProfileConfig, metadata=_help("latency per batch size"))
+    unet: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_help(
+            "the UNet's published shape (UNet2DConditionModel arguments, conf/unet/): profiled with random weights"
+        ),
+    )
 
 
 @dataclass

@@ -6,7 +6,6 @@ migration right."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from runtime.exceptions import ConfigError  # noqa: E402
-from runtime.models.gpt import DistComm, GptShape, GptShard, Local, Place, generate  # noqa: E402
+from runtime.models.gpt import GptShape, GptShard, Local, Place, generate  # noqa: E402
+from runtime.models.gpt_ranks import run_ranks  # noqa: E402
+from runtime.models.gpt_ranks import single as single_process  # noqa: E402
 
 SHAPE = GptShape(layers=4, hidden=64, heads=4, vocab=256, max_seq_len=48)
 SEED = 7
@@ -22,46 +23,12 @@ PROMPT = [[5, 17, 42, 99, 3, 250, 64, 8], [1, 2, 3, 4, 5, 6, 7, 200]]
 NEW = 10
 
 
-def _rank(rank: int, tp: int, pp: int, out: str, phase: str, steps: int, resume: str) -> None:
-    """One worker process of a replica: its shard, its part of the decoding, its files."""
-    import torch.distributed as dist
-    from safetensors.torch import load_file, save_file
-
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{out}/store-{phase}", world_size=tp * pp, rank=rank)
-    place = Place(tp=tp, pp=pp, tp_rank=rank % tp, stage=rank // tp)
-    shard = GptShard(SHAPE, place, SEED, torch.float64)
-    comm = DistComm(place)
-    prompt, start, caches = torch.tensor(PROMPT), 0, None
-    if resume:  # the blocks every rank of the earlier configuration left, loaded for this shard
-        blocks: dict[str, torch.Tensor] = {}
-        for f in sorted(Path(resume).glob("kv-*.safetensors")):
-            blocks.update(load_file(str(f)))
-        done = torch.load(Path(resume) / "tokens.pt")
-        prompt, start = done[:, -1:], len(PROMPT[0]) + done.shape[1] - 1
-        caches = shard.load_kv(blocks)
-    tokens, caches = generate(shard, prompt, steps, comm, caches, start)
-    save_file(shard.kv_blocks(caches), f"{out}/{phase}/kv-{rank}.safetensors")
-    if rank == 0:
-        torch.save(torch.tensor(tokens), f"{out}/{phase}/tokens.pt")
-    dist.destroy_process_group()
-
-
 def run(tp: int, pp: int, tmp: Path, phase: str, steps: int = NEW, resume: Path | None = None) -> list[list[int]]:
-    import torch.multiprocessing as mp
-
-    (tmp / phase).mkdir(parents=True)
-    mp.start_processes(_rank, args=(tp, pp, str(tmp), phase, steps, str(resume or "")), nprocs=tp * pp,
-                       start_method="spawn")  # fmt: skip
-    result: list[list[int]] = torch.load(tmp / phase / "tokens.pt").tolist()
-    return result
+    return run_ranks(SHAPE, SEED, PROMPT, steps, tp, pp, tmp, phase, resume=resume)
 
 
 def single() -> list[list[int]]:
-    shard = GptShard(SHAPE, Place(), SEED, torch.float64)
-    tokens, _ = generate(shard, torch.tensor(PROMPT), NEW, Local())
-    return tokens
+    return single_process(SHAPE, SEED, PROMPT, NEW)
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ from runtime.models.gpt import (
     Local,
     Place,
     block_names,
+    group_backend,
     layer_block_names,
     seeded_block,
 )
@@ -179,9 +180,13 @@ class Batch:
 
 class GptGpu:
     def __init__(
-        self, shape: GptShape, seed: int, input_len: int, dtype: torch.dtype, device: str, storage: Path
-    ) -> None:
+        self, shape: GptShape, seed: int, input_len: int, dtype: torch.dtype, device: str, storage: Path,
+        shared_devices: bool = False,
+    ) -> None:  # fmt: skip
         self.shape, self.seed, self.input_len, self.dtype, self.device = shape, seed, input_len, dtype, device
+        # Several worker processes on one CUDA device: groups over gloo through CPU copies.
+        self.backend, self.stage_cpu = group_backend(device, shared_devices)
+        self.comm_device = "cpu" if self.stage_cpu else device
         if device.startswith("cuda"):
             torch.cuda.set_device(device)  # NCCL takes the current device: one GPU per process
         self.storage = WeightStorage(storage, shape, seed, dtype)
@@ -291,10 +296,9 @@ class GptGpu:
         host, port = store
         client = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=timeout_s))
         prefix = dist.PrefixStore(f"replica{replica}", client)
-        backend = "nccl" if self.device.startswith("cuda") else "gloo"
-        dist.init_process_group(backend, store=prefix, rank=rank, world_size=world,
+        dist.init_process_group(self.backend, store=prefix, rank=rank, world_size=world,
                                 timeout=timedelta(seconds=timeout_s))  # fmt: skip
-        self.comm, self.grouped = DistComm(place), True
+        self.comm, self.grouped = DistComm(place, self.stage_cpu), True
 
     def leave(self) -> None:
         import torch.distributed as dist
@@ -315,7 +319,7 @@ class GptGpu:
         for i, q in enumerate(ids):
             msg[HEADER + i] = q
         if self.grouped:
-            on = msg.to(self.device)
+            on = msg.to(self.comm_device)
             dist.broadcast(on, 0)
             msg = on.cpu()
         return [int(x) for x in msg.tolist()]
@@ -371,10 +375,10 @@ class GptGpu:
                 if start_step == 0 or entry is None or not self._has_cache(entry[1], shard):
                     have = 0
         if self.grouped:  # every rank must agree: resume only if all hold their caches
-            flag = torch.tensor([have], dtype=torch.int64, device=self.device)
+            flag = torch.tensor([have], dtype=torch.int64, device=self.comm_device)
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
             have = int(flag.item())
-            on = known.to(self.device)
+            on = known.to(self.comm_device)
             dist.all_reduce(on, op=dist.ReduceOp.MAX)
             known = on.cpu()
         tokens: list[list[int]] = []

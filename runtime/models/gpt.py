@@ -121,42 +121,66 @@ class Comm:
 Local = Comm  # one process: tp = pp = 1, nothing to exchange
 
 
+def group_backend(device: str, shared_devices: bool) -> tuple[str, bool]:
+    """(backend, stage through the CPU) for a replica's group: NCCL when every rank has a CUDA
+    device of its own; gloo on the CPU, and gloo when ranks share a CUDA device (NCCL refuses
+    two ranks on one device), its CUDA tensors copied through CPU memory (gloo's send and recv
+    take CPU tensors)."""
+    if not device.startswith("cuda"):
+        return "gloo", False
+    return ("gloo", True) if shared_devices else ("nccl", False)
+
+
 class DistComm(Comm):
     """torch.distributed: global rank = stage * tp + tp_rank; one tp group per stage; stage s's
     tp rank r sends its (replicated) activations to stage s+1's rank r; the last stage's rank 0
-    broadcasts the chosen tokens to every rank."""
+    broadcasts the chosen tokens to every rank. `stage_cpu`: tensors go through CPU copies (gloo
+    with CUDA tensors, `group_backend`)."""
 
-    def __init__(self, place: Place) -> None:
+    def __init__(self, place: Place, stage_cpu: bool = False) -> None:
         import torch.distributed as dist
 
-        self.dist, self.place = dist, place
+        self.dist, self.place, self.stage_cpu = dist, place, stage_cpu
         self.groups = [dist.new_group([s * place.tp + r for r in range(place.tp)]) for s in range(place.pp)]
         self.group = self.groups[place.stage]
         self.rank = place.stage * place.tp + place.tp_rank
 
+    def _out(self, x: Tensor) -> Tensor:
+        return x.cpu() if self.stage_cpu else x
+
+    def _back(self, x: Tensor, staged: Tensor) -> Tensor:
+        if staged is not x:
+            x.copy_(staged)
+        return x
+
     def all_reduce_tp(self, x: Tensor) -> Tensor:
         if self.place.tp > 1:
-            self.dist.all_reduce(x, group=self.group)
+            staged = self._out(x)
+            self.dist.all_reduce(staged, group=self.group)
+            self._back(x, staged)
         return x
 
     def all_gather_tp(self, x: Tensor) -> Tensor:
         if self.place.tp == 1:
             return x
-        parts = [torch.empty_like(x) for _ in range(self.place.tp)]
-        self.dist.all_gather(parts, x.contiguous(), group=self.group)
-        return torch.cat(parts, dim=-1)
+        staged = self._out(x.contiguous())
+        parts = [torch.empty_like(staged) for _ in range(self.place.tp)]
+        self.dist.all_gather(parts, staged, group=self.group)
+        return torch.cat(parts, dim=-1).to(x.device)
 
     def send_next(self, x: Tensor) -> None:
-        self.dist.send(x.contiguous(), self.rank + self.place.tp)
+        self.dist.send(self._out(x.contiguous()), self.rank + self.place.tp)
 
     def recv_prev(self, like: Tensor) -> Tensor:
         out = torch.empty_like(like)
-        self.dist.recv(out, self.rank - self.place.tp)
-        return out
+        staged = self._out(out)
+        self.dist.recv(staged, self.rank - self.place.tp)
+        return self._back(out, staged)
 
     def broadcast_tokens(self, tokens: Tensor) -> Tensor:
-        self.dist.broadcast(tokens, (self.place.pp - 1) * self.place.tp)
-        return tokens
+        staged = self._out(tokens)
+        self.dist.broadcast(staged, (self.place.pp - 1) * self.place.tp)
+        return self._back(tokens, staged)
 
 
 VOCAB_BLOCKS = 64  # the LM head's columns in this many seeded blocks: any tp dividing 64 takes whole blocks

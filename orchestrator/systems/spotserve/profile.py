@@ -37,6 +37,7 @@ def _rank(rank: int, tp: int, store: str, spec: dict[str, Any], out: str) -> Non
     import torch.distributed as dist
 
     from runtime.models.gpt import DistComm, GptShape, GptShard, Local, Place
+    from runtime.models.shapes import RandomBlocks
 
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     device = spec["device"]
@@ -51,7 +52,8 @@ def _rank(rank: int, tp: int, store: str, spec: dict[str, Any], out: str) -> Non
     shape = GptShape(**spec["shape"])
     place = Place(tp=tp, tp_rank=rank)
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    shard = GptShard(shape, place, 0, dtype, device)
+    blocks = RandomBlocks(shape, place, device, dtype) if spec.get("weights") == "random" else None
+    shard = GptShard(shape, place, 0, dtype, device, blocks=blocks)
     comm = DistComm(place) if tp > 1 else Local()
 
     def timed(fn: Any) -> float:
@@ -86,16 +88,18 @@ def _rank(rank: int, tp: int, store: str, spec: dict[str, Any], out: str) -> Non
         dist.destroy_process_group()
 
 
-def _embed_ms(shape: Any, batches: list[int], repeats: int, device: str) -> dict[int, float]:
+def _embed_ms(shape: Any, batches: list[int], repeats: int, device: str, weights: str = "seeded") -> dict[int, float]:
     """The embedding lookup and the LM head (norm, product, argmax) of one step, per batch."""
     import torch
     from torch.nn import functional as F  # noqa: N812
 
     from runtime.models.gpt import GptShape, GptShard, Place
+    from runtime.models.shapes import RandomBlocks
 
     one = GptShape(1, shape.hidden, shape.heads, shape.vocab, shape.max_seq_len, padded_layers=1)
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    shard = GptShard(one, Place(), 0, dtype, device)
+    blocks = RandomBlocks(one, Place(), device, dtype) if weights == "random" else None
+    shard = GptShard(one, Place(), 0, dtype, device, blocks=blocks)
     out = {}
     with torch.inference_mode():
         for b in batches:
@@ -113,9 +117,17 @@ def _embed_ms(shape: Any, batches: list[int], repeats: int, device: str) -> dict
 
 
 def measure(
-    model: ModelConfig, device: str, batches: list[int], tps: list[int], repeats: int, warmup: int
+    model: ModelConfig,
+    device: str,
+    batches: list[int],
+    tps: list[int],
+    repeats: int,
+    warmup: int,
+    weights: str = "seeded",
 ) -> dict[str, Any]:
-    """Per tp and batch: the median prefill and decode-step milliseconds of the whole model."""
+    """Per tp and batch: the median prefill and decode-step milliseconds of the whole model.
+    `weights`: seeded (the values real execution uses) or random (drawn on the device: what a
+    real-shape profile needs, in seconds; runtime/models/shapes.py)."""
     import torch.multiprocessing as mp
 
     from runtime.models.gpt import GptShape
@@ -124,7 +136,7 @@ def measure(
     spec = {"shape": {"layers": shape.layers, "hidden": shape.hidden, "heads": shape.heads, "vocab": shape.vocab,
                       "max_seq_len": shape.max_seq_len, "padded_layers": shape.padded},
             "batches": batches, "input_len": model.input_len, "repeats": repeats, "warmup": warmup,
-            "device": device}  # fmt: skip
+            "device": device, "weights": weights}  # fmt: skip
     passes: dict[int, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="servelab-profile-") as tmp:
         for tp in tps:
@@ -133,10 +145,12 @@ def measure(
             store = Path(tmp) / f"store-{tp}"
             mp.start_processes(_rank, args=(tp, str(store), spec, str(out)), nprocs=tp, start_method="spawn")
             passes[tp] = json.loads(out.read_text())
-    return {"passes": passes, "embed_ms": _embed_ms(shape, batches, repeats, device)}
+    return {"passes": passes, "embed_ms": _embed_ms(shape, batches, repeats, device, weights)}
 
 
-def profiled_model(model: ModelConfig, measured: dict[str, Any], batches: list[int], tps: list[int]) -> dict[str, Any]:
+def profiled_model(
+    model: ModelConfig, measured: dict[str, Any], batches: list[int], tps: list[int], source: str | None = None
+) -> dict[str, Any]:
     """The model config with the measured profile in place (a plain dict for YAML)."""
     out: dict[str, Any] = OmegaConf.to_container(OmegaConf.structured(model), resolve=True)  # type: ignore[assignment]
     embed = [max(MIN_MS, measured["embed_ms"][b]) for b in batches]
@@ -158,7 +172,8 @@ def profiled_model(model: ModelConfig, measured: dict[str, Any], batches: list[i
         init_ms=[[round(v, 4) for v in row] for row in init],
         incr_ms=[[round(v, 4) for v in row] for row in incr],
         embed_ms=[round(v, 4) for v in embed],
-        source=f"measured on {socket.gethostname()} by python -m orchestrator.profile system=spotserve model={model.name}",
+        source=source
+        or f"measured on {socket.gethostname()} by python -m orchestrator.profile system=spotserve model={model.name}",
     )
     return out
 

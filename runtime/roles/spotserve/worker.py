@@ -108,7 +108,11 @@ class SpotWorkerRole(Role):
             os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: gloo talks over loopback
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
         root = Path(cfg.execution.weights_dir or Path.home() / ".cache" / "servelab" / "weights").expanduser()
-        return GptGpu(GptShape.of(cfg.model), cfg.seed, cfg.model.input_len, dtype, device, root)
+        # More GPU workers on this host than CUDA devices: they share devices.
+        host = self.spec.role(self.name).address.rsplit(":", 1)[0]
+        here = [w for w in self.spec.of("worker") if w.address.rsplit(":", 1)[0] == host]
+        shared = device.startswith("cuda") and len(here) > torch.cuda.device_count()
+        return GptGpu(GptShape.of(cfg.model), cfg.seed, cfg.model.input_len, dtype, device, root, shared)
 
     def _send_reports(self, reports: list[pb.LeaseReport]) -> None:
         for r in reports:
