@@ -64,13 +64,18 @@ class Row:
 class Check:
     """Runs the checks in order, each timed and kept to one row; a failure keeps its reason."""
 
-    def __init__(self, cpu: bool, out: Path) -> None:
-        self.cpu, self.out, self.rows = cpu, out, []
+    def __init__(self, cpu: bool, out: Path, only: tuple[str, ...] = ()) -> None:
+        self.cpu, self.out, self.rows, self.only = cpu, out, [], only
         self.device = "cpu" if cpu else "cuda"
         self.work = Path(tempfile.mkdtemp(prefix="device-check-"))
         self.profiles: dict[str, Any] = {}
 
+    def wanted(self, name: str) -> bool:
+        return not self.only or any(part in name for part in self.only)
+
     def row(self, name: str, fn: Callable[[], tuple[str, str]], cuda_only: bool = False) -> None:
+        if not self.wanted(name):
+            return
         t0 = time.perf_counter()
         if cuda_only and self.cpu:
             result, figure = SKIP, "needs CUDA (--cpu)"
@@ -143,10 +148,14 @@ def diffserve_row(check: Check, float16: bool) -> tuple[str, str]:
     on = f"device={device}" in logs or (device == "cuda" and "device=cuda" in logs)
     done = s["completed_on_time"] + s["completed_late"]
     spread = _pixel_spread(images[0]) if images else 0.0
+    drops = records["drop_reason"].replace("", None).dropna().value_counts().to_dict()
     ok = s["accounting_ok"] and not s["partial"] and done == s["queries_sent"] > 0 and on and len(images) == done
     ok = ok and spread > 0  # not a blank (or NaN-black) image
     figure = (f"{done}/{s['queries_sent']} completed, {len(images)} images (pixel std {spread:.1f}), p50 "
               f"{s['latency_p50_s'] * 1000:.0f} ms, workers on {device if on else 'NOT ' + device}")  # fmt: skip
+    if drops:
+        errors = [ln for ln in logs.splitlines() if "Error" in ln or "error" in ln][:1]
+        figure += f"; dropped {drops}" + (f": {errors[0].strip()[:160]}" if errors else "")
     return (PASS if ok else FAIL), figure
 
 
@@ -325,9 +334,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cpu", action="store_true", help="the dry run: CPU, tiny shapes, CUDA rows skipped")
     parser.add_argument("--skip-profiles", action="store_true", help="no UNet and GPT profiles")
+    parser.add_argument(
+        "--only", default="", help="run only the checks whose names contain one of these (comma-separated)"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    check = Check(args.cpu, args.out)
+    check = Check(args.cpu, args.out, tuple(p.strip() for p in args.only.split(",") if p.strip()))
     t0 = time.perf_counter()
     check.row("cuda", cuda_row, cuda_only=True)
     check.row("nccl", nccl_row, cuda_only=True)

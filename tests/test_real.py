@@ -159,3 +159,19 @@ def test_real_execution_refuses_time_compression() -> None:
         resolve(compose_config("cascade=tiny", "execution=real", "time_scale=5"))
     with pytest.raises(ConfigError, match=r"^execution.save_images: measured FID"):
         resolve(compose_config("cascade=tiny", "execution=real", f"quality.reference={ROOT}"))
+
+
+def test_the_discriminator_scores_half_precision_images() -> None:
+    """Pipelines in float16 (GPUs) hand the float32 discriminator half-precision images: it
+    scores them in its own dtype (the device check found every query dropped otherwise)."""
+    import torch
+
+    from runtime.executors.real import RealExecutor
+    from runtime.models.discriminator import SmallCNN
+
+    executor = object.__new__(RealExecutor)
+    executor.cascade = typed_config(compose_config("cascade=tiny")).cascade  # type: ignore[assignment]
+    executor.scorer, executor.device = SmallCNN().eval(), "cpu"
+    images = torch.rand(2, 3, 64, 64, dtype=torch.float16)
+    scores = executor._score(images)
+    assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)

@@ -107,7 +107,9 @@ class RealExecutor:
         with torch.inference_mode():
             if images.shape[-1] != size:
                 images = functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-            return [float(c) for c in self.scorer(images.to(self.device))]
+            # The scorer keeps its own dtype (float32) whatever the pipelines run in (float16 on GPUs).
+            dtype = next(self.scorer.parameters()).dtype
+            return [float(c) for c in self.scorer(images.to(self.device, dtype=dtype))]
 
     def _save(self, items: list[BatchItem], images: Any, model_name: str) -> list[str]:
         from PIL import Image
