@@ -4,6 +4,7 @@ traceback, and nothing starts."""
 
 from __future__ import annotations
 
+import difflib
 import multiprocessing
 import os
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from orchestrator.config import GROUPS
+from orchestrator.config.keys import override_error
 from orchestrator.systems import get_system, owner_of_approach, owner_of_group, system_names
 from runtime.exceptions import ConfigError, ServelabError
 
@@ -90,14 +92,21 @@ def check_group_choices(overrides: list[str], extra: list[Path] | None = None) -
             choice = raw.strip()
             if choice and choice != "null" and choice not in options:
                 owner = owner_of_approach(choice) if key == "approach" else None
+                close = difflib.get_close_matches(choice, options, n=1)
                 hint = f" (a {owner.name} approach: it needs system={owner.name})" if owner else ""
-                raise ConfigError(f"{key}: unknown {label} {choice!r}{hint} (allowed: {', '.join(options)})")
+                guess = f"; did you mean {close[0]}?" if close and not owner else ""
+                raise ConfigError(f"{key}: unknown {label} {choice!r}{hint} (allowed: {', '.join(options)}){guess}")
 
 
 def job_overrides(overrides: list[str]) -> list[list[str]]:
     """Every job a (multi)run command expands to."""
     parsed = OverridesParser.create().parse_overrides(overrides)
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def _config_error(err: BaseException) -> ConfigError:
+    """Hydra's or OmegaConf's error as one line (an unknown key with the closest known one)."""
+    return override_error(str(err)) or ConfigError(_one_line(err))
 
 
 def _one_line(err: BaseException) -> str:
@@ -120,7 +129,7 @@ def _sweeper_jobs(overrides: list[str], jobs: list[list[str]], searchpath: list[
     try:
         first = compose(config_name="config", overrides=[*searchpath, *jobs[0]], return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(_one_line(err)) from None
+        raise _config_error(err) from None
     except yaml.YAMLError as err:
         raise _yaml_error(err) from None
     sweeper = first.hydra.sweeper
@@ -158,7 +167,7 @@ def _check(job: list[str]) -> BaseException | None:
             tracking.check_store(tracking.absolute_uri(t.uri))
             _checked_stores.add(t.uri)
     except (HydraException, OmegaConfBaseException) as err:
-        return ConfigError(_one_line(err))
+        return _config_error(err)
     except yaml.YAMLError as err:
         return _yaml_error(err)
     except ServelabError as err:

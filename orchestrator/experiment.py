@@ -269,6 +269,7 @@ def _replay(deployment: Deployment, procs: dict[str, RoleProcess], plan: RunPlan
                     return
             gone = deployment.watch(watched)
             watched = [p for p in watched if p.name not in gone]
+            deployment.probe(watched, time.monotonic())
             if time.monotonic() > deadline:
                 raise DeployError("the client did not finish the trace in time; see logs/ in the run directory")
             time.sleep(0.5)

@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from orchestrator.config.keys import check_known_keys
 from orchestrator.config.validate import validate_common
 from orchestrator.systems import get_system, owner_of_approach
 from orchestrator.systems.base import Resolved, System
@@ -48,6 +49,9 @@ class RunPlan:
 
 
 def typed_config(cfg: DictConfig) -> Config:
+    """The composed config as the schema's dataclasses; a key the schema does not know (a typo
+    added with `+`) is a ConfigError naming it and the closest known key."""
+    check_known_keys(cfg)
     obj = OmegaConf.to_object(cfg)
     if not isinstance(obj, Config):
         raise ConfigError("config: the composed config does not follow the schema (is `schema` in the defaults list?)")

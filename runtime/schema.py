@@ -490,6 +490,14 @@ class RunConfig:
     rpc_timeout_s: float = field(default=2.0, metadata=_help("deadline of every RPC, wall seconds", gt=0))
     ready_timeout_s: float = field(default=60.0, metadata=_help("wall seconds a role may take to become ready", gt=0))
     stop_timeout_s: float = field(default=5.0, metadata=_help("wall seconds between TERM and KILL at teardown", gt=0))
+    silence_s: float = field(
+        default=5.0,
+        metadata=_help(
+            "wall seconds an essential role (controller, load balancer, sink, client) may leave its health check "
+            "unanswered before the run stops (a hung or stopped process)",
+            gt=0,
+        ),
+    )
     lease_s: float = field(
         default=6.0,
         metadata=_help(

@@ -26,8 +26,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 from orchestrator.deploy.hosts import Host, LocalHost, connect
 from orchestrator.deploy.launcher import LEASE_FILE, Launcher, RoleProcess, parallel
@@ -35,6 +38,7 @@ from orchestrator.deploy.placement import START_ORDER
 from runtime.exceptions import DeployError
 from runtime.identity import IDENTITY_FILE, RunIdentity
 from runtime.logs import init_logger
+from runtime.protos import servelab_pb2 as pb
 from runtime.schema import Config, HostConfig
 from runtime.spec import RoleAddress
 
@@ -42,6 +46,7 @@ log = init_logger("orchestrator")
 
 DEFAULT_REMOTE_WORKDIR = "/tmp/servelab"
 ESSENTIAL = ("controller", "load_balancer", "sink", "client")
+PROBE_TIMEOUT_S = 1.0  # one health check; silence is counted over several
 PROCESSES_FILE = "processes.json"
 
 _PORT_CHECK = (
@@ -100,6 +105,8 @@ class Deployment:
         self.lost: list[str] = []
         self.left_running: list[str] = []  # roles that a stop could not end ("role on host")
         self.signals_during_close = 0
+        self.last_answer: dict[str, float] = {}  # essential role -> when it last answered a health check
+        self.prober = ThreadPoolExecutor(max_workers=len(ESSENTIAL), thread_name_prefix="probe")
 
     # ------------------------------------------------------------------ open
     def open(self, files: list[Path]) -> None:
@@ -150,6 +157,32 @@ class Deployment:
             log.debug("Stage ready <role=%s n=%d in=%.2fs>", role, len(stage), time.monotonic() - t)
         log.info("Deployed %d roles on %d host(s) in %.2f s", len(procs), len(self.hosts), time.monotonic() - t0)
         return procs
+
+    def probe(self, procs: list[RoleProcess], now: float) -> None:
+        """Raise if an essential role has left its health check unanswered for `run.silence_s`
+        (a process that is alive but hung, stopped, or starved): the run stops rather than
+        wait for queries that will never come back. `now`: time.monotonic()."""
+        essential = [p for p in procs if p.address.role in ESSENTIAL and p.host.name not in self.lost]
+        for p in essential:
+            self.last_answer.setdefault(p.name, now)
+
+        def ask(p: RoleProcess) -> tuple[str, bool]:
+            try:
+                p.control().Health(pb.Empty(), timeout=PROBE_TIMEOUT_S)
+                return p.name, True
+            except grpc.RpcError:
+                return p.name, False
+
+        for name, answered in self.prober.map(ask, essential):
+            if answered:
+                self.last_answer[name] = now
+        for p in essential:
+            silent = now - self.last_answer[p.name]
+            if silent >= self.config.run.silence_s:
+                raise DeployError(
+                    f"{p.name} on {p.host.name} stopped answering for {silent:.1f} s (hung, stopped or out of "
+                    f"resources; run.silence_s={self.config.run.silence_s:g}): the run stops"
+                )
 
     def watch(self, procs: list[RoleProcess]) -> list[str]:
         """Raise if an essential role ended or its host was lost; returns the workers that ended
@@ -205,6 +238,7 @@ class Deployment:
         """Stop everything that was started, bring the files back, close the connections; with
         Ctrl-C and SIGTERM held off until done (`signals_during_close` counts them)."""
         with shielded() as held:
+            self.prober.shutdown(wait=False, cancel_futures=True)
             if self.launcher is not None:
                 self.statuses = self.launcher.stop_all()
                 self.left_running = [f"{p.name} on {p.host.name}" for p in self.launcher.left_running]

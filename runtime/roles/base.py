@@ -43,6 +43,7 @@ class Role:
         self.rpc_timeout = self.config.run.rpc_timeout_s
         self.stopping = threading.Event()
         self.started = threading.Event()
+        self.died: str | None = None  # set when a thread of the role's own work died: it exits 1
         self._channels: dict[str, grpc.Channel] = {}
 
     # ------------------------------------------------------------------ for subclasses
@@ -65,6 +66,23 @@ class Role:
         """Runs once at the end: flush the role's records."""
 
     # ------------------------------------------------------------------ helpers
+    def work_thread(self, target: Callable[..., Any], name: str, *args: Any) -> threading.Thread:
+        """A thread of the role's own work (sending, planning, batching). If it dies of an
+        exception, the role stops: it flushes its files and exits 1, so that no half-alive
+        process goes on answering health checks (the orchestrator sees the exit at once)."""
+
+        def run() -> None:
+            try:
+                target(*args)
+            except BaseException as err:
+                if self.stopping.is_set():
+                    return
+                self.log.exception("The %s thread died: the role stops", name)
+                self.died = f"its {name} thread died: {type(err).__name__}: {err}"
+                self.stopping.set()
+
+        return threading.Thread(target=run, name=name, daemon=True)
+
     def channel_to(self, name: str) -> grpc.Channel:
         """A channel to the role `name`; roles that share a process share its channel."""
         address = self.spec.role(name).address
@@ -111,6 +129,9 @@ class Role:
             srv.stop(grace=0.5).wait(2.0)
             for ch in self._channels.values():
                 ch.close()
+        if self.died is not None:
+            self.log.error("Stopped because %s", self.died)
+            return 1
         self.log.info("Stopped")
         return 0
 

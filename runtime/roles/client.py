@@ -40,7 +40,7 @@ class ClientRole(Role):
         self.halted = threading.Event()  # Halt or Stop: send nothing more
         self.journal = Journal(out_dir / rolefiles.CLIENT_JOURNAL, self.config.run.journal_sync_s)
         self._lb = pbg.LoadBalancerStub(self.channel_to(spec.only("load_balancer").name))
-        self._replayer = threading.Thread(target=self._replay, name="replay", daemon=True)
+        self._replayer = self.work_thread(self._replay, "replay")
 
     def servicers(self) -> list[Servicer]:
         return [(pbg.add_ClientServicer_to_server, _ClientService(self))]

@@ -62,7 +62,7 @@ class ControllerRole(Role):
         self.beats: dict[str, Future[pb.WorkerStatus | pb.LoadBalancerStats | None]] = {}
         self.skipped = 0
         self.lock = threading.Lock()
-        self._loop = threading.Thread(target=self._run_loop, name="control-loop", daemon=True)
+        self._loop = self.work_thread(self._run_loop, "control-loop")
 
     def servicers(self) -> list[Servicer]:
         return [(pbg.add_ControllerServicer_to_server, _ControllerService(self))]

@@ -59,7 +59,7 @@ class WorkerRole(Role):
             lambda qs: lb.Forward(pb.ForwardRequest(tier=pb.HEAVY, queries=qs), timeout=self.rpc_timeout),
             self.log,
         )
-        self._service = threading.Thread(target=self._serve_batches, name="batches", daemon=True)
+        self._service = self.work_thread(self._serve_batches, "batches")
 
     # ------------------------------------------------------------------ life
     def servicers(self) -> list[Servicer]:

@@ -86,8 +86,8 @@ class SpotControllerRole(Role):
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.drains: dict[int, Future[pb.DrainReply | None]] = {}
-        self._timer = threading.Thread(target=self._timer_loop, name="timer", daemon=True)
-        self._ticker = threading.Thread(target=self._tick_loop, name="ticks", daemon=True)
+        self._timer = self.work_thread(self._timer_loop, "timer")
+        self._ticker = self.work_thread(self._tick_loop, "ticks")
 
         self.migrated: list[dict[str, object]] = []  # real execution: what the GPUs' migrations took
 
