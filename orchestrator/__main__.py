@@ -64,6 +64,9 @@ def app(cfg: DictConfig) -> dict[str, Any]:
         result = run_experiment(cfg, run_dir, launch)
     except ServelabError as err:
         log.debug("Run failed", exc_info=True)
+        failed = getattr(err, "result", None)
+        if failed is not None and not sweep:  # what it measured, then why it failed
+            print_summary(failed.run_dir, failed.summary)
         print(f"error: {err}", file=sys.stderr, flush=True)
         if sweep:
             return {"status": "failed", "error": str(err), "run_dir": str(run_dir)}

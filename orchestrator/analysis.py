@@ -21,6 +21,7 @@ from orchestrator.metrics import percentile
 from orchestrator.results import Accounting
 from runtime import rolefiles
 from runtime.cores.client import ClientCore
+from runtime.records import DropReason, Outcome
 from runtime.spec import TRACE_FILE
 from traces.arrivals import read_artifact
 
@@ -113,13 +114,20 @@ def run_summary(plan: RunPlan) -> dict[str, Any]:
     }
 
 
-def completeness(run_dir: Path, plan: RunPlan, partial: bool, files: RoleFiles, books: Accounting) -> dict[str, Any]:
+def completeness(
+    run_dir: Path, plan: RunPlan, partial: bool, files: RoleFiles, books: Accounting, records: pd.DataFrame
+) -> dict[str, Any]:
     """Whether the run is whole: `partial` when it was stopped early or a role left a file
     missing (it was killed before it wrote it: `missing_files` names those not rebuilt from a
     journal, `recovered_files` those that were), and the accounting: `queries_unaccounted`
-    counts the queries whose records disagree or are missing (docs/metrics.md)."""
+    counts the queries whose records disagree or are missing, `queries_lost` those dropped
+    because a call or a model failed (docs/metrics.md)."""
     absent = [f for f in plan.system.role_files if not (run_dir / "roles" / f).exists()]
+    dropped = records.loc[records["outcome"] == Outcome.DROPPED.value, "drop_reason"] if len(records) else pd.Series()
+    lost = {str(r): int(n) for r, n in dropped.value_counts().items() if r and DropReason(r).is_loss}
     return {
+        "queries_lost": sum(lost.values()),
+        "lost_reasons": lost,
         "partial": partial or bool(absent),
         "missing_files": [f"roles/{f}" for f in absent if f not in files.recovered],
         "recovered_files": [f"roles/{f}" for f in absent if f in files.recovered],

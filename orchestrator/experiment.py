@@ -14,6 +14,7 @@ Phases, each logged with its duration:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -34,7 +35,14 @@ from orchestrator.plan import RunPlan, resolve
 from orchestrator.progress import ProgressLine
 from runtime import identity
 from runtime import spec as run_spec
-from runtime.exceptions import AccountingError, ConfigError, DeployError, PartialRunError
+from runtime.exceptions import (
+    AccountingError,
+    ConfigError,
+    DeployError,
+    LostQueriesError,
+    PartialRunError,
+    TrackingError,
+)
 from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
@@ -63,6 +71,7 @@ class RunResult:
     run_dir: Path
     summary: dict[str, Any]
     mlflow_run_id: str | None
+    tracking_error: str | None = None  # why the run is not (whole) in MLflow
 
 
 def new_run_id() -> str:
@@ -210,16 +219,38 @@ def _teardown_note(deployment: Deployment) -> str:
 
 
 def _checked(result: RunResult) -> RunResult:
-    """A run that lost something says so and fails: files a role did not write, an accounting
-    that does not add up."""
-    problems = result.summary.get("accounting_problems") or []
+    """A run that lost something says so and fails (docs/metrics.md, "Whole runs"): an
+    accounting that does not add up, files a role did not write, queries the testbed lost, a
+    role that ended before the run, a run that is not in MLflow. The error carries the result."""
+    s, where = result.summary, result.run_dir
+    problems = s.get("accounting_problems") or []
     if problems:
-        raise AccountingError("accounting failed: " + "; ".join(problems) + f" (records kept in {result.run_dir})")
-    missing = result.summary.get("missing_files") or []
+        raise AccountingError("accounting failed: " + "; ".join(problems) + f" (records kept in {where})", result)
+    missing = s.get("missing_files") or []
     if missing:
         raise PartialRunError(
             f"the run is partial: {', '.join(missing)} missing (a role ended before it wrote them); "
-            f"what was measured is in {result.run_dir}"
+            f"what was measured is in {where}",
+            result,
+        )
+    if s.get("queries_lost"):
+        reasons = ", ".join(f"{n} {r}" for r, n in s.get("lost_reasons", {}).items())
+        raise LostQueriesError(
+            f"{s['queries_lost']} of {s.get('queries_sent', '?')} queries were lost by the testbed ({reasons}); "
+            f"the records are in {where}",
+            result,
+        )
+    if s.get("partial"):
+        rebuilt = s.get("recovered_files") or []
+        how = f"{', '.join(rebuilt)} rebuilt from journals: " if rebuilt else ""
+        raise PartialRunError(
+            f"the run is partial: {how}a role ended before the run did; what was measured is in {where}", result
+        )
+    if result.tracking_error is not None:
+        raise TrackingError(
+            f"the run is not in MLflow ({result.tracking_error}); its files are in {where}: "
+            f"log them with `python -m orchestrator.log {where}`",
+            result,
         )
     return result
 
@@ -294,8 +325,8 @@ def _results(run_dir: Path, plan: RunPlan, partial: bool, launch: Launch, starte
     figures = plan.system.figures(result, run_dir, plan)
     ended = time.time()
     log.info("Computed results and %d figures in %.2f s", len(figures), time.monotonic() - t0)
-    run_id = _track(run_dir, plan, result, launch, (started, ended))
-    return RunResult(run_dir=run_dir, summary=result.summary, mlflow_run_id=run_id)
+    run_id, error = _track(run_dir, plan, result, launch, (started, ended))
+    return RunResult(run_dir=run_dir, summary=result.summary, mlflow_run_id=run_id, tracking_error=error)
 
 
 def run_name(plan: RunPlan, summary: dict[str, Any], run_dir: Path, launch: Launch) -> str:
@@ -337,12 +368,22 @@ def run_tags(plan: RunPlan, summary: dict[str, Any], run_dir: Path, launch: Laun
     return tags
 
 
+def mlflow_status(summary: dict[str, Any]) -> str:
+    """FAILED when the records do not add up or the testbed lost queries, KILLED when the run
+    is partial, else FINISHED."""
+    if summary.get("accounting_problems") or summary.get("queries_lost"):
+        return "FAILED"
+    return "KILLED" if summary.get("partial") else "FINISHED"
+
+
 def _track(
     run_dir: Path, plan: RunPlan, result: analysis.Analysis, launch: Launch, span: tuple[float, float]
-) -> str | None:
+) -> tuple[str | None, str | None]:
+    """(MLflow run id, why logging failed): the run's files go to MLflow; a run whose logging
+    breaks off is ended FAILED (when the store still answers), never left RUNNING."""
     config, summary = plan.config, result.summary
     if not config.tracking.enabled:
-        return None
+        return None, None
     t0 = time.monotonic()
     uri = tracking.absolute_uri(config.tracking.uri)
     tags = run_tags(plan, summary, run_dir, launch)
@@ -389,14 +430,22 @@ def _track(
         artifacts += [(p, "roles") for p in sorted((run_dir / "roles").glob("*/*.parquet"))]
         artifacts += [(run_dir / name, str(Path(name).parent)) for name in result.tables]
         tracking.log_artifacts(uri, run_id, artifacts)
-        status = "FAILED" if summary.get("accounting_problems") else "KILLED" if summary.get("partial") else "FINISHED"
-        tracking.end_run(uri, run_id, status, end_s=span[1])
+        tracking.set_tags(uri, run_id, {tracking.LOGGED_TAG: "complete"})
+        tracking.end_run(uri, run_id, mlflow_status(summary), end_s=span[1])
     except KeyboardInterrupt:
         if run_id is not None:
             tracking.end_run(uri, run_id, "KILLED")
         raise
     except Exception as err:  # the run's files are the source of truth; MLflow is a copy
-        log.error("MLflow logging failed (results are in %s): %s", run_dir, str(err).replace(uri, tracking.mask(uri)))
-        return None
+        why = (
+            str(err).strip().splitlines()[0].replace(uri, tracking.mask(uri))
+            if str(err).strip()
+            else type(err).__name__
+        )
+        log.error("MLflow logging failed (results are in %s): %s", run_dir, why)
+        if run_id is not None:
+            with contextlib.suppress(Exception):
+                tracking.end_run(uri, run_id, "FAILED")
+        return run_id, f"logging failed: {why}"
     log.info("Logged to MLflow <uri=%s run=%s> in %.2f s", tracking.mask(uri), run_id, time.monotonic() - t0)
-    return run_id
+    return run_id, None

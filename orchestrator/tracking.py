@@ -34,6 +34,8 @@ PARAM_VALUE_MAX = 6000
 # otherwise be 16,000 rows, which SQLite takes seconds to insert.
 SERIES_POINTS = 200
 SERIES_PREFIX = "series/"  # per-second series: step metrics apart from the headline numbers
+# Set last, once every param, metric and artifact of a run is in: a run without it was cut off.
+LOGGED_TAG = "servelab.logged"
 # The MLflow UI opens an experiment in the view its kind names; ours are model-training runs.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,6 +210,12 @@ def log_artifacts(uri: str, run_id: str, files: Iterable[tuple[Path, str | None]
             mlf.log_artifacts(run_id, str(path), dest)
         elif path.is_file():
             mlf.log_artifact(run_id, str(path), dest)
+
+
+def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    from mlflow.entities import RunTag
+
+    client(uri).log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def end_run(uri: str, run_id: str, status: str = "FINISHED", end_s: float | None = None) -> None:

@@ -21,12 +21,30 @@ class DeployError(ServelabError):
     """A role could not be started, did not become ready, or a host was lost."""
 
 
-class AccountingError(ServelabError):
+class RunFailedError(ServelabError):
+    """A run that ended but lost something; `result` holds what it measured (kept on disk)."""
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class AccountingError(RunFailedError):
     """The records of a run do not add up: a query was lost or counted twice."""
 
 
-class PartialRunError(ServelabError):
-    """A role left its files missing (it was killed before it wrote them): the run is partial."""
+class PartialRunError(RunFailedError):
+    """A role ended before the run did (killed, stopped, its files missing or rebuilt from its
+    journal): the run is partial."""
+
+
+class LostQueriesError(RunFailedError):
+    """The testbed lost queries the approach did not drop on purpose (a submit or a delivery that
+    failed, a model that raised)."""
+
+
+class TrackingError(RunFailedError):
+    """The run is not (whole) in MLflow; its files are, and `python -m orchestrator.log` logs them."""
 
 
 class HostLostError(DeployError):

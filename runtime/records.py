@@ -42,3 +42,9 @@ class DropReason(str, Enum):
     WORKER_UNREACHABLE = "worker_unreachable"  # every worker tried failed to take it
     SUBMIT_FAILED = "submit_failed"  # the client's call to the load balancer failed and no notice came
     EXECUTION_FAILED = "execution_failed"  # the model raised while running its batch
+
+    @property
+    def is_loss(self) -> bool:
+        """The testbed lost the query (a call or a model failed); the other reasons are the
+        approach's own decisions (its drop rule, a tier its plan left without workers)."""
+        return self in (DropReason.WORKER_UNREACHABLE, DropReason.SUBMIT_FAILED, DropReason.EXECUTION_FAILED)

@@ -59,7 +59,7 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
         "plans": len(replay_plans),
         "infeasible_plans": int((~replay_plans["feasible"]).sum()) if len(replay_plans) else 0,
         **testbed_stats(files, plan),
-        **completeness(run_dir, plan, partial, files, books),
+        **completeness(run_dir, plan, partial, files, books, records),
     }
     series = per_second(records, files.ticks, cascade.fid_table.x, cascade.fid_table.y, config.metrics.window_s)
     tables = {f"{ARTIFACT_LOGS}/{name}": rows for name, rows in artifact_recipe.log_files(logs).items()}

@@ -58,7 +58,7 @@ def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
         "migration_s_total": float(decisions["migration_s"].sum()) if len(decisions) else 0.0,
         "moved_gb_total": float(decisions["moved_gb"].sum()) if len(decisions) else 0.0,
         **testbed_stats(files, plan),
-        **completeness(run_dir, plan, partial, files, books),
+        **completeness(run_dir, plan, partial, files, books, records),
     }
     series = spot_per_second(records, files.ticks, config.trace.duration_s)
     return Analysis(records=records, decisions=decisions, series=series, summary=summary)
