@@ -161,10 +161,22 @@ def testbed_stats(files: RoleFiles, plan: RunPlan) -> dict[str, Any]:
 
 
 def write(analysis: Analysis, run_dir: Path) -> None:
-    """records.parquet, timeseries.parquet, summary.json and the system's own tables."""
-    analysis.records.to_parquet(run_dir / "records.parquet", index=False)
+    """records.parquet, timeseries.parquet, summary.json and the system's own tables; each
+    written beside its place and renamed into it, so that a failed write (a full disk) leaves
+    no half file behind."""
+
+    def put(name: str, writer: Any) -> None:
+        target = run_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        try:
+            writer(tmp)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    put("records.parquet", lambda p: analysis.records.to_parquet(p, index=False))
     for name, rows in analysis.tables.items():
-        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(run_dir / name, index=False)
-    analysis.series.to_parquet(run_dir / "timeseries.parquet", index=False)
-    (run_dir / "summary.json").write_text(json.dumps(analysis.summary, indent=1), encoding="utf-8")
+        put(name, lambda p, rows=rows: rows.to_csv(p, index=False))
+    put("timeseries.parquet", lambda p: analysis.series.to_parquet(p, index=False))
+    put("summary.json", lambda p: p.write_text(json.dumps(analysis.summary, indent=1), encoding="utf-8"))

@@ -12,8 +12,10 @@ supervisor or the role itself, recognised by the role's own file paths on its co
 group number reused by anything else is never touched, and nothing is ever found by name.
 TERM, then KILL after the run's `run.stop_timeout_s`.
 
-A run whose orchestrator died has no summary: cleanup then computes its results from what the
-roles left (their files, or their journals), marked partial, without MLflow.
+A run that is still live is never touched: while its orchestrator renews the lease on a host
+(within the run's `run.lease_s`), cleanup refuses that run and says so (`--force` stops it
+anyway). A run whose orchestrator died has no summary: cleanup then computes its results from
+what the roles left (their files, or their journals), marked partial, without MLflow.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from omegaconf import OmegaConf
 
 from orchestrator.deploy.deployment import PROCESSES_FILE
 from orchestrator.deploy.hosts import Host, connect
+from orchestrator.deploy.launcher import LEASE_FILE
 from runtime.exceptions import ServelabError
+from runtime.identity import IDENTITY_FILE
 from runtime.logs import init_logger
 from runtime.schema import Config, HostConfig
 
@@ -84,12 +88,55 @@ def _live(host: Host, items: list[Leftover]) -> list[Leftover]:
     return [i for i in items if i.pgid in live]
 
 
-def stop_run(run_dir: Path, stop_timeout_s: float = 5.0) -> list[str]:
-    """Stop every process group the run recorded that is still its own; returns what was stopped."""
+# Run on the host (standard library only): seconds since the lease file was renewed, -1 if none.
+_LEASE_AGE = (
+    "import os, sys, time; p = sys.argv[1]; print(time.time() - os.stat(p).st_mtime if os.path.exists(p) else -1)"
+)
+
+
+class LiveRunError(ServelabError):
+    """The run's orchestrator still renews its lease: the run is live."""
+
+
+def _lease_s(run_dir: Path) -> float:
+    config = run_dir / "config_resolved.yaml"
+    if config.exists():
+        return float(OmegaConf.select(OmegaConf.load(config), "run.lease_s", default=6.0))
+    return 6.0
+
+
+def check_not_live(run_dir: Path, record: dict[str, Any]) -> None:
+    """Raise LiveRunError if a host's lease was renewed within the run's lease period."""
+    lease_s = _lease_s(run_dir)
+    for name, info in record["hosts"].items():
+        try:
+            host = connect(_host_config(info["config"]))
+        except ServelabError:
+            continue  # an unreachable host holds no live lease we could see
+        try:
+            path = f"{info['run_dir']}/{LEASE_FILE}"
+            result = host.run(
+                f"{shlex.quote(host.python)} -c {shlex.quote(_LEASE_AGE)} {shlex.quote(path)}", timeout=15
+            )
+            age = float(result.stdout.strip() or -1) if result.ok else -1.0
+        finally:
+            host.close()
+        if 0 <= age < lease_s:
+            raise LiveRunError(
+                f"{run_dir} is live: its orchestrator renewed the lease on {name} {age:.1f} s ago (run.lease_s "
+                f"{lease_s:g}); stop it with Ctrl-C, or use --force to stop its roles anyway"
+            )
+
+
+def stop_run(run_dir: Path, stop_timeout_s: float = 5.0, force: bool = False) -> list[str]:
+    """Stop every process group the run recorded that is still its own (never a live run's,
+    unless `force`); returns what was stopped."""
     path = run_dir / PROCESSES_FILE
     if not path.exists():
         raise ServelabError(f"{path}: no such file (the run started no role, or this is not a run directory)")
     record = json.loads(path.read_text(encoding="utf-8"))
+    if not force:
+        check_not_live(run_dir, record)
     by_host: dict[str, list[Leftover]] = {}
     for r in record["roles"]:
         workdir = str(Path(r["pid_file"]).parent)
@@ -117,6 +164,7 @@ def stop_run(run_dir: Path, stop_timeout_s: float = 5.0) -> list[str]:
                     stopped += [f"{i.role} on {i.host} (killed)" for i in live]
         finally:
             host.close()
+    (run_dir / IDENTITY_FILE).unlink(missing_ok=True)  # the run's token: no role is left to check it
     return stopped
 
 
@@ -136,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="*", type=Path, help="run directories (holding processes.json)")
     parser.add_argument("--all", nargs="?", const=Path("outputs"), type=Path, metavar="OUTPUT_DIR")
     parser.add_argument("--stop-timeout", type=float, default=5.0, help="seconds between TERM and KILL")
+    parser.add_argument("--force", action="store_true", help="stop the roles of a live run too")
     args = parser.parse_args(argv)
     runs = list(args.runs)
     if args.all is not None:
@@ -145,11 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     for run_dir in runs:
         try:
-            stopped = stop_run(run_dir, args.stop_timeout)
+            stopped = stop_run(run_dir, args.stop_timeout, args.force)
             print(f"{run_dir}: " + (f"stopped {', '.join(stopped)}" if stopped else "nothing left running"))
             summary = finish_results(run_dir)
             if summary is not None:
                 print(f"{run_dir}: results computed from what the roles left (partial): {run_dir / 'summary.json'}")
+        except LiveRunError as err:
+            print(f"skipped: {err}", file=sys.stderr)
+            code = max(code, 1)
         except ServelabError as err:
             print(f"error: {err}", file=sys.stderr)
             code = 2

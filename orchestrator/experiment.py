@@ -41,6 +41,7 @@ from runtime.exceptions import (
     DeployError,
     LostQueriesError,
     PartialRunError,
+    ServelabError,
     TrackingError,
 )
 from runtime.logs import init_logger
@@ -321,8 +322,15 @@ def results_of(cfg: DictConfig, run_dir: Path) -> RunResult:
 def _results(run_dir: Path, plan: RunPlan, partial: bool, launch: Launch, started: float) -> RunResult:
     t0 = time.monotonic()
     result = plan.system.analyze(run_dir, plan, partial)
-    analysis.write(result, run_dir)
-    figures = plan.system.figures(result, run_dir, plan)
+    try:
+        analysis.write(result, run_dir)
+    except OSError as err:  # a full disk, say: one line, not a traceback and a 0-byte file
+        raise ServelabError(f"writing the results into {run_dir} failed: {err.strerror or err}") from None
+    try:
+        figures = plan.system.figures(result, run_dir, plan)
+    except Exception as err:  # figures never cost a run its results
+        log.error("Drawing the figures failed (the results are written): %s: %s", type(err).__name__, err)
+        figures = []
     ended = time.time()
     log.info("Computed results and %d figures in %.2f s", len(figures), time.monotonic() - t0)
     run_id, error = _track(run_dir, plan, result, launch, (started, ended))

@@ -81,10 +81,17 @@ class SweepCallback(Callback):
             }  # fmt: skip
             info["tracking_uri"] = uri
             info["experiment"] = config.tracking.experiment
-            parent = tracking.start_run(uri, config.tracking.experiment, f"sweep {sweep_dir.name}", tags)
-            info["parent_run_id"] = parent
-            axes = swept_axes(overrides)
-            tracking.log_params(uri, parent, {**{f"swept.{k}": v for k, v in axes.items()}, "launcher": launcher})
+            try:
+                parent = tracking.start_run(uri, config.tracking.experiment, f"sweep {sweep_dir.name}", tags)
+                info["parent_run_id"] = parent
+                axes = swept_axes(overrides)
+                params = {**{f"swept.{k}": v for k, v in axes.items()}, "launcher": launcher}
+                tracking.log_params(uri, parent, params)
+            except Exception as err:  # no job runs without its parent: the sweep fails here (Hydra would only warn)
+                print(f"error: the sweep's MLflow parent run could not be created at {tracking.mask(uri)}: "
+                      f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                sys.exit(1)
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info), encoding="utf-8")
         (sweep_dir / JOBS_FILE).write_text("", encoding="utf-8")
 

@@ -107,15 +107,32 @@ def check_store(uri: str) -> None:
             ) from None
 
 
+_ready_stores: set[str] = set()  # SQLite stores this process has seen created and migrated
+
+
 def client(uri: str) -> Any:
+    """An MlflowClient. A SQLite store is created or migrated under a file lock beside it
+    (`<db>.lock`): two runs or sweeps that start at once on a fresh store would otherwise both
+    run its migrations, and one of them (or every later run) would find it broken."""
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"sqlalchemy.*|mlflow.*|alembic.*")
     from mlflow.tracking import MlflowClient
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no INFO lines about creating tables
     path = sqlite_path(uri)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=uri)
+    if path is None or uri in _ready_stores:
+        return MlflowClient(tracking_uri=uri)
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        try:
+            mlf = MlflowClient(tracking_uri=uri)
+            mlf.search_experiments(max_results=1)  # the store is built (tables created, migrated) here
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _ready_stores.add(uri)
+    return mlf
 
 
 def experiment_id(mlf: Any, name: str, uri: str) -> str:

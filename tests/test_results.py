@@ -4,6 +4,7 @@ the client and the sink are reported."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 from orchestrator.metrics import percentile, slo_violation_ratio, summarize
 from orchestrator.results import account, count_outcomes, merge_records
 from orchestrator.systems.diffserve.metrics import light_fraction
+from tests.conftest import compose_config
 
 
 def client_frame(rows: list[tuple[int, float | None, float | None, bool, str, str]]) -> pd.DataFrame:
@@ -124,3 +126,21 @@ def test_progress_line_shows_violations_with_an_slo_and_requests_in_flight_witho
     assert line(p, get_system("spotserve").progress_outcome, 100.0, 0.0, 1.0).endswith("in flight 10")
     p.trace_time, p.sent = 104.0, 100
     assert line(p, get_system("diffserve").progress_outcome, 100.0, 10.0, 2.0).startswith("draining  100%  ETA 3s")
+
+
+def test_results_and_figures_come_from_whatever_the_roles_left(tmp_path: Path) -> None:
+    """A controller killed before it wrote its logs (no decisions, no ticks): the results are
+    computed from the rest, the figures drawn (the threshold unknown), no traceback."""
+    from orchestrator.experiment import results_of, run_experiment
+
+    overrides = ("cascade=sdxs", "trace=1to8qps", "trace.duration_s=30", "clock=virtual", "hostfile.workers=4",
+                 "tracking.enabled=false", "run.progress=false", f"paths.output_dir={tmp_path}")  # fmt: skip
+    run_dir = tmp_path / "run"
+    run_experiment(compose_config(*overrides), run_dir)
+    for f in (run_dir / "roles" / "controller").iterdir():
+        f.unlink()
+    result = results_of(compose_config(*overrides), run_dir)
+    s = result.summary
+    assert s["partial"] and s["queries_sent"] > 0 and s["plans"] == 0
+    assert {p.name for p in (run_dir / "figures").iterdir()} >= {"threshold.png", "slo_violation_ratio.png", "fid.png"}
+    assert not list(run_dir.glob(".*.tmp"))

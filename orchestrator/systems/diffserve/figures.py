@@ -33,7 +33,10 @@ def _legend_below(fig: Any, handles: list[Any], labels: list[str]) -> None:
 def threshold_over_time(series: pd.DataFrame, title: str, path: Path) -> Path:
     """Figure 5 (left): the controller's threshold over time, with the demand it planned for."""
     fig, ax = plt.subplots(figsize=SIZE_IN)
-    ax.step(series["second"], series["threshold"], where="post", color="#1b9e77", label="threshold")
+    if "threshold" in series:
+        ax.step(series["second"], series["threshold"], where="post", color="#1b9e77", label="threshold")
+    else:  # the controller left no tick log (it was killed): the arrivals alone
+        ax.text(0.5, 0.5, "no controller log: the threshold is unknown", transform=ax.transAxes, ha="center")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("confidence threshold\n(1.0: every query to heavy)", fontsize=8)
