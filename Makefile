@@ -31,6 +31,7 @@ bench: ## every benchmark script (minutes)
 	$(PY) -m benchmarks.spotserve_run
 	$(PY) -m benchmarks.gpt_decode
 	$(PY) -m benchmarks.spotserve_real
+	$(PY) -m benchmarks.bounds
 
 protos: ## regenerate the gRPC stubs from runtime/protos/servelab.proto
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. runtime/protos/servelab.proto

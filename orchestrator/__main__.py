@@ -72,7 +72,8 @@ def app(cfg: DictConfig) -> dict[str, Any]:
             return {"status": "failed", "error": str(err), "run_dir": str(run_dir)}
         sys.exit(2 if isinstance(err, ConfigError | TraceFormatError) else 1)
     except KeyboardInterrupt as err:
-        print(f"error: {err or 'interrupted'}", file=sys.stderr, flush=True)
+        # A bare KeyboardInterrupt (Ctrl-C in a virtual run, or in analysis) says nothing itself.
+        print(f"error: {str(err) or f'interrupted; what the run wrote is in {run_dir}'}", file=sys.stderr, flush=True)
         sys.exit(130)
     print_summary(result.run_dir, result.summary)
     return {"status": "completed", "summary": result.summary, "run_dir": str(run_dir)}

@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from orchestrator.config import GROUPS
 from orchestrator.config.keys import override_error
+from orchestrator.config.validate import check_path_names
 from orchestrator.systems import get_system, owner_of_approach, owner_of_group, system_names
 from runtime.exceptions import ConfigError, ServelabError
 
@@ -196,6 +197,10 @@ def precheck(argv: list[str]) -> int:
     if any(a.split("=")[0] in INFO_FLAGS for a in argv):
         return 0
     overrides = overrides_of(argv)
+    for a in argv:  # Hydra makes these folders before a job runs: their names must fit first
+        key, _, value = a.partition("=")
+        if key in ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir"):
+            check_path_names(value, key)
     searchpath = [a for a in argv if a.startswith("hydra.searchpath=")]
     check_group_choices(overrides, search_dirs(argv))
     try:

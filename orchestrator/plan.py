@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from orchestrator.config.keys import check_known_keys
+from orchestrator.config.limits import check_run, machine
 from orchestrator.config.validate import validate_common
 from orchestrator.systems import get_system, owner_of_approach
 from orchestrator.systems.base import Resolved, System
@@ -71,4 +72,7 @@ def resolve(cfg: DictConfig) -> RunPlan:
         )
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     resolved = system.resolve(config, container)
+    trace = resolved.trace
+    trace_s = max(config.trace.duration_s, trace.duration_s) if len(trace) else config.trace.duration_s
+    check_run(config, trace_s, system.drain_s(config), len(trace), resolved.addresses, machine())
     return RunPlan(config, container, system, resolved)

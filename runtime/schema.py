@@ -530,6 +530,34 @@ class MetricsConfig:
 
 
 @dataclass
+class LimitsConfig:
+    """What a run may ask of this machine and its hosts, checked before anything starts
+    (orchestrator/config/limits.py); raise one to run bigger on purpose."""
+
+    processes_per_core: float = field(
+        default=16.0, metadata=_help("wall clock: role processes a host may run per CPU core", gt=0)
+    )
+    workers: int = field(default=4096, metadata=_help("workers of one run, on either clock", ge=1))
+    instances: int = field(default=1024, metadata=_help("SpotServe: instances an availability trace may add", ge=1))
+    queries: int = field(
+        default=20_000_000, metadata=_help("queries (trace lines, expected arrivals) of one run", ge=1)
+    )
+    windows: int = field(
+        default=1_000_000,
+        metadata=_help("windows of a windowed series (trace length / metrics or quality window_s)", ge=1),
+    )
+    wall_hours: float = field(
+        default=24.0, metadata=_help("wall clock: hours the trace may take at time_scale (with its drain)", gt=0)
+    )
+    memory_fraction: float = field(
+        default=0.8,
+        metadata=_help(
+            "the run's estimated memory may use this fraction of what this machine has available", gt=0, le=1
+        ),
+    )
+
+
+@dataclass
 class Config:
     system: SystemConfig = field(default_factory=SystemConfig)
     cascade: CascadeConfig | None = None
@@ -543,6 +571,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     seed: int = field(default=0, metadata=_help("seed of every random draw (trace, confidences)", ge=0))
     time_scale: float = field(
         default=1.0, metadata=_help("wall-clock run goes this many times faster than the trace", gt=0)

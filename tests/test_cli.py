@@ -4,6 +4,7 @@ traceback, and no process left behind."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -173,6 +174,89 @@ def test_bad_availability_line_names_file_and_line(tmp_path: Path, line: str, pa
 def test_numbers_out_of_range_are_one_line(tmp_path: Path, args: list[str], pattern: str) -> None:
     """One schema-level rule (finite, and inside the field's declared range) for every key."""
     assert_one_line_error(orchestrate_here(tmp_path, *args), 2, pattern)
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["hostfile.workers=5000"], "limits.workers: hostfile.workers asks for 5,000 workers, more than the 4,096"),
+        (
+            ["hostfile.workers=5000", "limits.workers=10000", "limits.processes_per_core=4"],
+            "limits.processes_per_core: host localhost would run 5,004 role processes on ",
+        ),
+        (
+            ["time_scale=1e-9"],
+            "time_scale: 1e-09 makes the 357 trace seconds last 9.92e+07 wall hours, more than limits.wall_hours=24",
+        ),
+        (["metrics.window_s=1e-9"], "metrics.window_s: 1e-09 s makes 347,000,000,000 windows of the 347-s trace"),
+        (["trace.high_qps=1e9"], "limits.queries: trace 3to24qps would send about 182,532,601,484 queries, more than"),
+        (
+            ["system=spotserve", "trace.requests.rate_rps=1e9"],
+            "limits.queries: trace Bs would send about 1,020,000,000,000",
+        ),
+        (["clock=virtual", "limits.memory_fraction=0.000001"], "limits.memory_fraction: the run would need about "),
+        (["limits.memory_fraction=0.000001"], "limits.memory_fraction: host localhost would need about "),
+        (
+            ["clock=virtual", "hostfile.workers=2000", "limits.workers=1000"],
+            "limits.workers: hostfile.workers asks for 2,000",
+        ),
+        (
+            ["hydra.run.dir=" + "a" * 300],
+            "hydra.run.dir: the name aaaaaaaaaaaaaaaaaaaaaaaa... is 300 bytes, longer than",
+        ),
+    ],
+)
+def test_a_run_bigger_than_its_limits_is_refused_before_it_starts(
+    tmp_path: Path, args: list[str], pattern: str
+) -> None:
+    assert_one_line_error(orchestrate_here(tmp_path, *args), 2, pattern)
+    assert not list(tmp_path.glob("*/runs/*")), "nothing started"
+
+
+def test_limits_are_raised_on_purpose(tmp_path: Path) -> None:
+    """A bound names its key; raising the key runs what it refused (here on the virtual clock)."""
+    proc = orchestrate(tmp_path, "clock=virtual", "trace.duration_s=20", "hostfile.workers=20",
+                            "limits.workers=20", "tracking.enabled=false")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = orchestrate_here(tmp_path, "clock=virtual", "trace.duration_s=20", "hostfile.workers=21",
+                            "limits.workers=20", "tracking.enabled=false")  # fmt: skip
+    assert_one_line_error(proc, 2, "limits.workers: hostfile.workers asks for 21 workers, more than the 20")
+
+
+def test_the_output_folder_name_must_fit_the_file_system(tmp_path: Path) -> None:
+    proc = orchestrate_here(tmp_path, f"paths.output_dir={tmp_path / ('b' * 300)}")
+    assert_one_line_error(proc, 2, "paths.output_dir: the name bbbbbbbbbbbbbbbbbbbbbbbb... is 300 bytes")
+
+
+def test_an_availability_file_of_too_many_instances_is_refused_before_reading_on(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.jsonl"
+    names = [f"i{k}" for k in range(2000)]
+    fleet.write_text(json.dumps([0, "add", {"nodes": names}]) + "\n" + json.dumps([60000, "DONE", {}]) + "\n")
+    proc = orchestrate_here(tmp_path, "system=spotserve", f"trace.availability_path={fleet}")
+    assert_one_line_error(proc, 2, f"limits.instances: {fleet} (trace.availability_path) adds 2,000 instances")
+
+
+@pytest.mark.parametrize(
+    ("line", "pattern"),
+    [
+        (
+            "10,9223372036854775807",
+            ":2: expected 'arrival_ms,prompt_index' with arrival_ms >= 0 and an integer 0 <= prompt_index < 2^53",
+        ),
+        ("10,1e300", ":2: expected 'arrival_ms,prompt_index'"),
+    ],
+)
+def test_a_prompt_index_past_what_a_trace_can_hold_is_one_line(tmp_path: Path, line: str, pattern: str) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text(f"0,0\n{line}\n")
+    assert_one_line_error(orchestrate_here(tmp_path, f"trace.path={trace}"), 2, f"{trace}{pattern}")
+
+
+def test_a_trace_file_longer_than_the_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_text("".join(f"{i * 10},{i % 7}\n" for i in range(1001)))
+    proc = orchestrate_here(tmp_path, f"trace.path={trace}", "limits.queries=1000")
+    assert_one_line_error(proc, 2, f"limits.queries: {trace} (trace.path) has 1,001 lines, more than the 1,000")
 
 
 def test_a_trace_beyond_a_week_is_refused(tmp_path: Path) -> None:

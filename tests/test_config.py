@@ -140,3 +140,65 @@ def test_conf_tree_follows_the_vocabulary() -> None:
     for group in ("system", "cascade", "trace", "approach", "hostfile", "execution", "experiment"):
         assert (CONF / group).is_dir(), group
     assert Path(CONF / "hostfile" / "local.yaml").is_file()
+
+
+# ----------------------------------------------------------------------------- limits
+
+
+def test_a_host_is_bounded_by_its_cores_and_its_memory() -> None:
+    from orchestrator.config.limits import BYTES_PER_ROLE_PROCESS, Machine, check_host
+    from runtime.schema import LimitsConfig
+
+    lim = LimitsConfig(processes_per_core=4, memory_fraction=0.5)
+    check_host("h", 8, Machine(cores=2, available_bytes=None), lim)  # 4 per core: 8 is the most
+    with pytest.raises(ConfigError, match=r"limits.processes_per_core: host h would run 9 role processes on 2 cores"):
+        check_host("h", 9, Machine(cores=2, available_bytes=None), lim)
+    roomy = Machine(cores=64, available_bytes=20 * BYTES_PER_ROLE_PROCESS)
+    check_host("h", 10, roomy, lim)  # half of what is available
+    with pytest.raises(ConfigError, match=r"limits.memory_fraction: host h would need about .* for 11 role processes"):
+        check_host("h", 11, roomy, lim)
+
+
+def test_memory_is_estimated_from_the_measured_bytes_per_query() -> None:
+    from orchestrator.config.limits import BASE_BYTES, BYTES_PER_QUERY, Machine, check_memory
+    from runtime.schema import LimitsConfig
+
+    lim = LimitsConfig(memory_fraction=1.0)
+    room = Machine(cores=2, available_bytes=BASE_BYTES + 1000 * BYTES_PER_QUERY)
+    check_memory(1000, 0, room, lim)
+    with pytest.raises(ConfigError, match=r"\(1,001 queries at ~2,500 bytes each, 0 local role processes\)"):
+        check_memory(1001, 0, room, lim)
+    check_memory(10**12, 0, Machine(cores=2, available_bytes=None), lim)  # unknown memory: not checked
+
+
+def test_the_expected_arrivals_are_what_the_generators_draw() -> None:
+    """The bound on queries is checked before drawing them: its estimate is the draw's mean."""
+    from traces.diffserve import expected_arrivals, generate
+
+    for shape, low, high, duration in (("diurnal", 3, 24, 347), ("constant", 10, 10, 60.5)):
+        expected = expected_arrivals(low, high, duration, shape)
+        drawn = [len(generate("t", low, high, duration, 100, seed, shape)) for seed in range(20)]
+        assert abs(sum(drawn) / len(drawn) - expected) < 3 * (expected / len(drawn)) ** 0.5 + 1
+
+    from runtime.schema import ModelConfig, RequestsConfig, TraceConfig
+    from traces.spotserve import expected_requests, generate_requests
+
+    model = ModelConfig(name="m", request_rate_rps=2.0)
+    for requests in (RequestsConfig(), RequestsConfig(rates_per_minute=[1.0, 4.0])):
+        trace = TraceConfig(name="t", duration_s=150.0, requests=requests)
+        expected = expected_requests(trace, model)
+        rate = None if requests.rates_per_minute else 2.0
+        drawn = [
+            len(generate_requests(rate, 150.0, "poisson", 1.0, seed, 8, 8, requests.rates_per_minute or None))
+            for seed in range(20)
+        ]
+        assert expected == (300.0 if rate else 60 * 1 + 60 * 4 + 30 * 4)
+        assert abs(sum(drawn) / len(drawn) - expected) < 3 * (expected / len(drawn)) ** 0.5 + 1
+
+
+def test_trace_lines_are_counted_without_parsing(tmp_path: Path) -> None:
+    from orchestrator.config.limits import count_lines
+
+    for text, n in (("", 0), ("a\n", 1), ("a\nb", 2), ("a\nb\n", 2), ("x" * (3 << 20) + "\n" + "y", 2)):
+        (tmp_path / "t").write_text(text)
+        assert count_lines(tmp_path / "t") == n

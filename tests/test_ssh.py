@@ -288,6 +288,19 @@ def test_a_port_clash_on_a_remote_host(lab: Lab, tmp_path: Path) -> None:
     assert no_roles_anywhere(lab)
 
 
+def test_a_remote_host_too_small_for_its_roles_is_refused_before_any_starts(lab: Lab, tmp_path: Path) -> None:
+    """An SSH host's cores and memory are read when the run connects (with the port check):
+    h1's four roles on its cores at 1.5 per core are one too many."""
+    conf = tmp_path / "conf"
+    three_hosts(lab, conf)
+    cores = len(os.sched_getaffinity(0))
+    proc = orchestrate(tmp_path, conf, f"limits.processes_per_core={3 / cores}")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err[-2000:]
+    assert f"limits.processes_per_core: host h1 would run 4 role processes on {cores} cores" in one_error_line(err)
+    assert no_roles_anywhere(lab)
+
+
 def test_a_lost_host_is_noticed_and_the_run_goes_on_without_it(lab: Lab, tmp_path: Path) -> None:
     if not lab.netns:
         pytest.skip("cutting a host needs network namespaces")

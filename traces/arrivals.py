@@ -37,6 +37,10 @@ class ArrivalTrace:
         return counts / window_s
 
 
+# Prompt indices are read as floats (the artifact writes some as 12.0): past 2^53 they are not exact.
+MAX_PROMPT_INDEX = 2**53
+
+
 def read_artifact(path: str | Path, name: str | None = None) -> ArrivalTrace:
     """Read the artifact's format: one `arrival_ms,prompt_index` per line, unsorted, floats allowed."""
     p = Path(path)
@@ -54,12 +58,12 @@ def read_artifact(path: str | Path, name: str | None = None) -> ArrivalTrace:
                 if len(parts) != 2:
                     raise ValueError
                 ms, idx = float(parts[0]), float(parts[1])
-                if not (np.isfinite(ms) and ms >= 0 and idx >= 0 and idx == int(idx)):
+                if not (np.isfinite(ms) and ms >= 0 and 0 <= idx < MAX_PROMPT_INDEX and idx == int(idx)):
                     raise ValueError
             except ValueError:
                 raise TraceFormatError(
                     f"{p}:{lineno}: expected 'arrival_ms,prompt_index' with arrival_ms >= 0 "
-                    f"and an integer prompt_index >= 0, got {line[:60]!r}"
+                    f"and an integer 0 <= prompt_index < 2^53, got {line[:60]!r}"
                 ) from None
             if ms / 1000.0 > MAX_TRACE_S:
                 raise TraceFormatError(

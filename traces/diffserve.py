@@ -13,7 +13,14 @@ import numpy as np
 from traces.arrivals import ArrivalTrace, read_artifact, write_artifact
 from traces.shape import per_second_rates
 
-__all__ = ["ArrivalTrace", "generate", "read_artifact", "write_artifact"]
+__all__ = ["ArrivalTrace", "expected_arrivals", "generate", "read_artifact", "write_artifact"]
+
+
+def expected_arrivals(low_qps: float, high_qps: float, duration_s: float, shape: str = "diurnal") -> float:
+    """The mean number of arrivals `generate` draws (a bound checked before drawing them)."""
+    rates = per_second_rates(low_qps, high_qps, duration_s, shape)
+    starts = np.arange(rates.size, dtype=float)
+    return float(np.sum(rates * np.minimum(1.0, duration_s - starts)))
 
 
 def generate(

@@ -460,12 +460,18 @@ def read_requests(path: str | Path, output_len: int = 128) -> RequestTrace:
             if len(parts) != 4:
                 raise ValueError
             rid, t, n_in, offset = int(parts[0]), float(parts[1]), int(parts[2]), int(parts[3])
-            if not (math.isfinite(t) and 0 <= t <= MAX_TRACE_S and n_in >= 1 and offset >= 0 and rid >= 0):
+            if not (
+                math.isfinite(t)
+                and 0 <= t <= MAX_TRACE_S
+                and 1 <= n_in < 2**31
+                and 0 <= offset < 2**63
+                and 0 <= rid < 2**63
+            ):
                 raise ValueError
         except ValueError:
             raise TraceFormatError(
                 f"{p}:{lineno}: expected 'id,arrival_s,input_len,byte_offset' with 0 <= arrival_s <= "
-                f"{MAX_TRACE_S:g} (a week) and input_len >= 1, got {line[:80]!r}"
+                f"{MAX_TRACE_S:g} (a week), 1 <= input_len < 2^31 and id, byte_offset in [0, 2^63), got {line[:80]!r}"
             ) from None
         if rid in seen:
             raise TraceFormatError(f"{p}:{lineno}: request id {rid} appears twice")
@@ -530,6 +536,21 @@ def instances_in_order(events: Sequence[AvailabilityEvent]) -> list[str]:
             for name in e.instances:
                 seen.setdefault(name, None)
     return list(seen)
+
+
+def expected_requests(trace: TraceConfig, model: ModelConfig) -> float:
+    """The mean number of requests `load_requests` generates (0 for a request file): a bound
+    checked before drawing them."""
+    r = trace.requests
+    if r.path:
+        return 0.0
+    if r.rates_per_minute:
+        rates = [float(x) for x in r.rates_per_minute]
+        minutes = [min(60.0, max(0.0, trace.duration_s - 60.0 * m)) for m in range(len(rates))]
+        tail = max(0.0, trace.duration_s - 60.0 * len(rates))
+        return sum(x * s for x, s in zip(rates, minutes, strict=True)) + rates[-1] * tail
+    rate = r.rate_rps if r.rate_rps is not None else model.request_rate_rps
+    return float(rate) * trace.duration_s
 
 
 def load_requests(trace: TraceConfig, model: ModelConfig, seed: int) -> RequestTrace:

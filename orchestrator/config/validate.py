@@ -5,8 +5,10 @@ is allowed."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -97,8 +99,32 @@ def _validate_run(cfg: Config) -> None:
         )
 
 
+# The run's own folders under paths.output_dir (<system>/multiruns/<timestamp>/<job>/roles/worker-N)
+# and the files in them need this many bytes of the path besides output_dir itself.
+RUN_PATH_BYTES = 160
+
+
+def check_path_names(path: str, key: str) -> None:
+    """Every name in `path` fits the file system (NAME_MAX bytes), and so does the whole path
+    with the run's folders under it (PATH_MAX): before Hydra makes any folder of it."""
+    name_max, path_max = 255, 4096
+    with contextlib.suppress(OSError, ValueError):
+        name_max = os.pathconf("/", "PC_NAME_MAX")
+        path_max = os.pathconf("/", "PC_PATH_MAX")
+    for part in Path(path).parts:
+        size = len(os.fsencode(part))
+        require(
+            size <= name_max,
+            key,
+            f"the name {part[:24]}... is {size} bytes, longer than the {name_max} a file name may have here",
+        )
+    size = len(os.fsencode(str(Path(path).absolute()))) + RUN_PATH_BYTES
+    require(size <= path_max, key, f"{path[:40]}... is too long: its run files' paths would pass {path_max} bytes")
+
+
 def _validate_paths(cfg: Config) -> None:
     """Where the run's files go must be a folder this process can write."""
+    check_path_names(str(cfg.paths.get("output_dir", "outputs")), "paths.output_dir")
     out = Path(str(cfg.paths.get("output_dir", "outputs")))
     probe = out
     while not probe.exists() and probe != probe.parent:

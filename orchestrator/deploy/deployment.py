@@ -32,6 +32,7 @@ from typing import Any
 
 import grpc
 
+from orchestrator.config.limits import Machine, check_host, machine
 from orchestrator.deploy.hosts import Host, LocalHost, connect
 from orchestrator.deploy.launcher import LEASE_FILE, Launcher, RoleProcess, parallel
 from orchestrator.deploy.placement import START_ORDER
@@ -49,15 +50,21 @@ ESSENTIAL = ("controller", "load_balancer", "sink", "client")
 PROBE_TIMEOUT_S = 1.0  # one health check; silence is counted over several
 PROCESSES_FILE = "processes.json"
 
-_PORT_CHECK = (
-    "import json,socket,sys\n"
+# Run on an SSH host with its own interpreter: which of argv's binds are taken, and what the host
+# offers (cores this process may use, MemAvailable) for the limits' check of its role processes.
+_HOST_CHECK = (
+    "import json,os,socket,sys\n"
     "busy=[]\n"
     "for a in sys.argv[1:]:\n"
     "    h,p=a.rsplit(':',1); s=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
     "    try: s.bind((h,int(p)))\n"
     "    except OSError as e: busy.append([a,e.strerror])\n"
     "    finally: s.close()\n"
-    "print(json.dumps(busy))\n"
+    "mem=None\n"
+    "try: mem=int(next(l for l in open('/proc/meminfo') if l.startswith('MemAvailable:')).split()[1])*1024\n"
+    "except Exception: pass\n"
+    "cores=len(os.sched_getaffinity(0)) if hasattr(os,'sched_getaffinity') else os.cpu_count()\n"
+    "print(json.dumps({'busy':busy,'cores':cores,'mem':mem}))\n"
 )
 
 
@@ -70,6 +77,12 @@ def host_run_dir(host: HostConfig, run_dir: Path, run_id: str) -> str:
 
 def busy_ports(host: Host, binds: list[str]) -> list[tuple[str, str]]:
     """(bind address, reason) for each of `binds` that something listens on already."""
+    return probe_host(host, binds)[0]
+
+
+def probe_host(host: Host, binds: list[str]) -> tuple[list[tuple[str, str]], Machine]:
+    """The binds of `binds` that something listens on already (bind address, reason), and what
+    the host offers; one command on an SSH host."""
     if isinstance(host, LocalHost):
         busy = []
         for bind in binds:
@@ -81,11 +94,12 @@ def busy_ports(host: Host, binds: list[str]) -> list[tuple[str, str]]:
                     s.bind((addr, int(port)))
                 except OSError as err:
                     busy.append((bind, str(err.strerror)))
-        return busy
-    result = host.run(f"{shlex.quote(host.python)} -c {shlex.quote(_PORT_CHECK)} {shlex.join(binds)}", timeout=30)
+        return busy, machine()
+    result = host.run(f"{shlex.quote(host.python)} -c {shlex.quote(_HOST_CHECK)} {shlex.join(binds)}", timeout=30)
     if not result.ok:
         raise DeployError(f"host {host.name}: cannot run {host.python} ({result.stderr.strip()[-200:]})")
-    return [(a, why) for a, why in json.loads(result.stdout)]
+    found = json.loads(result.stdout)
+    return [(a, why) for a, why in found["busy"]], Machine(int(found["cores"] or 1), found["mem"])
 
 
 class Deployment:
@@ -127,10 +141,16 @@ class Deployment:
         log.info("Connected %d host(s) in %.2f s", len(self.hosts), time.monotonic() - t0)
 
     def check_ports(self) -> None:
+        """Every role's port is free, and every SSH host can hold its role processes (a local
+        host's were checked with the config: orchestrator/config/limits.py)."""
+
         def one(name: str) -> list[tuple[str, str, str]]:
             mine = [a for a in self.addresses if a.host == name]
             by_bind = {a.bind: a.name for a in mine}
-            return [(name, bind, why) for bind, why in busy_ports(self.hosts[name], list(by_bind))]
+            busy, offers = probe_host(self.hosts[name], list(by_bind))
+            if not isinstance(self.hosts[name], LocalHost):
+                check_host(name, len({a.process_name for a in mine}), offers, self.config.limits)
+            return [(name, bind, why) for bind, why in busy]
 
         busy = [b for part in parallel(one, list(self.hosts)) for b in part]
         if busy:

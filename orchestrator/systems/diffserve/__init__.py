@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from orchestrator.config.limits import check_queries, check_workers, count_lines
 from orchestrator.deploy.placement import place
 from orchestrator.systems.base import Column, ProfileOptions, Resolved, System, VirtualRun
 from orchestrator.systems.diffserve import analysis as ds_analysis
@@ -17,7 +18,7 @@ from runtime.exceptions import TraceFormatError
 from runtime.policies.diffserve.registry import APPROACHES
 from runtime.schema import CascadeConfig, Config
 from traces.arrivals import ArrivalTrace, read_artifact
-from traces.diffserve import generate
+from traces.diffserve import expected_arrivals, generate
 
 if TYPE_CHECKING:
     from orchestrator.analysis import Analysis
@@ -28,9 +29,12 @@ def load_trace(config: Config, cascade: CascadeConfig) -> ArrivalTrace:
     """The arrivals the client will replay: an artifact file, or our seeded generator."""
     t = config.trace
     if t.path:
+        check_queries(count_lines(t.path), config.limits, f"{t.path} (trace.path)")
         trace = read_artifact(t.path, name=t.name)
         where = f"{t.path} (trace.path)"
     else:
+        expected = expected_arrivals(t.low_qps, t.high_qps, t.duration_s, t.shape)
+        check_queries(expected, config.limits, f"trace {t.name}", estimated=True)
         trace = generate(t.name, t.low_qps, t.high_qps, t.duration_s, cascade.num_prompts, config.seed, t.shape)
         where = f"trace {t.name}"
     if len(trace) == 0:
@@ -91,6 +95,7 @@ class DiffServe(System):
     def resolve(self, config: Config, container: dict[str, Any]) -> Resolved:
         cascade = validate(config)
         workers = workers_wanted(config)
+        check_workers(workers, config.limits, "hostfile.workers")
         trace = load_trace(config, cascade)
         return Resolved(workers, trace, tuple(place(config.hostfile, workers)), cascade.name)
 

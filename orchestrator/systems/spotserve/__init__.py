@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from orchestrator.config.limits import check_queries, check_workers, count_lines
 from orchestrator.deploy.placement import place
 from orchestrator.systems.base import Column, ProfileOptions, Resolved, System, VirtualRun
 from orchestrator.systems.spotserve import analysis as spot_analysis
@@ -21,7 +22,7 @@ from runtime.logs import init_logger
 from runtime.policies.spotserve.registry import APPROACHES
 from runtime.schema import Config, HostConfig
 from traces.arrivals import ArrivalTrace
-from traces.spotserve import AvailabilityEvent, availability_to_config, load_requests
+from traces.spotserve import AvailabilityEvent, availability_to_config, expected_requests, load_requests
 
 if TYPE_CHECKING:
     from orchestrator.analysis import Analysis
@@ -109,8 +110,15 @@ class SpotServe(System):
         if config.trace.availability_path:
             inline_availability(config, container, events)
         instances, workers = spot_workers(config, events)
+        check_workers(workers, config.limits, f"trace {config.trace.name} ({len(instances)} instances)")
         model = config.model
         assert model is not None
+        r = config.trace.requests
+        if r.path:
+            check_queries(count_lines(r.path), config.limits, f"{r.path} (trace.requests.path)")
+        else:
+            expected = expected_requests(config.trace, model)
+            check_queries(expected, config.limits, f"trace {config.trace.name}", estimated=True)
         requests = load_requests(config.trace, model, config.seed)
         if len(requests) == 0:
             raise ConfigError(

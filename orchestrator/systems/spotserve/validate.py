@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from orchestrator.config.limits import check_instances
 from orchestrator.config.validate import require as _require
 from runtime.policies.spotserve.config_optimizer import choose
 from runtime.policies.spotserve.cost_model import check_profile
@@ -78,6 +79,12 @@ def validate(cfg: Config) -> list[AvailabilityEvent]:
             f"must be [start_s, end_s] with 0 <= start_s < end_s (got {window})",
         )
     events = load_availability(cfg.trace)
+    where = (
+        f"{cfg.trace.availability_path} (trace.availability_path)"
+        if cfg.trace.availability_path
+        else "trace.availability"
+    )
+    check_instances(len(instances_in_order(events)), cfg.limits, where)
     start = split_start(events)
     _require(events[-1].op == "end", "trace.availability", "must finish with an end event")
     for i, e in enumerate(events):
