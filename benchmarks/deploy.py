@@ -6,7 +6,10 @@ Builds a lab of 1, 4 and 8 "hosts" (one sshd each, tests/lab.py), then for each:
 every host and copy the spec (open), start every role stage by stage until all are ready
 (deploy), and stop them all and bring their files back (teardown). With one host it runs every
 role; with more, host 1 runs the controller, load balancer, sink and client and every other
-host 4 GPU workers. Median of 3 repetitions each.
+host 4 GPU workers. Median of 3 repetitions each. The lease columns: every renewal of every
+host while the roles started and stopped (an SFTP write on a channel that stays open), the
+slowest one, the longest gap between two renewals of one host, and the largest limit announced
+(run.lease_s, 6 s, is its floor); a lease that lapses fails the deployment.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ CPU = ["controller", "load_balancer", "sink", "client"]
 
 def measure(hosts: int, repeats: int = 3) -> list[object]:
     opened, deployed, stopped = [], [], []
+    renewals: list[float] = []
+    gaps: list[float] = []
+    limits: list[float] = []
     with tempfile.TemporaryDirectory() as tmp, Lab(hosts, Path(tmp) / "lab") as lab:
         conf = Path(tmp) / "conf"
         if hosts == 1:
@@ -57,6 +63,12 @@ def measure(hosts: int, repeats: int = 3) -> list[object]:
                 if reservation is not None:
                     reservation.release()
             t3 = time.monotonic()
+            assert dep.leases is not None
+            for st in dep.leases.stats().values():
+                renewals.append(st["max_ms"])
+                gaps.append(st["longest_gap_s"])
+                limits.append(st["limit_s"])
+            assert not dep.leases.lapsed, f"a lease lapsed: {dep.leases.lapsed}"
             opened.append(t1 - t0)
             deployed.append(t2 - t0)
             stopped.append(t3 - t2)
@@ -67,6 +79,9 @@ def measure(hosts: int, repeats: int = 3) -> list[object]:
         f"{statistics.median(opened):.2f}",
         f"{statistics.median(deployed):.2f}",
         f"{statistics.median(stopped):.2f}",
+        f"{max(renewals):.0f}",
+        f"{max(gaps):.2f}",
+        f"{max(limits):.1f}",
     ]
 
 
@@ -74,7 +89,17 @@ def main() -> None:
     if not sshd_available():
         raise SystemExit("openssh-server is not installed (apt-get install openssh-server)")
     rows = [measure(n) for n in (1, 4, 8)]
-    say(table(["hosts", "roles", "connect + copy (s)", "start to all ready (s)", "teardown (s)"], rows))
+    header = [
+        "hosts",
+        "roles",
+        "connect + copy (s)",
+        "start to all ready (s)",
+        "teardown (s)",
+        "slowest renewal (ms)",
+        "longest lease gap (s)",
+        "largest limit (s)",
+    ]
+    say(table(header, rows))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from benchmarks.common import ROOT, free_base_port, processes_mentioning, say, table
 
@@ -42,17 +43,27 @@ SPOT = (
 @dataclass
 class Row:
     fault: str
-    exit_code: int | None
+    exit_code: int | str | None
     unaccounted: int | str
     unfinished: int | str
     left: int
     detected_s: float | None
     note: str = ""
+    said: str = "-"  # what the command printed: "one line", "summary + one line", "traceback!"
 
     def cells(self) -> list[str]:
         detected = f"{self.detected_s:.1f}" if self.detected_s is not None else "-"
         code = str(self.exit_code) if self.exit_code is not None else "killed"
-        return [self.fault, code, str(self.unaccounted), str(self.unfinished), str(self.left), detected, self.note]
+        return [
+            self.fault,
+            code,
+            self.said,
+            str(self.unaccounted),
+            str(self.unfinished),
+            str(self.left),
+            detected,
+            self.note,
+        ]
 
 
 @dataclass
@@ -62,22 +73,34 @@ class Orchestrator:
 
     out: Path
     args: tuple[str, ...]
+    env: dict[str, str] | None = None
     proc: subprocess.Popen[str] = field(init=False)
     lines: list[tuple[float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         cmd = [
-            sys.executable, "-m", "orchestrator", f"paths.output_dir={self.out}",
-            f"hostfile.base_port={free_base_port()}", *self.args,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "orchestrator",
+            *(a for a in self.args if a.startswith("-")),  # flags (-m) before the overrides
+            f"paths.output_dir={self.out}",
+            f"hostfile.base_port={free_base_port()}",
+            *(a for a in self.args if not a.startswith("-")),
+        ]
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+            cmd,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env=self.env,
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr,), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
 
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
             self.lines.append((time.monotonic(), line.rstrip()))
 
     @property
@@ -147,12 +170,26 @@ def wait_gone(run_dir: Path | None, timeout: float) -> float | None:
     return time.monotonic() - t0
 
 
+def said(lines: list[str]) -> str:
+    """How the command ended on its console: one `error:` line (after the summary table, if it
+    printed one), nothing (a success), or a traceback."""
+    if any("Traceback" in line for line in lines):
+        return "traceback!"
+    errors = [line for line in lines if line.startswith("error: ")]
+    table = any(line.startswith("Run directory:") for line in lines)
+    if not errors:
+        return "summary" if table else "nothing"
+    kind = "one line" if len(errors) == 1 else f"{len(errors)} error lines"
+    return f"summary + {kind}" if table else kind
+
+
 def _row(name: str, orch: Orchestrator, code: int | None, detected: float | None, note: str = "") -> Row:
     s = orch.summary()
     unaccounted = s.get("queries_unaccounted", "no summary")
     unfinished = s.get("unfinished", "-")
     left = len(processes_of(orch.run_dir))
-    return Row(name, code, unaccounted, unfinished, left, detected, note)  # type: ignore[arg-type]
+    printed = said([line for _, line in orch.lines]) if code is not None else "-"
+    return Row(name, code, unaccounted, unfinished, left, detected, note, printed)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- the faults
@@ -301,6 +338,225 @@ def lost_host(out: Path, lease_s: float = 6.0) -> Row:
         )  # fmt: skip
 
 
+def stop_role(role: str, out: Path) -> Row:
+    """SIGSTOP of an essential role: it leaves its health check unanswered, and the orchestrator
+    stops the run after run.silence_s with one line naming it (the teardown kills it: TERM
+    cannot reach a stopped process)."""
+    orch = Orchestrator(out, RUN)
+    orch.wait_sent(20)
+    t0 = time.monotonic()
+    os.kill(orch.role_pid(role), signal.SIGSTOP)
+    code = orch.wait()
+    detected = orch.first_line("stopped answering", t0)
+    return _row(f"SIGSTOP {role}", orch, code, detected)
+
+
+def cleanup_live(out: Path) -> Row:
+    """`python -m orchestrator.cleanup --all` while a run is live: refused (its lease is
+    fresh), the run goes on to a whole result."""
+    orch = Orchestrator(out, RUN)
+    orch.wait_sent(20)
+    t0 = time.monotonic()
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cleanup", "--all", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    detected = time.monotonic() - t0
+    code = orch.wait()
+    s = orch.summary()
+    skipped = "skipped:" in cleanup.stderr and "is live" in cleanup.stderr
+    note = f"cleanup exit {cleanup.returncode}, {'refused: the run is live' if skipped else cleanup.stderr[-160:]}"
+    note += f"; the run sent {s.get('queries_sent', '?')}, lost {s.get('queries_lost', '?')}"
+    return _row("cleanup --all during a run", orch, code, detected, note)
+
+
+def concurrent_store(out: Path) -> Row:
+    """Two runs and two sweeps (2 jobs each) started at once on a fresh SQLite store: every run
+    and every sweep's parent run reach MLflow, and the store is usable afterwards."""
+    from orchestrator import tracking
+
+    uri = f"sqlite:///{out}/mlflow.db"
+    common = ("clock=virtual", "trace.duration_s=60", "run.progress=false", f"tracking.uri={uri}")
+    runs = [Orchestrator(out, common) for _ in range(2)]
+    runs += [Orchestrator(out, ("-m", "seed=0,1", *common)) for _ in range(2)]
+    t0 = time.monotonic()
+    codes = [o.wait() for o in runs]
+    took = time.monotonic() - t0
+    after = Orchestrator(out, common)  # the store is usable afterwards
+    codes.append(after.wait())
+    mlf = tracking.client(uri)
+    exp = mlf.get_experiment_by_name("diffserve")
+    found = mlf.search_runs([exp.experiment_id], max_results=100) if exp is not None else []
+    finished = sum(1 for r in found if r.info.status == "FINISHED")
+    expected = 2 + 2 * 3 + 1  # runs, sweeps (2 jobs and a parent each), the run after
+    lines = [line for o in runs for _, line in o.lines]
+    note = f"{finished} of {expected} runs FINISHED in MLflow ({len(found)} in all); the store usable afterwards"
+    return Row("2 runs + 2 sweeps on a fresh store", ",".join(map(str, codes)), "-", "-", 0, took, note, said(lines))
+
+
+def mlflow_lost(out: Path) -> Row:
+    """The MLflow server is killed while a run logs to it: the run exits 1 with one line naming
+    `orchestrator.log`; with the server back, that command logs it once (the cut-off attempt
+    ended FAILED) and a second call logs nothing."""
+    from mlflow.tracking import MlflowClient
+
+    port = free_base_port(1)
+    store = f"sqlite:///{out}/server.db"
+    server = start_mlflow_server(store, port, out)
+    uri = f"http://127.0.0.1:{port}"
+    orch = Orchestrator(out, (*RUN, "tracking.enabled=true", f"tracking.uri={uri}"))
+    client = MlflowClient(uri)
+    killed_at = None
+    db = out / "server.db"
+    while orch.proc.poll() is None and killed_at is None:
+        if _runs_in(db):  # the server's own store, read directly: a run was created just now
+            os.killpg(server.pid, signal.SIGSTOP)  # frozen mid-logging, then gone
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+            killed_at = time.monotonic()
+        time.sleep(0.005)
+    code = orch.wait()
+    if killed_at is None:
+        return _row("MLflow server lost mid-logging", orch, code, None, "logging finished before the kill")
+    detected = orch.first_line("not in MLflow", killed_at)
+    server = start_mlflow_server(store, port, out)
+    try:
+        relog = [
+            subprocess.run(
+                [sys.executable, "-m", "orchestrator.log", str(orch.run_dir), "--tracking-uri", uri],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            for _ in range(2)
+        ]
+        exp = client.get_experiment_by_name("diffserve")
+        found = client.search_runs([exp.experiment_id]) if exp is not None else []
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    statuses = sorted(r.info.status for r in found)
+    note = (
+        f"orchestrator.log exits {relog[0].returncode} then {relog[1].returncode} "
+        f"({(relog[1].stdout.strip() or relog[1].stderr.strip()).rpartition(': ')[2][:60]}); "
+        f"MLflow holds {', '.join(statuses)}"
+    )
+    return _row("MLflow server lost mid-logging", orch, code, detected, note)
+
+
+def _runs_in(db: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as con:
+            return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    except sqlite3.Error:
+        return 0  # not created yet, or busy
+
+
+def start_mlflow_server(store: str, port: int, out: Path) -> subprocess.Popen[bytes]:
+    """A real `mlflow server` on 127.0.0.1:port (its own process group), once it answers."""
+    import urllib.request
+
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen(
+        [
+            str(mlflow),
+            "server",
+            "--backend-store-uri",
+            store,
+            "--artifacts-destination",
+            str(out / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mlflow server did not start") from None
+            time.sleep(0.3)
+
+
+def disk_full(out: Path) -> Row:
+    """The run's disk fills mid-run (a 64 MB tmpfs, then a file that takes what is left): the
+    roles that cannot write stop, the run exits 1 with one line naming the full disk, and no
+    result file is left half-written."""
+    disk = out / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True, text=True, check=False
+    )
+    if mounted.returncode != 0:
+        return Row(
+            "disk full", None, "-", "-", 0, None, f"skipped: cannot mount a tmpfs ({mounted.stderr.strip()[:80]})"
+        )
+    try:
+        orch = Orchestrator(disk, RUN)
+        orch.wait_sent(20)
+        t0 = time.monotonic()
+        with open(disk / "filler", "wb") as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * (1 << 20))
+                    fh.flush()
+            except OSError:
+                pass
+        code = orch.wait()
+        detected = orch.first_line("error: ", t0)
+        empty = [
+            p.name
+            for p in (orch.run_dir or disk).rglob("*")
+            if p.is_file() and p.stat().st_size == 0 and p.suffix in (".parquet", ".json")
+        ]
+        note = f"empty result files: {', '.join(empty)}" if empty else "no result file half-written"
+        return _row("disk full", orch, code, detected, note)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def interrupt_virtual(out: Path) -> Row:
+    """Ctrl-C in the middle of a virtual run (the engine is running)."""
+    orch = Orchestrator(
+        out,
+        (
+            "clock=virtual",
+            "trace=fixed_10qps",
+            "trace.low_qps=200",
+            "trace.high_qps=200",
+            "trace.duration_s=20000",
+            "hostfile.workers=16",
+            "tracking.enabled=false",
+        ),
+    )
+    deadline = time.monotonic() + 120
+    while orch.first_line("Replaying", 0) is None and not (orch.run_dir and (orch.run_dir / "spec.json").exists()):
+        assert time.monotonic() < deadline and orch.proc.poll() is None, orch.tail()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    os.killpg(orch.proc.pid, signal.SIGINT)
+    code = orch.wait()
+    detected = orch.first_line("error: ", t0)
+    line = next((ln for _, ln in orch.lines if ln.startswith("error: ")), "")
+    return _row("Ctrl-C in a virtual run", orch, code, detected, line[:70])
+
+
 FAULTS: dict[str, Callable[[Path], Row]] = {
     "kill-controller": lambda out: kill_role("controller", out),
     "kill-load_balancer": lambda out: kill_role("load_balancer", out),
@@ -308,6 +564,15 @@ FAULTS: dict[str, Callable[[Path], Row]] = {
     "kill-client": lambda out: kill_role("client", out),
     "kill-worker": lambda out: kill_role("worker", out),
     "stop-worker": stop_worker,
+    "stop-controller": lambda out: stop_role("controller", out),
+    "stop-load_balancer": lambda out: stop_role("load_balancer", out),
+    "stop-sink": lambda out: stop_role("sink", out),
+    "stop-client": lambda out: stop_role("client", out),
+    "cleanup-live": cleanup_live,
+    "concurrent-store": concurrent_store,
+    "mlflow-lost": mlflow_lost,
+    "disk-full": disk_full,
+    "interrupt-virtual": interrupt_virtual,
     "kill-orchestrator": kill_orchestrator,
     "interrupt-twice": double_interrupt,
     "interrupt-start": interrupt_while_starting,
@@ -326,7 +591,7 @@ def main() -> None:
             row = FAULTS[name](Path(tmp))
         say(f"{row.fault}: {row.cells()[1:]}")
         rows.append(row.cells())
-    header = ["fault", "exit", "unaccounted", "unfinished", "processes left", "detected after (s)", "note"]
+    header = ["fault", "exit", "printed", "unaccounted", "unfinished", "processes left", "detected after (s)", "note"]
     say(table(header, rows))
 
 

@@ -9,6 +9,7 @@ interrupted.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shlex
 import signal
 import sys
@@ -81,6 +82,9 @@ def app(cfg: DictConfig) -> dict[str, Any]:
 
 def main() -> None:
     register()
+    # A log record that cannot be written (a full disk) must not print a traceback on the
+    # console: the run's own error says what failed.
+    logging.raiseExceptions = False
     # Ctrl-C and SIGTERM both tear the run down. SIGINT is set explicitly: a shell starts
     # background jobs with SIGINT ignored, and Python then keeps it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)

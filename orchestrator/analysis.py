@@ -104,7 +104,7 @@ def run_summary(plan: RunPlan) -> dict[str, Any]:
         "system": plan.system.name,
         "approach": c.approach.name,
         plan.system.subject_key: plan.subject,
-        "trace": c.trace.name,
+        "trace": plan.trace.name,  # a trace file's own name when trace.path or availability_path is set
         "workers": plan.workers,
         "seed": c.seed,
         "clock": c.clock,

@@ -35,6 +35,7 @@ from omegaconf import OmegaConf
 from orchestrator.deploy.deployment import PROCESSES_FILE
 from orchestrator.deploy.hosts import Host, connect
 from orchestrator.deploy.launcher import LEASE_FILE
+from orchestrator.deploy.supervisor import bounded_limit
 from runtime.exceptions import ServelabError
 from runtime.identity import IDENTITY_FILE
 from runtime.logs import init_logger
@@ -89,8 +90,10 @@ def _live(host: Host, items: list[Leftover]) -> list[Leftover]:
 
 
 # Run on the host (standard library only): seconds since the lease file was renewed, -1 if none.
+# The lease's age on its host's clock and the limit written in it (orchestrator.deploy.supervisor).
 _LEASE_AGE = (
-    "import os, sys, time; p = sys.argv[1]; print(time.time() - os.stat(p).st_mtime if os.path.exists(p) else -1)"
+    "import os, sys, time; p = sys.argv[1]; e = os.path.exists(p)\n"
+    "print(time.time() - os.stat(p).st_mtime if e else -1, (open(p).read().strip() or 0) if e else 0)"
 )
 
 
@@ -118,14 +121,24 @@ def check_not_live(run_dir: Path, record: dict[str, Any]) -> None:
             result = host.run(
                 f"{shlex.quote(host.python)} -c {shlex.quote(_LEASE_AGE)} {shlex.quote(path)}", timeout=15
             )
-            age = float(result.stdout.strip() or -1) if result.ok else -1.0
+            age, limit = _age_and_limit(result.stdout if result.ok else "", lease_s)
         finally:
             host.close()
-        if 0 <= age < lease_s:
+        if 0 <= age < limit:
             raise LiveRunError(
-                f"{run_dir} is live: its orchestrator renewed the lease on {name} {age:.1f} s ago (run.lease_s "
-                f"{lease_s:g}); stop it with Ctrl-C, or use --force to stop its roles anyway"
+                f"{run_dir} is live: its orchestrator renewed the lease on {name} {age:.1f} s ago (its limit "
+                f"{limit:g} s); stop it with Ctrl-C, or use --force to stop its roles anyway"
             )
+
+
+def _age_and_limit(text: str, lease_s: float) -> tuple[float, float]:
+    """(age, limit) from _LEASE_AGE's line; the limit within the supervisor's bounds."""
+    parts = text.split()
+    try:
+        age = float(parts[0])
+    except (IndexError, ValueError):
+        return -1.0, lease_s
+    return age, bounded_limit(parts[1] if len(parts) > 1 else "", lease_s)
 
 
 def stop_run(run_dir: Path, stop_timeout_s: float = 5.0, force: bool = False) -> list[str]:

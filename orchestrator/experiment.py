@@ -110,7 +110,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec, 
             f.write_text(f.read_text(encoding="utf-8").replace(secret_uri, tracking.mask(secret_uri)), encoding="utf-8")
     log.info(
         "Resolved <system=%s subject=%s trace=%s approach=%s workers=%d queries=%d clock=%s time_scale=%g> in %.2f s",
-        plan.system.name, plan.subject, config.trace.name, config.approach.name, plan.workers, len(plan.trace),
+        plan.system.name, plan.subject, plan.trace.name, config.approach.name, plan.workers, len(plan.trace),
         config.clock, config.time_scale, time.monotonic() - t0,
     )  # fmt: skip
     return plan, spec, reservation

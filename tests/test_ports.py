@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -59,3 +60,26 @@ def test_no_range_left_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^hostfile.base_port: no free range of 12 ports from 65524 up to 65535"):
         ports.reserve(addresses(65524), lambda _: False, tmp_path)
     held.release()
+
+
+@pytest.mark.parametrize("kind", ["open to others", "a link"])
+def test_a_port_lock_folder_that_is_not_the_users_own_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    from orchestrator.deploy.ports import lock_dir
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    folder = tmp_path / f"servelab-ports-{os.getuid()}"
+    if kind == "a link":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        folder.symlink_to(tmp_path / "elsewhere")
+    else:
+        folder.mkdir()
+        folder.chmod(0o777)
+    with pytest.raises(ConfigError, match="is not this user's own private folder"):
+        lock_dir()
+    if kind == "a link":
+        folder.unlink()
+    else:
+        folder.rmdir()
+    assert lock_dir() == folder and (folder.stat().st_mode & 0o777) == 0o700  # made anew, private

@@ -412,3 +412,35 @@ def test_tls_between_hosts_and_calls_without_the_token_are_refused(lab: Lab, tmp
     assert proc.returncode == 0, err[-3000:]
     assert not list(h1.workdir.glob("*/identity.json")), "the run's secrets are removed at its end"
     assert no_roles_anywhere(lab)
+
+
+def test_a_lease_is_renewed_over_one_channel_without_a_command(lab: Lab, tmp_path: Path) -> None:
+    """Renewals are SFTP writes on a channel that stays open: no command is started for one
+    (a busy host is slow to start processes), and the file's time is the host's clock."""
+    from omegaconf import OmegaConf
+
+    from orchestrator.deploy.hosts import connect
+    from orchestrator.deploy.supervisor import announced_limit, lease_text
+    from runtime.schema import HostConfig
+
+    h2 = lab.host("h2")
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(HostConfig), lab.host_entry(h2, ["worker"])))
+    assert isinstance(config, HostConfig)
+    host = connect(config)
+    lease = h2.workdir / "lease"
+    h2.workdir.mkdir(parents=True, exist_ok=True)
+    try:
+
+        def no_command(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a renewal started a command on the host")
+
+        host.run = no_command  # type: ignore[method-assign]
+        times = []
+        for limit in (6.0, 7.5, 6.0):
+            host.renew(str(lease), lease_text(limit))
+            assert announced_limit(str(lease), 6.0) == limit
+            times.append(lease.stat().st_mtime_ns)
+            time.sleep(0.05)
+        assert times == sorted(times) and times[0] < times[-1], "every renewal moved the file's time"
+    finally:
+        host.close()

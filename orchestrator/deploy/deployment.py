@@ -36,6 +36,7 @@ from orchestrator.config.limits import Machine, check_host, machine
 from orchestrator.deploy.hosts import Host, LocalHost, connect
 from orchestrator.deploy.launcher import LEASE_FILE, Launcher, RoleProcess, parallel
 from orchestrator.deploy.placement import START_ORDER
+from orchestrator.deploy.supervisor import lease_limit, lease_text
 from runtime.exceptions import DeployError
 from runtime.identity import IDENTITY_FILE, RunIdentity
 from runtime.logs import init_logger
@@ -199,10 +200,12 @@ class Deployment:
         for p in essential:
             silent = now - self.last_answer[p.name]
             if silent >= self.config.run.silence_s:
-                raise DeployError(
+                why = (
                     f"{p.name} on {p.host.name} stopped answering for {silent:.1f} s (hung, stopped or out of "
-                    f"resources; run.silence_s={self.config.run.silence_s:g}): the run stops"
+                    f"resources; run.silence_s={self.config.run.silence_s:g})"
                 )
+                log.error("Stopping the run: %s", why)
+                raise DeployError(f"{why}: the run stops")
 
     def watch(self, procs: list[RoleProcess]) -> list[str]:
         """Raise if an essential role ended or its host was lost; returns the workers that ended
@@ -277,11 +280,22 @@ class Deployment:
 
 class Leases:
     """Renews a lease file on each host every lease_s / 4 (one thread per host: a slow host
-    does not hold up the others). Roles stop by themselves when theirs goes stale."""
+    does not hold up the others), over a channel that stays open (`Host.renew`). Each renewal's
+    latency is measured; the limit written into the lease follows the slowest recent one
+    (`supervisor.lease_limit`, run.lease_s its floor), so a busy host does not stop the roles
+    of a live run, while a dead orchestrator still ends them within the cap."""
+
+    RECENT = 8  # renewals whose latency sets the next limit
 
     def __init__(self, hosts: dict[str, Host], paths: dict[str, str], lease_s: float) -> None:
         self.hosts, self.paths = hosts, paths
+        self.floor_s = lease_s
         self.every_s = lease_s / 4
+        self.latencies: dict[str, list[float]] = {n: [] for n in hosts}
+        self.limits: dict[str, float] = dict.fromkeys(hosts, lease_s)
+        self.last_renewed: dict[str, float] = {}
+        self.longest_gap: dict[str, float] = dict.fromkeys(hosts, 0.0)
+        self.lapsed: dict[str, float] = {}  # host -> the gap that passed its announced limit
         self._stop = threading.Event()
         parallel(self._renew, list(hosts))  # the first lease exists before any role starts
         self._threads = [threading.Thread(target=self._keep, args=(n,), daemon=True) for n in hosts]
@@ -289,7 +303,27 @@ class Leases:
             t.start()
 
     def _renew(self, name: str) -> None:
-        self.hosts[name].touch(self.paths[name])
+        recent = self.latencies[name][-self.RECENT :]
+        limit = lease_limit(self.floor_s, self.every_s, recent)
+        t0 = time.monotonic()
+        self.hosts[name].renew(self.paths[name], lease_text(limit))
+        now = time.monotonic()
+        self.latencies[name].append(now - t0)
+        previous = self.last_renewed.get(name)
+        if previous is not None:
+            gap = t0 - previous  # the lease's age just before this write landed, at most
+            self.longest_gap[name] = max(self.longest_gap[name], gap)
+            if gap > self.limits[name] and name not in self.lapsed:
+                self.lapsed[name] = gap
+                log.error(
+                    "The lease on %s went %.1f s unrenewed, past its limit of %.1f s: its roles may have stopped "
+                    "themselves although this orchestrator is live",
+                    name,
+                    gap,
+                    self.limits[name],
+                )
+        self.last_renewed[name] = now
+        self.limits[name] = limit
 
     def _keep(self, name: str) -> None:
         while not self._stop.wait(self.every_s):
@@ -298,10 +332,35 @@ class Leases:
             except Exception as err:  # a lost host: its roles' leases lapse, as they should
                 log.debug("Lease on %s not renewed: %s", name, err)
 
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per host: renewals, median and slowest renewal (ms), longest gap between two (s), the
+        last limit announced (s)."""
+        out = {}
+        for name, lat in self.latencies.items():
+            ordered = sorted(lat)
+            out[name] = {
+                "renewals": len(lat),
+                "median_ms": round(1000 * ordered[len(ordered) // 2], 2) if ordered else float("nan"),
+                "max_ms": round(1000 * ordered[-1], 2) if ordered else float("nan"),
+                "longest_gap_s": round(self.longest_gap[name], 3),
+                "limit_s": round(self.limits[name], 3),
+            }
+        return out
+
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=1.0)
+        for name, st in self.stats().items():
+            log.info(
+                "Lease on %s: %d renewals, median %.1f ms, slowest %.1f ms, longest gap %.2f s, limit %.1f s",
+                name,
+                st["renewals"],
+                st["median_ms"],
+                st["max_ms"],
+                st["longest_gap_s"],
+                st["limit_s"],
+            )
 
         def remove(name: str) -> None:
             host = self.hosts[name]

@@ -45,7 +45,7 @@ from runtime.spec import RoleAddress
 log = init_logger(__name__)
 
 SPEC_FILE = "spec.json"
-LEASE_FILE = "lease"  # touched by the orchestrator while it lives (orchestrator.deploy.supervisor)
+LEASE_FILE = "lease"  # rewritten by the orchestrator while it lives (orchestrator.deploy.supervisor)
 STOP_ORDER = ("controller", "worker", "load_balancer", "sink", "client")
 TAIL_LINES = 8
 EXIT_CHECK_EVERY_S = 0.5  # how often a start-up wait looks for roles that already exited
@@ -235,6 +235,9 @@ class Launcher:
             how = "its process group vanished"
         else:
             how = f"exit code {code}"
+        note = str(status.get("note") or "")
+        if note.startswith("lease expired"):  # this process is live: its renewals did not land
+            how += f"; its supervisor found the {note} while this orchestrator was live: a lease that should have held"
         return f"{proc.name} on {proc.host.name} exited ({how}); last log lines: {self.log_tail(proc)}"
 
     def wait_ready(self, procs: list[RoleProcess]) -> None:

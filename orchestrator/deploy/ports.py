@@ -36,6 +36,14 @@ def lock_dir() -> Path:
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     path = Path(base) / f"servelab-ports-{os.getuid()}"
     path.mkdir(mode=0o700, exist_ok=True)
+    # In a shared /tmp another user could have made it first (and hold every lock in it, or
+    # read which ranges are in use): it must be this user's own, closed to others, no link.
+    info = path.lstat()
+    if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ConfigError(
+            f"hostfile.ports: the port-lock folder {path} is not this user's own private folder "
+            f"(owner uid {info.st_uid}, mode {info.st_mode & 0o777:o}); remove it, or use hostfile.ports=fixed"
+        )
     return path
 
 

@@ -8,11 +8,13 @@ and HUP to it, and when the role ends writes {"returncode", "signal", "ended_at"
 exit file (atomically), so the orchestrator learns how the role ended without racing the
 host's zombie reaping. Stopping the whole process group stops both.
 
-The lease: the orchestrator touches the lease file every few seconds while it runs (locally
-or over SSH). When the file is older than `--lease-s` on this host's clock (the orchestrator
-was killed, its connection lost, its laptop asleep), the supervisor stops the role (TERM, then
-KILL of the whole group after `--stop-s`): no role outlives its orchestrator by more than
-lease + stop seconds.
+The lease: the orchestrator rewrites the lease file every lease_s / 4 while it runs (locally,
+or over one SFTP channel per SSH host that stays open: no command per renewal), so its time is
+this host's clock. The file holds the limit the orchestrator announces: `--lease-s` at least,
+more while its renewals are measured slow (a busy host), at most LIMIT_CAP times `--lease-s`.
+When the file is older than that limit (the orchestrator was killed, its connection lost, its
+laptop asleep), the supervisor stops the role (TERM, then KILL of the whole group after
+`--stop-s`): no role outlives its orchestrator by more than LIMIT_CAP x lease + stop seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -27,6 +30,8 @@ import sys
 import time
 
 POLL_S = 0.5
+LIMIT_CAP = 3.0  # the announced limit is at most this many times --lease-s
+LEASE_WIDTH = 16  # bytes of the lease file: the limit, right-aligned, so a rewrite needs no truncation
 
 
 def _write_atomic(path: str, payload: dict[str, object]) -> None:
@@ -42,6 +47,38 @@ def lease_age(path: str) -> float:
         return time.time() - os.stat(path).st_mtime  # noqa: PTH116 (stdlib only, str paths)
     except FileNotFoundError:
         return float("inf")
+
+
+def lease_limit(floor_s: float, every_s: float, recent_s: list[float]) -> float:
+    """The limit to announce: a renewal is due every `every_s`, and the slowest of the recent
+    renewals (`recent_s`, seconds each took) may take that long again, three times over before
+    the roles give up; never below the floor (run.lease_s), never above LIMIT_CAP times it."""
+    slowest = max(recent_s, default=0.0)
+    return min(LIMIT_CAP * floor_s, max(floor_s, every_s + 3 * slowest))
+
+
+def lease_text(limit_s: float) -> str:
+    return f"{limit_s:.3f}".rjust(LEASE_WIDTH - 1) + "\n"
+
+
+def announced_limit(path: str, floor_s: float) -> float:
+    """The limit the lease file holds, within [floor_s, LIMIT_CAP x floor_s] (floor_s when the
+    file cannot be read or holds no number: an older orchestrator's empty file)."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            return bounded_limit(fh.read(), floor_s)
+    except OSError:
+        return floor_s
+
+
+def bounded_limit(text: str, floor_s: float) -> float:
+    """The limit a lease's text announces, within [floor_s, LIMIT_CAP x floor_s]; floor_s for
+    text that holds no finite number."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return floor_s
+    return min(LIMIT_CAP * floor_s, max(floor_s, value)) if math.isfinite(value) else floor_s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             pass
         if args.lease_file and lease_age(args.lease_file) > args.lease_s:
+            limit = announced_limit(args.lease_file, args.lease_s)
             age = lease_age(args.lease_file)
-            note = f"lease expired ({age:.1f} s without the orchestrator; limit {args.lease_s:g} s)"
+            if age <= limit:
+                continue
+            note = f"lease expired ({age:.1f} s without the orchestrator; limit {limit:g} s)"
             print(f"supervisor: {note}: stopping the role", file=sys.stderr, flush=True)
             forward(signal.SIGTERM, None)
             try:

@@ -30,7 +30,7 @@ def load_trace(config: Config, cascade: CascadeConfig) -> ArrivalTrace:
     t = config.trace
     if t.path:
         check_queries(count_lines(t.path), config.limits, f"{t.path} (trace.path)")
-        trace = read_artifact(t.path, name=t.name)
+        trace = read_artifact(t.path, name=Path(t.path).stem)  # named by its file, not by trace=...
         where = f"{t.path} (trace.path)"
     else:
         expected = expected_arrivals(t.low_qps, t.high_qps, t.duration_s, t.shape)

@@ -124,7 +124,9 @@ class SpotServe(System):
             raise ConfigError(
                 f"trace.requests: no request arrives within the {config.trace.duration_s:g} s of trace {config.trace.name}"
             )
-        trace = ArrivalTrace(config.trace.name, requests.arrival_s, requests.ids)
+        path = config.trace.availability_path
+        name = Path(path).stem if path else config.trace.name  # named by its file, not by trace=...
+        trace = ArrivalTrace(name, requests.arrival_s, requests.ids)
         # Simulated GPUs of one instance share a process; a real one needs its own.
         shared = config.execution.mode == "simulated" and config.execution.worker_processes == "instance"
         addresses = place(config.hostfile, workers, instances, config.spot.gpus_per_instance, shared)
