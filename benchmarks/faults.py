@@ -335,6 +335,7 @@ def lost_host(out: Path, lease_s: float = 6.0) -> Row:
         return Row(
             "lost SSH host", code, s.get("queries_unaccounted", "no summary"), s.get("unfinished", "-"),  # type: ignore[arg-type]
             left, detected, f"the run went on; the cut-off host's roles stopped by their lease after {gone_after:.1f} s",
+            said([line for _, line in orch.lines]),
         )  # fmt: skip
 
 
@@ -442,7 +443,7 @@ def mlflow_lost(out: Path) -> Row:
     statuses = sorted(r.info.status for r in found)
     note = (
         f"orchestrator.log exits {relog[0].returncode} then {relog[1].returncode} "
-        f"({(relog[1].stdout.strip() or relog[1].stderr.strip()).rpartition(': ')[2][:60]}); "
+        f"({'the second logs nothing' if 'already in MLflow' in relog[1].stdout else relog[1].stderr.strip()[-60:]}); "
         f"MLflow holds {', '.join(statuses)}"
     )
     return _row("MLflow server lost mid-logging", orch, code, detected, note)
@@ -554,7 +555,7 @@ def interrupt_virtual(out: Path) -> Row:
     code = orch.wait()
     detected = orch.first_line("error: ", t0)
     line = next((ln for _, ln in orch.lines if ln.startswith("error: ")), "")
-    return _row("Ctrl-C in a virtual run", orch, code, detected, line[:70])
+    return _row("Ctrl-C in a virtual run", orch, code, detected, line.split(" is in ")[0] + " is in <run dir>")
 
 
 FAULTS: dict[str, Callable[[Path], Row]] = {

@@ -73,6 +73,9 @@ def app(cfg: DictConfig) -> dict[str, Any]:
             return {"status": "failed", "error": str(err), "run_dir": str(run_dir)}
         sys.exit(2 if isinstance(err, ConfigError | TraceFormatError) else 1)
     except KeyboardInterrupt as err:
+        measured = getattr(err, "result", None)
+        if measured is not None and not sweep:
+            print_summary(measured.run_dir, measured.summary)
         # A bare KeyboardInterrupt (Ctrl-C in a virtual run, or in analysis) says nothing itself.
         print(f"error: {str(err) or f'interrupted; what the run wrote is in {run_dir}'}", file=sys.stderr, flush=True)
         sys.exit(130)

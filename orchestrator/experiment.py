@@ -41,6 +41,7 @@ from runtime.exceptions import (
     DeployError,
     LostQueriesError,
     PartialRunError,
+    RunFailedError,
     ServelabError,
     TrackingError,
 )
@@ -81,7 +82,12 @@ def new_run_id() -> str:
 
 
 class Interrupted(KeyboardInterrupt):
-    """The run was stopped by Ctrl-C or SIGTERM; its message says what the teardown achieved."""
+    """The run was stopped by Ctrl-C or SIGTERM; its message says what the teardown achieved,
+    and `result` holds what was measured until then (None when nothing was)."""
+
+    def __init__(self, message: str, result: RunResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec, ports.PortReservation | None]:
@@ -197,7 +203,9 @@ def _run(plan: RunPlan, spec: run_spec.RunSpec, run_dir: Path, launch: Launch, s
             f"interrupted while computing the results; {teardown}; the roles' files are in {run_dir}"
         ) from None
     if interrupted:
-        raise Interrupted(f"interrupted; {teardown}; what was measured is in {run_dir}")
+        raise Interrupted(f"interrupted; {teardown}; what was measured is in {run_dir}", result)
+    if isinstance(failure, ServelabError):  # what it measured is printed before why it failed
+        raise RunFailedError(str(failure), result) from failure
     if failure is not None:
         raise failure
     return _checked(result)

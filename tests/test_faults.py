@@ -54,10 +54,11 @@ def test_a_call_without_the_run_token_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_stopped_load_balancer_fails_the_run_in_one_line(tmp_path: Path) -> None:
-    """SIGSTOP leaves the process up but silent: the orchestrator stops the run (exit 1, one
-    line naming the role), keeps the records and leaves nothing running."""
+    """SIGSTOP leaves the process up but silent: the orchestrator stops the run (exit 1, the
+    summary of what it measured, then one line naming the role), keeps the records and leaves
+    nothing running."""
     row = faults.stop_role("load_balancer", tmp_path)
-    assert row.exit_code == 1 and row.said == "one line" and row.left == 0 and row.unaccounted == 0
+    assert row.exit_code == 1 and row.said == "summary + one line" and row.left == 0 and row.unaccounted == 0
     assert row.detected_s is not None
     summary = json.loads(next(tmp_path.glob("*/runs/*/summary.json")).read_text())
     assert summary["partial"] and summary["queries_sent"] >= 20
@@ -82,7 +83,7 @@ def test_an_mlflow_server_lost_mid_logging_fails_the_run_and_the_run_is_logged_l
     if row.note == "logging finished before the kill":
         pytest.skip("the run's logging finished before the server could be killed")
     assert row.exit_code == 1 and row.said == "summary + one line" and row.left == 0
-    assert row.note.startswith("orchestrator.log exits 0 then 0"), row.note
+    assert row.note.startswith("orchestrator.log exits 0 then 0 (the second logs nothing)"), row.note
     assert row.note.endswith("MLflow holds FAILED, FINISHED"), "the cut-off attempt FAILED, the run logged once"
 
 

@@ -13,6 +13,7 @@ import pytest
 from orchestrator.metrics import percentile, slo_violation_ratio, summarize
 from orchestrator.results import account, count_outcomes, merge_records
 from orchestrator.systems.diffserve.metrics import light_fraction
+from runtime.exceptions import RunFailedError
 from tests.conftest import compose_config
 
 
@@ -144,3 +145,37 @@ def test_results_and_figures_come_from_whatever_the_roles_left(tmp_path: Path) -
     assert s["partial"] and s["queries_sent"] > 0 and s["plans"] == 0
     assert {p.name for p in (run_dir / "figures").iterdir()} >= {"threshold.png", "slo_violation_ratio.png", "fid.png"}
     assert not list(run_dir.glob(".*.tmp"))
+
+
+# ----------------------------------------------------------------------------- exit codes
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "text"),
+    [
+        ({"accounting_problems": ["3 completed queries have no sink row"]}, "AccountingError", "accounting failed"),
+        ({"missing_files": ["roles/sink/sink.parquet"], "partial": True}, "PartialRunError", "sink.parquet missing"),
+        (
+            {"queries_lost": 289, "lost_reasons": {"submit_failed": 289}},
+            "LostQueriesError",
+            "289 of 310 queries were lost by the testbed (289 submit_failed)",
+        ),
+        ({"partial": True}, "PartialRunError", "a role ended before the run did"),
+        ({"tracking": "the store is down"}, "TrackingError", "python -m orchestrator.log"),
+    ],
+)
+def test_a_run_that_lost_something_fails_with_its_result(changes: dict, error: str, text: str) -> None:
+    """`_checked`: a whole run passes through; anything lost is an error that carries the
+    result (the command prints the summary, then the one line, and exits 1)."""
+    from orchestrator import experiment
+
+    whole = {"queries_sent": 310, "queries_lost": 0, "lost_reasons": {}, "partial": False, "missing_files": [],
+             "accounting_problems": []}  # fmt: skip
+    ok = experiment.RunResult(Path("/run"), whole, "abc")
+    assert experiment._checked(ok) is ok
+    tracking_error = changes.pop("tracking", None)
+    bad = experiment.RunResult(Path("/run"), {**whole, **changes}, "abc", tracking_error)
+    with pytest.raises(RunFailedError) as caught:
+        experiment._checked(bad)
+    assert type(caught.value).__name__ == error and text in str(caught.value)
+    assert caught.value.result is bad

@@ -174,3 +174,21 @@ def test_the_report_groups_seeds_and_never_averages_across_traces(
     for f in files[1:]:
         with Image.open(f) as img:
             assert img.size[0] > 900
+
+
+def test_a_run_is_logged_later_once(run_job: Callable[..., RunResult], tmp_path: Path) -> None:
+    """`python -m orchestrator.log RUN_DIR`: a run that did not reach MLflow is logged from its
+    files, as the run would have logged it; asked again, it logs nothing."""
+    from orchestrator.log import main as log_main
+    from orchestrator.tracking import LOGGED_TAG
+
+    result = run_job(*VIRTUAL, "trace.duration_s=30", tracking=False)
+    uri = f"sqlite:///{tmp_path / 'later.db'}"
+    assert log_main([str(result.run_dir), "--tracking-uri", uri]) == 0
+    assert log_main([str(result.run_dir), "--tracking-uri", uri]) == 0
+    client = MlflowClient(absolute_uri(uri))
+    exp = client.get_experiment_by_name("diffserve")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.tags[LOGGED_TAG] == "complete"
+    assert_summary_metrics_read_back(runs[0].data.metrics, result.summary)
