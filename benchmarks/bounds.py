@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, free_base_port, processes_mentioning, table
+from benchmarks.common import ROOT, table
+from labkit import free_base_port, processes_mentioning
 from orchestrator.config import limits
 
 CLI = (sys.executable, "-m", "orchestrator", "tracking.enabled=false", "run.progress=false")

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 from benchmarks.common import compose_config, say, table
+from labkit.sshd import Lab, sshd_available
 from orchestrator.deploy.deployment import Deployment
 from orchestrator.deploy.launcher import SPEC_FILE
 from orchestrator.experiment import new_identity, prepare
 from runtime.identity import IDENTITY_FILE
 from runtime.spec import TRACE_FILE
-from tests.lab import Lab, sshd_available
 
 CPU = ["controller", "load_balancer", "sink", "client"]
 

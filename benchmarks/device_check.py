@@ -40,7 +40,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.common import compose_config, free_base_port, say, table
+from benchmarks.common import compose_config, say, table
+from labkit import free_base_port
 
 PASS, FAIL, SKIP, INFO = "PASS", "FAIL", "SKIP", "INFO"
 UNET_BATCHES = (1, 2, 4, 8, 16, 32)
@@ -244,7 +245,7 @@ def unet_rows(check: Check) -> None:
     import torch
 
     from orchestrator.plan import typed_config
-    from orchestrator.profile import summarize, write
+    from orchestrator.systems.diffserve.profile import summarize, write
     from runtime.models.shapes import build_unet, generation_ms, unet_parameters, unet_step_ms
 
     dtype = torch.float32 if check.cpu else torch.float16

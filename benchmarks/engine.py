@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import ROOT, compose_config, say, table
-from orchestrator.plan import RunPlan, resolve
+from orchestrator.plan import resolve
+from orchestrator.systems.base import RunPlan
 from runtime.engine.diffserve import DiffServeModel
 from runtime.engine.loop import Engine
-from traces.confidence import for_cascade
+from runtime.traces.confidence import for_cascade
 
 WORKLOADS = {
     "sdxs 3to24qps, 12 workers": ("cascade=sdxs", "trace=3to24qps"),

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from benchmarks.common import ROOT, free_base_port, processes_mentioning, say, table
+from benchmarks.common import ROOT, say, table
+from labkit import free_base_port, processes_mentioning
 
 RUN = (
     "cascade=sdxs", "approach=diffserve", "trace=1to8qps", "trace.duration_s=40", "time_scale=4",
@@ -305,7 +306,7 @@ def lost_host(out: Path, lease_s: float = 6.0) -> Row:
     """A worker host is cut off (its network link goes down, its processes live on) during an
     SSH run: the run goes on without its workers, and they stop by themselves when the lease
     the orchestrator can no longer renew lapses."""
-    from tests.lab import Lab, netns_available
+    from labkit.sshd import Lab, netns_available
 
     if not netns_available():
         return Row("lost SSH host", None, "-", "-", 0, None, "skipped: needs network namespaces (root)")

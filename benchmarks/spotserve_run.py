@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, free_base_port, run, say, table
+from benchmarks.common import ROOT, run, say, table
+from labkit import free_base_port
 
 TRACES = ("As", "Bs", "As+o", "Bs+o")
 APPROACHES = ("reparallelization", "rerouting", "spotserve")

@@ -20,7 +20,8 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import ROOT, free_base_port, say, table
+from benchmarks.common import ROOT, say, table
+from labkit import free_base_port
 
 WALL = (
     "trace=1to8qps", "trace.duration_s=25", "time_scale=5", "hostfile.workers=2", "run.progress=false",

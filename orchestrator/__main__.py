@@ -1,6 +1,6 @@
 """`python -m orchestrator [group=option ...] [key=value ...] [-m]`: Hydra wiring only.
 
-Every job is composed and validated before anything starts (orchestrator.cli), then Hydra
+Every job is composed and validated before anything starts (orchestrator.compose), then Hydra
 runs `run_experiment` once per job. Errors a user can cause print one line and exit
 non-zero: 2 for bad input (a config value, a trace file), 1 for a failed run, 130 when
 interrupted.
@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from orchestrator.cli import precheck
+from orchestrator.compose import precheck
 from orchestrator.config import register
 from orchestrator.console import print_summary
 from orchestrator.experiment import Launch, run_experiment

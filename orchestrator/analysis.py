@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,20 +23,10 @@ from runtime import rolefiles
 from runtime.cores.client import ClientCore
 from runtime.records import DropReason, Outcome
 from runtime.spec import TRACE_FILE
-from traces.arrivals import read_artifact
+from runtime.traces.arrivals import read_artifact
 
 if TYPE_CHECKING:
-    from orchestrator.plan import RunPlan
-
-
-@dataclass(frozen=True)
-class Analysis:
-    records: pd.DataFrame
-    decisions: pd.DataFrame
-    series: pd.DataFrame
-    summary: dict[str, Any]
-    step_metrics: list[tuple[str, float, int]] = field(default_factory=list)  # more MLflow step metrics
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # more CSV files: run-relative path -> rows
+    from orchestrator.systems.base import Analysis, RunPlan
 
 
 @dataclass(frozen=True)

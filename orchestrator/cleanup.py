@@ -32,8 +32,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from orchestrator.deploy import connect
+from orchestrator.deploy.base import Host
 from orchestrator.deploy.deployment import PROCESSES_FILE
-from orchestrator.deploy.hosts import Host, connect
 from orchestrator.deploy.launcher import LEASE_FILE
 from orchestrator.deploy.supervisor import bounded_limit
 from runtime.exceptions import ServelabError

@@ -31,8 +31,9 @@ from orchestrator.deploy import ports
 from orchestrator.deploy.deployment import Deployment
 from orchestrator.deploy.launcher import SPEC_FILE, RoleProcess
 from orchestrator.deploy.placement import START_ORDER
-from orchestrator.plan import RunPlan, resolve
+from orchestrator.plan import resolve
 from orchestrator.progress import ProgressLine
+from orchestrator.systems.base import RunPlan
 from runtime import identity
 from runtime import spec as run_spec
 from runtime.exceptions import (
@@ -49,7 +50,7 @@ from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.spec import TRACE_FILE
-from traces.arrivals import write_artifact
+from runtime.traces.arrivals import write_artifact
 
 log = init_logger("orchestrator")
 

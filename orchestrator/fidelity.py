@@ -25,13 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
 
 from orchestrator import tracking
-from orchestrator.cli import CONF_DIR, precheck
-from orchestrator.config import register
+from orchestrator.compose import compose_config, precheck
 from orchestrator.experiment import Launch, RunResult, run_experiment
 from orchestrator.plots import finish
 from orchestrator.systems import get_system
@@ -96,25 +92,16 @@ def figure(system: System, runs: Mapping[str, RunResult], path: Path, title: str
     return finish(fig, path)
 
 
-def _compose(overrides: list[str]) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    GlobalHydra.instance().clear()
-    return cfg
-
-
 def _format(v: float) -> str:
     return "-" if math.isnan(v) else f"{v:.4g}"
 
 
 def report(overrides: list[str], out_dir: Path | None = None) -> tuple[list[Row], list[Row], Path]:
     """Run both clocks; returns (the comparison, the wall run's keeping-up rows, the output folder)."""
-    register()
     plain = [o for o in overrides if not o.startswith("clock=")]
     for clock in CLOCKS:
         precheck([*plain, f"clock={clock}"])
-    cfgs = {clock: _compose([*plain, f"clock={clock}"]) for clock in CLOCKS}
+    cfgs = {clock: compose_config(*plain, f"clock={clock}") for clock in CLOCKS}
     system = get_system(str(cfgs["wall"].system.name))
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     out = out_dir or Path(str(cfgs["wall"].paths.output_dir)) / system.name / "fidelity" / stamp

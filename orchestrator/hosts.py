@@ -21,17 +21,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-
-from orchestrator.cli import CONF_DIR, precheck
-from orchestrator.config import register
+from orchestrator.compose import load_plan
+from orchestrator.deploy import connect
+from orchestrator.deploy.base import Host
 from orchestrator.deploy.deployment import DEFAULT_REMOTE_WORKDIR, busy_ports
 from orchestrator.deploy.fingerprint import PACKAGES, fingerprint
-from orchestrator.deploy.hosts import Host, LocalHost, connect
 from orchestrator.deploy.launcher import parallel
-from orchestrator.plan import RunPlan, resolve
+from orchestrator.deploy.local import LocalHost
 from orchestrator.systems import get_system
+from orchestrator.systems.base import RunPlan
 from runtime.exceptions import DeployError, ServelabError
 from runtime.schema import Config, HostConfig
 
@@ -44,20 +42,6 @@ class Check:
     item: str
     ok: bool
     detail: str
-
-
-def load_plan(overrides: list[str]) -> RunPlan:
-    register()
-    precheck(overrides)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    GlobalHydra.instance().clear()
-    return resolve(cfg)
-
-
-def load_config(overrides: list[str]) -> Config:
-    return load_plan(overrides).config
 
 
 def check_host(plan: RunPlan, host_cfg: HostConfig, local_fp: str) -> list[Check]:

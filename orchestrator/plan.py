@@ -1,5 +1,5 @@
-"""The run plan: a config resolved once, by its system's registry entry, into everything the
-later phases read (typed config, workers, trace, role addresses, the system's own details).
+"""Resolving a config into its run plan (`RunPlan`, orchestrator/systems/base.py), once, by its
+system's registry entry.
 
     plan = resolve(cfg)   # validates in one pass; ConfigError / TraceFormatError naming the key or file
 
@@ -9,7 +9,6 @@ before the first one runs, and `run_experiment` resolves its job again to run it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -18,35 +17,9 @@ from orchestrator.config.keys import check_known_keys
 from orchestrator.config.limits import check_run, machine
 from orchestrator.config.validate import validate_common
 from orchestrator.systems import get_system, owner_of_approach
-from orchestrator.systems.base import Resolved, System
+from orchestrator.systems.base import RunPlan
 from runtime.exceptions import ConfigError
 from runtime.schema import Config
-from runtime.spec import RoleAddress
-from traces.arrivals import ArrivalTrace
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    config: Config
-    container: dict[str, Any]  # the resolved config as plain data: spec, config_resolved.yaml, MLflow params
-    system: System
-    resolved: Resolved
-
-    @property
-    def workers(self) -> int:
-        return self.resolved.workers
-
-    @property
-    def trace(self) -> ArrivalTrace:
-        return self.resolved.trace
-
-    @property
-    def addresses(self) -> tuple[RoleAddress, ...]:
-        return self.resolved.addresses
-
-    @property
-    def subject(self) -> str:
-        return self.resolved.subject
 
 
 def typed_config(cfg: DictConfig) -> Config:

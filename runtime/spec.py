@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from runtime.schema import Config
 
-TRACE_FILE = "trace.csv"  # the run's arrivals, next to the spec (traces.arrivals format)
+TRACE_FILE = "trace.csv"  # the run's arrivals, next to the spec (runtime.traces.arrivals format)
 
 
 @dataclass(frozen=True)

@@ -20,4 +20,4 @@ case "${1:-}" in
   *) echo "usage: scripts/setup.sh [--test|--real|--cluster]" >&2; exit 2 ;;
 esac
 quiet "${pip[@]}" -c constraints.txt -e ".${extras}"
-.venv/bin/python -c "import orchestrator, runtime, traces" && echo "setup: .venv ready${extras:+ with $extras}"
+.venv/bin/python -c "import orchestrator, runtime" && echo "setup: .venv ready${extras:+ with $extras}"

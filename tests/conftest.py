@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from benchmarks.common import compose_config, free_base_port, processes_mentioning
+from labkit import free_base_port, processes_mentioning
+from orchestrator.compose import compose_config
 from orchestrator.experiment import RunResult, run_experiment
 
-# One set of helpers for tests and benchmarks (benchmarks/common.py), re-exported here.
+# The helpers tests share with benchmarks (labkit) and the one way to compose a config, re-exported here.
 __all__ = ["compose_config", "free_base_port", "processes_mentioning"]
 
 ROOT = Path(__file__).resolve().parents[1]

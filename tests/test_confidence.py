@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from runtime.exceptions import TraceFormatError
+from runtime.traces.confidence import check_curve, deferral_fraction, draw, read_artifact_dist
 from tests.conftest import REFERENCE, compose_config, needs_reference
-from traces.confidence import check_curve, deferral_fraction, draw, read_artifact_dist
 
 
 @pytest.mark.parametrize("cascade", ["sdturbo", "sdxs", "sdxlltn"])

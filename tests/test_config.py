@@ -173,7 +173,7 @@ def test_memory_is_estimated_from_the_measured_bytes_per_query() -> None:
 
 def test_the_expected_arrivals_are_what_the_generators_draw() -> None:
     """The bound on queries is checked before drawing them: its estimate is the draw's mean."""
-    from traces.diffserve import expected_arrivals, generate
+    from runtime.traces.diffserve import expected_arrivals, generate
 
     for shape, low, high, duration in (("diurnal", 3, 24, 347), ("constant", 10, 10, 60.5)):
         expected = expected_arrivals(low, high, duration, shape)
@@ -181,7 +181,7 @@ def test_the_expected_arrivals_are_what_the_generators_draw() -> None:
         assert abs(sum(drawn) / len(drawn) - expected) < 3 * (expected / len(drawn)) ** 0.5 + 1
 
     from runtime.schema import ModelConfig, RequestsConfig, TraceConfig
-    from traces.spotserve import expected_requests, generate_requests
+    from runtime.traces.spotserve import expected_requests, generate_requests
 
     model = ModelConfig(name="m", request_rate_rps=2.0)
     for requests in (RequestsConfig(), RequestsConfig(rates_per_minute=[1.0, 4.0])):

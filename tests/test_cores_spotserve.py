@@ -26,8 +26,8 @@ from runtime.policies.spotserve.fleet import instance_gpus
 from runtime.policies.spotserve.reconfiguration import Stopped as StoppedBatch
 from runtime.policies.spotserve.registry import make_approach
 from runtime.schema import SpotConfig
+from runtime.traces.spotserve import AvailabilityEvent, split_start
 from tests.test_spotserve_policies import model
-from traces.spotserve import AvailabilityEvent, split_start
 
 
 def controller(events: list[AvailabilityEvent], grace: float = 30.0, approach: str = "spotserve") -> SpotControllerCore:

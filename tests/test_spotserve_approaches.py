@@ -25,8 +25,8 @@ from runtime.policies.spotserve.reconfiguration import (
 )
 from runtime.policies.spotserve.registry import make_approach
 from runtime.schema import ModelConfig, SpotConfig
+from runtime.traces.spotserve import AvailabilityEvent
 from tests.test_spotserve_policies import model
-from traces.spotserve import AvailabilityEvent
 
 SPOT = SpotConfig()  # grace 30 s, 4 GPUs an instance, 50 Gbps, storage 8 Gbps, restart 5 s
 T = 100.0  # when the event happens; the approaches hear of it at T - grace

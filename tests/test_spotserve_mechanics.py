@@ -19,9 +19,9 @@ from runtime.policies.spotserve.engine import timing
 from runtime.policies.spotserve.mechanics import WHOLE, power_of_two_at_most, remaining_steps, stop_now
 from runtime.policies.spotserve.registry import make_approach, request_pool
 from runtime.schema import MechanicsConfig, SpotConfig
+from runtime.traces.spotserve import AvailabilityEvent
 from tests.conftest import compose_config
 from tests.test_spotserve_policies import model
-from traces.spotserve import AvailabilityEvent
 
 M = model("20B")
 FF = M.final_fix_factor

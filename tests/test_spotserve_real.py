@@ -93,7 +93,7 @@ def test_the_profiler_writes_a_model_profile_the_simulator_reads(tmp_path: Path)
 )
 def test_hosts_check_says_whether_a_host_can_form_the_groups(gpus: list[int], ok: bool, detail: str) -> None:
     """Probed for real on this machine (torch on CPU: gloo, no CUDA device)."""
-    from orchestrator.deploy.hosts import LocalHost
+    from orchestrator.deploy.local import LocalHost
     from orchestrator.systems.spotserve.hosts import group_check
     from runtime.schema import HostConfig
 

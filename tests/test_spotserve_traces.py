@@ -11,8 +11,7 @@ import pytest
 from orchestrator.plan import typed_config
 from runtime.exceptions import ConfigError, TraceFormatError
 from runtime.schema import AvailabilityEventConfig
-from tests.conftest import REFERENCE, compose_config, needs_reference
-from traces.spotserve import (
+from runtime.traces.spotserve import (
     AvailabilityEvent,
     alive_timeline,
     availability_from_config,
@@ -23,6 +22,7 @@ from traces.spotserve import (
     read_g4dn_csv,
     read_requests,
 )
+from tests.conftest import REFERENCE, compose_config, needs_reference
 
 AVAILABILITY = REFERENCE / "spotserve" / "traces" / "availability"
 QUERY = REFERENCE / "spotserve" / "traces" / "query"

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from labkit.sshd import Lab, LabHost, sshd_available
 from orchestrator.experiment import run_experiment
 from tests.conftest import ROOT, compose_config, free_base_port
-from tests.lab import Lab, LabHost, sshd_available
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sshd_available(), reason="openssh-server is not installed")]
 
@@ -339,7 +339,7 @@ def test_values_reaching_a_remote_shell_are_quoted(lab: Lab, tmp_path: Path) -> 
 def connect_lab_host(lab: Lab, host: LabHost, **ssh: Any) -> None:
     from omegaconf import OmegaConf
 
-    from orchestrator.deploy.hosts import connect
+    from orchestrator.deploy import connect
     from runtime.schema import HostConfig
 
     entry = {**lab.host_entry(host, ["worker"]), "ssh": ssh_of(lab, host, **ssh)}
@@ -419,7 +419,7 @@ def test_a_lease_is_renewed_over_one_channel_without_a_command(lab: Lab, tmp_pat
     (a busy host is slow to start processes), and the file's time is the host's clock."""
     from omegaconf import OmegaConf
 
-    from orchestrator.deploy.hosts import connect
+    from orchestrator.deploy import connect
     from orchestrator.deploy.supervisor import announced_limit, lease_text
     from runtime.schema import HostConfig
 

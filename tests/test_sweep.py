@@ -14,8 +14,8 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from orchestrator.report import main as report_main
+from runtime.traces.diffserve import generate, write_artifact
 from tests.conftest import ROOT, free_base_port, processes_mentioning
-from traces.diffserve import generate, write_artifact
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from runtime.exceptions import TraceFormatError
+from runtime.traces.diffserve import generate, read_artifact, write_artifact
+from runtime.traces.shape import per_second_rates
 from tests.conftest import REFERENCE, needs_reference
-from traces.diffserve import generate, read_artifact, write_artifact
-from traces.shape import per_second_rates
 
 ARTIFACT_TRACES = sorted((REFERENCE / "diffserve" / "traces").glob("*/trace_*.txt")) + sorted(
     (REFERENCE / "diffserve" / "traces" / "fixed").glob("*.txt")

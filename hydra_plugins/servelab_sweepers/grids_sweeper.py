@@ -14,7 +14,7 @@ configured launcher (basic, joblib, ray):
           - {model: 20B, trace: "As,Bs", ablation: "1,2,3,4"}
 
 Overrides on the command line apply to every grid. The jobs are validated by the command line
-(orchestrator.cli) before any starts, so this sweeper does not compose them a second time.
+(orchestrator.compose) before any starts, so this sweeper does not compose them a second time.
 """
 
 # No `from __future__ import annotations`: Hydra loads plugin modules without registering them

@@ -33,8 +33,10 @@ from typing import Any
 import grpc
 
 from orchestrator.config.limits import Machine, check_host, machine
-from orchestrator.deploy.hosts import Host, LocalHost, connect
+from orchestrator.deploy import connect
+from orchestrator.deploy.base import Host
 from orchestrator.deploy.launcher import LEASE_FILE, Launcher, RoleProcess, parallel
+from orchestrator.deploy.local import LocalHost
 from orchestrator.deploy.placement import START_ORDER
 from orchestrator.deploy.supervisor import lease_limit, lease_text
 from runtime.exceptions import DeployError

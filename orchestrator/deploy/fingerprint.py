@@ -11,7 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-PACKAGES = ("orchestrator", "runtime", "traces", "hydra_plugins.servelab_sweepers")
+PACKAGES = ("orchestrator", "runtime", "hydra_plugins.servelab_sweepers")
 SUFFIXES = (".py", ".proto")
 
 

@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from orchestrator.deploy.hosts import Detached, Host, LocalHost
+from orchestrator.deploy.base import Detached, Host
+from orchestrator.deploy.local import LocalHost
 from runtime.exceptions import DeployError, HostLostError
 from runtime.identity import RunIdentity
 from runtime.logs import init_logger

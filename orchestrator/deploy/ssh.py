@@ -18,7 +18,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from orchestrator.deploy.hosts import CommandResult, Detached
+from orchestrator.deploy.base import CommandResult, Detached
 from runtime.exceptions import DeployError, HostLostError
 from runtime.logs import init_logger
 from runtime.schema import HostConfig, SshConfig

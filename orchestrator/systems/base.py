@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from runtime.schema import Config, HostConfig
 from runtime.spec import RoleAddress
-from traces.arrivals import ArrivalTrace
+from runtime.traces.arrivals import ArrivalTrace
 
 if TYPE_CHECKING:
-    from orchestrator.analysis import Analysis
-    from orchestrator.deploy.hosts import Host
-    from orchestrator.plan import RunPlan
+    import pandas as pd
+
+    from orchestrator.deploy.base import Host
 
 Column = tuple[str, str]  # summary key, heading
 
@@ -50,6 +50,45 @@ class Resolved:
     addresses: tuple[RoleAddress, ...]
     subject: str
     details: Any = None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A config resolved once by its system (orchestrator.plan.resolve): everything the later
+    phases read (typed config, workers, trace, role addresses, the system's own details)."""
+
+    config: Config
+    container: dict[str, Any]  # the resolved config as plain data: spec, config_resolved.yaml, MLflow params
+    system: System
+    resolved: Resolved
+
+    @property
+    def workers(self) -> int:
+        return self.resolved.workers
+
+    @property
+    def trace(self) -> ArrivalTrace:
+        return self.resolved.trace
+
+    @property
+    def addresses(self) -> tuple[RoleAddress, ...]:
+        return self.resolved.addresses
+
+    @property
+    def subject(self) -> str:
+        return self.resolved.subject
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What a system's `analyze` makes of a finished run's files."""
+
+    records: pd.DataFrame
+    decisions: pd.DataFrame
+    series: pd.DataFrame
+    summary: dict[str, Any]
+    step_metrics: list[tuple[str, float, int]] = field(default_factory=list)  # more MLflow step metrics
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # more CSV files: run-relative path -> rows
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from runtime.policies.spotserve.reconfiguration import Stopped
 from runtime.policies.spotserve.registry import make_approach, request_pool
 from runtime.protos import servelab_pb2 as pb
 from runtime.schema import Config
-from traces.spotserve import AvailabilityEvent, alive_timeline, split_start
+from runtime.traces.spotserve import AvailabilityEvent, alive_timeline, split_start
 
 REPLICA, CONTROLLER, ARRIVAL, TICK, DRAIN_END = 0, 1, 2, 3, 4
 

@@ -21,7 +21,7 @@ from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
 from runtime.spec import RunSpec
-from traces.arrivals import ArrivalTrace, read_artifact
+from runtime.traces.arrivals import ArrivalTrace, read_artifact
 
 
 class ClientRole(Role):

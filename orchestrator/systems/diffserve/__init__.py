@@ -10,19 +10,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from orchestrator.config.limits import check_queries, check_workers, count_lines
 from orchestrator.deploy.placement import place
-from orchestrator.systems.base import Column, ProfileOptions, Resolved, System, VirtualRun
+from orchestrator.systems.base import Analysis, Column, ProfileOptions, Resolved, System, VirtualRun
 from orchestrator.systems.diffserve import analysis as ds_analysis
 from orchestrator.systems.diffserve import figures as ds_figures
 from orchestrator.systems.diffserve.validate import validate, workers_wanted
 from runtime.exceptions import TraceFormatError
 from runtime.policies.diffserve.registry import APPROACHES
 from runtime.schema import CascadeConfig, Config
-from traces.arrivals import ArrivalTrace, read_artifact
-from traces.diffserve import expected_arrivals, generate
+from runtime.traces.arrivals import ArrivalTrace, read_artifact
+from runtime.traces.diffserve import expected_arrivals, generate
 
 if TYPE_CHECKING:
-    from orchestrator.analysis import Analysis
-    from orchestrator.plan import RunPlan
+    from orchestrator.systems.base import RunPlan
 
 
 def load_trace(config: Config, cascade: CascadeConfig) -> ArrivalTrace:
@@ -106,7 +105,7 @@ class DiffServe(System):
     def run_virtual(self, plan: RunPlan, run_dir: Path) -> VirtualRun:
         from runtime.engine.diffserve import DiffServeModel
         from runtime.engine.loop import Engine
-        from traces.confidence import for_cascade
+        from runtime.traces.confidence import for_cascade
 
         config = plan.config
         c = config.cascade
@@ -156,6 +155,6 @@ class DiffServe(System):
         return ds_figures.comparison_figures(rows, out_dir, title, prefix)
 
     def profile(self, config: Config, options: ProfileOptions) -> str:
-        from orchestrator.profile import profile_cascade
+        from orchestrator.systems.diffserve.profile import profile_cascade
 
         return profile_cascade(config, options)

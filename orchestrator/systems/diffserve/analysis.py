@@ -8,9 +8,10 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.analysis import Analysis, completeness, read_role_files, run_summary, testbed_stats
+from orchestrator.analysis import completeness, read_role_files, run_summary, testbed_stats
 from orchestrator.metrics import summarize
 from orchestrator.results import account, merge_records
+from orchestrator.systems.base import Analysis
 from orchestrator.systems.diffserve import artifact_recipe
 from orchestrator.systems.diffserve.metrics import (
     fid_from_table,
@@ -23,7 +24,7 @@ from orchestrator.systems.diffserve.metrics import (
 ARTIFACT_LOGS = "artifact_logs"
 
 if TYPE_CHECKING:
-    from orchestrator.plan import RunPlan
+    from orchestrator.systems.base import RunPlan
 
 
 def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:

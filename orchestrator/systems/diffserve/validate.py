@@ -11,7 +11,7 @@ from runtime.policies.diffserve.planner import QUEUEING
 from runtime.policies.diffserve.registry import APPROACHES, make_approach
 from runtime.profiles import batch_latency_s
 from runtime.schema import CascadeConfig, Config, CurveConfig, ProfileConfig
-from traces.confidence import check_curve
+from runtime.traces.confidence import check_curve
 
 EXTRACTORS = ("inception", "small_cnn", "module")
 SHAPES = ("diurnal", "constant")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from orchestrator.config.limits import check_queries, check_workers, count_lines
 from orchestrator.deploy.placement import place
-from orchestrator.systems.base import Column, ProfileOptions, Resolved, System, VirtualRun
+from orchestrator.systems.base import Analysis, Column, ProfileOptions, Resolved, System, VirtualRun
 from orchestrator.systems.spotserve import analysis as spot_analysis
 from orchestrator.systems.spotserve import report as spot_report
 from orchestrator.systems.spotserve.figures import latency_over_time
@@ -21,13 +21,12 @@ from runtime.exceptions import ConfigError
 from runtime.logs import init_logger
 from runtime.policies.spotserve.registry import APPROACHES
 from runtime.schema import Config, HostConfig
-from traces.arrivals import ArrivalTrace
-from traces.spotserve import AvailabilityEvent, availability_to_config, expected_requests, load_requests
+from runtime.traces.arrivals import ArrivalTrace
+from runtime.traces.spotserve import AvailabilityEvent, availability_to_config, expected_requests, load_requests
 
 if TYPE_CHECKING:
-    from orchestrator.analysis import Analysis
-    from orchestrator.deploy.hosts import Host
-    from orchestrator.plan import RunPlan
+    from orchestrator.deploy.base import Host
+    from orchestrator.systems.base import RunPlan
 
 log = init_logger("orchestrator")
 

@@ -10,16 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from orchestrator.analysis import Analysis, completeness, read_role_files, run_summary, testbed_stats
+from orchestrator.analysis import completeness, read_role_files, run_summary, testbed_stats
 from orchestrator.metrics import latency_stats, summarize
 from orchestrator.results import Accounting, account, merge_records
+from orchestrator.systems.base import Analysis
 from orchestrator.systems.spotserve.metrics import spot_cost, spot_per_second, trace_kind
 from runtime import rolefiles
 from runtime.records import Outcome
-from traces.spotserve import AvailabilityEvent, instance_hours
+from runtime.traces.spotserve import AvailabilityEvent, instance_hours
 
 if TYPE_CHECKING:
-    from orchestrator.plan import RunPlan
+    from orchestrator.systems.base import RunPlan
 
 
 def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:

@@ -7,7 +7,7 @@ import json
 import shlex
 from typing import Any
 
-from orchestrator.deploy.hosts import Host
+from orchestrator.deploy.base import Host
 from runtime.schema import HostConfig
 
 

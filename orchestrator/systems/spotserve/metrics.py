@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from runtime.records import Outcome
-from traces.spotserve import AvailabilityEvent
+from runtime.traces.spotserve import AvailabilityEvent
 
 
 def spot_cost(

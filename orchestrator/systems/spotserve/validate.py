@@ -12,7 +12,7 @@ from orchestrator.config.validate import require as _require
 from runtime.policies.spotserve.config_optimizer import choose
 from runtime.policies.spotserve.cost_model import check_profile
 from runtime.schema import Config, ModelConfig
-from traces.spotserve import AvailabilityEvent, instances_in_order, load_availability, split_start
+from runtime.traces.spotserve import AvailabilityEvent, instances_in_order, load_availability, split_start
 
 
 def spot_workers(cfg: Config, events: list[AvailabilityEvent]) -> tuple[list[str], int]:

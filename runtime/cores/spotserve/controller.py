@@ -56,7 +56,7 @@ from runtime.policies.spotserve.reconfiguration import (
     requeue,
 )
 from runtime.schema import ModelConfig, SpotConfig
-from traces.spotserve import AvailabilityEvent, Start
+from runtime.traces.spotserve import AvailabilityEvent, Start
 
 REBUILD, PREEMPT, HEAR = 0, 1, 2  # at one time: finish a change, then let instances go, then plan
 

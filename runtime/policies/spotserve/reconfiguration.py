@@ -36,7 +36,7 @@ from runtime.policies.spotserve.fleet import Fleet, Replica, instance_gpus, repl
 from runtime.policies.spotserve.layout import Gpu, InterruptedBatch
 from runtime.policies.spotserve.migration_planner import Transfer
 from runtime.schema import ModelConfig, SpotConfig
-from traces.spotserve import AvailabilityEvent
+from runtime.traces.spotserve import AvailabilityEvent
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
 from runtime.rpc import TIER_FROM_PB
 from runtime.spec import RunSpec
-from traces.confidence import for_cascade
+from runtime.traces.confidence import for_cascade
 
 
 def make_executor(role: Role) -> Executor:

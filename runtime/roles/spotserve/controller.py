@@ -50,7 +50,7 @@ from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
 from runtime.spec import RunSpec
 from runtime.tables import write_rows
-from traces.spotserve import alive_timeline, load_availability, split_start
+from runtime.traces.spotserve import alive_timeline, load_availability, split_start
 
 DRAIN_SLACK_WALL_S = 15.0  # beyond a drain's deadline, before the controller stops waiting for it
 RETRIES = 3  # calls to the pool that change its state are tried this often

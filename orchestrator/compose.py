@@ -1,15 +1,18 @@
-"""Command-line checks that run before Hydra takes over: every job of the command is composed
-and validated first, so that a typo or a bad value is one line naming the key, not a
-traceback, and nothing starts."""
+"""Composing configs outside `@hydra.main`: the one place every command, test and benchmark
+composes one (`compose_config`, `load_plan`), and the checks that run before Hydra takes over
+(`precheck`): every job of a command is composed and validated first, so that a typo or a bad
+value is one line naming the key, not a traceback, and nothing starts."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import multiprocessing
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -25,7 +28,42 @@ from orchestrator.config.validate import check_path_names
 from orchestrator.systems import get_system, owner_of_approach, owner_of_group, system_names
 from runtime.exceptions import ConfigError, ServelabError
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from orchestrator.systems.base import RunPlan
+
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@contextlib.contextmanager
+def hydra_context(config_dir: Path = CONF_DIR) -> Iterator[None]:
+    """Hydra's global state set to the project's config folder for the block, and cleared after."""
+    from orchestrator.config import register
+
+    register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            yield
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def compose_config(*overrides: str, hydra_config: bool = False) -> DictConfig:
+    """The config one job of `python -m orchestrator OVERRIDES` runs with (not validated)."""
+    with hydra_context():
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra_config)
+
+
+def load_plan(overrides: list[str]) -> RunPlan:
+    """One job's overrides checked as the command line checks them, then resolved."""
+    from orchestrator.plan import resolve
+
+    precheck(overrides)
+    return resolve(compose_config(*overrides))
+
+
 # Flags that make Hydra print or describe instead of run: leave those to Hydra.
 INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
 
@@ -207,13 +245,11 @@ def precheck(argv: list[str]) -> int:
         jobs = job_overrides(overrides)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"overrides: {_one_line(err)}") from None
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+    with hydra_context():
         jobs = _sweeper_jobs(overrides, jobs, searchpath) if "-m" in argv or "--multirun" in argv else jobs
         jobs = [[*searchpath, *job] for job in jobs]
         if len(jobs) < PARALLEL_FROM:
             _check_all(jobs)
     if len(jobs) >= PARALLEL_FROM:
         _check_all(jobs)
-    GlobalHydra.instance().clear()
     return len(jobs)

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.common import free_base_port
+from labkit import free_base_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -55,9 +55,9 @@ def netns_available() -> bool:
     if os.geteuid() != 0 or not shutil.which("ip"):
         return False
     name = f"slprobe{random.randint(0, 99999)}"
-    ok = subprocess.run(["ip", "netns", "add", name], capture_output=True).returncode == 0
+    ok = subprocess.run(["ip", "netns", "add", name], check=False, capture_output=True).returncode == 0
     if ok:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
     return ok
 
 
@@ -165,15 +165,15 @@ class Lab:
 
     def _down(self) -> None:
         for h in self.hosts:
-            for pid in self.role_pids(h):
-                _kill(pid)
+            for role_pid in self.role_pids(h):
+                _kill(role_pid)
             if h.sshd is not None:
                 _kill_group(h.sshd.pid)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     h.sshd.wait(timeout=5)
             if h.netns:
-                for pid in _sh("ip", "netns", "pids", h.netns, check=False).stdout.split():
-                    _kill(int(pid))
+                for ns_pid in _sh("ip", "netns", "pids", h.netns, check=False).stdout.split():
+                    _kill(int(ns_pid))
                 _sh("ip", "link", "del", str(h.veth), check=False)
                 _sh("ip", "netns", "del", h.netns, check=False)
         if self.bridge:

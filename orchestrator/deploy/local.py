@@ -1,9 +1,5 @@
-"""Hosts: one small interface to run a command, start a detached process, and move files.
-
-`LocalHost` runs everything as local processes (the embedded default, no SSH). Role start,
-liveness, stop and log collection are built on this interface only, so a local run and an
-SSH run go through the same launcher code.
-"""
+"""This machine as a host: roles are local processes, children of the orchestrator (the
+embedded default, no SSH)."""
 
 from __future__ import annotations
 
@@ -12,81 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
+from orchestrator.deploy.base import CommandResult, Detached
 from runtime.schema import HostConfig
-
-
-@dataclass(frozen=True)
-class Detached:
-    """A process to start detached: its command, working directory (created) and log file."""
-
-    argv: list[str]
-    cwd: str
-    log: str
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-
-class Host(Protocol):
-    name: str
-    config: HostConfig
-
-    @property
-    def python(self) -> str:
-        """Interpreter that runs the project's code on this host."""
-        ...
-
-    def run(self, command: str, timeout: float | None = None) -> CommandResult: ...
-
-    def start_detached(self, jobs: list[Detached]) -> list[int]:
-        """Start each job in a session of its own (creating its directories), outliving this
-        connection; returns their process groups, in order, in one round trip."""
-        ...
-
-    def signal_groups(self, pgids: list[int], sig: int) -> None: ...
-
-    def live_groups(self, pgids: list[int]) -> set[int]:
-        """Those of `pgids` that still have a live (non-zombie) process."""
-        ...
-
-    def read_text(self, path: str) -> str | None:
-        """The file's text, or None if it does not exist."""
-        ...
-
-    def read_many(self, paths: list[str]) -> dict[str, str]:
-        """The text of each of `paths` that exists (one round trip on a remote host)."""
-        ...
-
-    def alive(self) -> bool:
-        """False once the host is lost (its connection died)."""
-        ...
-
-    def mkdir(self, path: str) -> None:
-        """Create `path` (and its parents); a new last folder is the owner's only (mode 700)."""
-        ...
-
-    def renew(self, path: str, text: str) -> None:
-        """Write `text` at the start of the file (creating it), so its time is now on this
-        host's clock: renews a lease. Never a command per call (a busy host is slow to spawn)."""
-        ...
-
-    def put(self, local: Path, remote: str) -> None: ...
-
-    def get(self, remote: str, local: Path) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class LocalHost:
@@ -196,12 +121,3 @@ def _group_has_live_process(pgid: int) -> bool:
         if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
-
-
-def connect(config: HostConfig) -> Host:
-    """The host object for one hostfile entry."""
-    if config.ssh is None:
-        return LocalHost(config)
-    from orchestrator.deploy.ssh import SshHost  # Fabric is imported only for SSH hostfiles
-
-    return SshHost(config)

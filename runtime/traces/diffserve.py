@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from traces.arrivals import ArrivalTrace, read_artifact, write_artifact
-from traces.shape import per_second_rates
+from runtime.traces.arrivals import ArrivalTrace, read_artifact, write_artifact
+from runtime.traces.shape import per_second_rates
 
 __all__ = ["ArrivalTrace", "expected_arrivals", "generate", "read_artifact", "write_artifact"]
 
