@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from orchestrator.compose import precheck
 from orchestrator.config import register
-from orchestrator.console import print_summary
+from orchestrator.console import job_line, print_summary, summary_text
 from orchestrator.experiment import Launch, run_experiment
 from orchestrator.sweep import parent_run
 from runtime.exceptions import ConfigError, ServelabError, TraceFormatError
@@ -57,6 +57,7 @@ def app(cfg: DictConfig) -> dict[str, Any]:
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     launch = Launch(kind=run_kind(cfg, sweep), command=command_line(hydra_cfg.overrides.task))
     if sweep:
+        quiet_console()
         sweep_dir = Path(hydra_cfg.sweep.dir).resolve()
         launch = dataclasses.replace(
             launch, sweep=sweep_dir.name, job=int(hydra_cfg.job.num), parent_run_id=parent_run(cfg, sweep_dir)
@@ -68,9 +69,10 @@ def app(cfg: DictConfig) -> dict[str, Any]:
         failed = getattr(err, "result", None)
         if failed is not None and not sweep:  # what it measured, then why it failed
             print_summary(failed.run_dir, failed.summary)
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        if sweep:
+        if sweep:  # its one line, like a finished job's; the sweep lists its failures again at the end
+            print(f"job {hydra_cfg.job.num} failed: {' '.join(hydra_cfg.overrides.task)} · {err}", flush=True)
             return {"status": "failed", "error": str(err), "run_dir": str(run_dir)}
+        print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(2 if isinstance(err, ConfigError | TraceFormatError) else 1)
     except KeyboardInterrupt as err:
         measured = getattr(err, "result", None)
@@ -79,8 +81,20 @@ def app(cfg: DictConfig) -> dict[str, Any]:
         # A bare KeyboardInterrupt (Ctrl-C in a virtual run, or in analysis) says nothing itself.
         print(f"error: {str(err) or f'interrupted; what the run wrote is in {run_dir}'}", file=sys.stderr, flush=True)
         sys.exit(130)
-    print_summary(result.run_dir, result.summary)
+    if sweep:
+        log.info("Summary:\n%s", summary_text(result.summary))
+        print(job_line(int(hydra_cfg.job.num), list(hydra_cfg.overrides.task), result.summary, run_dir), flush=True)
+    else:
+        print_summary(result.run_dir, result.summary)
     return {"status": "completed", "summary": result.summary, "run_dir": str(run_dir)}
+
+
+def quiet_console() -> None:
+    """A sweep job logs to its orchestrator.log only: its console line comes when it ends, and
+    a warning or an error still reaches the console."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
 
 
 def main() -> None:

@@ -181,7 +181,7 @@ def _run(plan: RunPlan, spec: run_spec.RunSpec, run_dir: Path, launch: Launch, s
     try:
         deployment.open([run_dir / SPEC_FILE, run_dir / TRACE_FILE, run_dir / identity.IDENTITY_FILE])
         procs = deployment.deploy()
-        _replay(deployment, procs, plan)
+        _replay(deployment, procs, plan, show_progress=plan.config.run.progress and launch.sweep is None)
     except KeyboardInterrupt:
         interrupted = True
         log.warning("Interrupted: tearing everything down")
@@ -281,7 +281,7 @@ def _run_virtual(plan: RunPlan, run_dir: Path) -> None:
     )
 
 
-def _replay(deployment: Deployment, procs: dict[str, RoleProcess], plan: RunPlan) -> None:
+def _replay(deployment: Deployment, procs: dict[str, RoleProcess], plan: RunPlan, show_progress: bool) -> None:
     assert deployment.launcher is not None
     config, trace = plan.config, plan.trace
     epoch = time.time() + config.run.start_lead_s
@@ -293,8 +293,8 @@ def _replay(deployment: Deployment, procs: dict[str, RoleProcess], plan: RunPlan
     deadline = time.monotonic() + config.run.start_lead_s + trace_wall + FINISH_SLACK_WALL_S
     watched = [p for p in procs.values() if p.name not in gone]
     end_s = max(trace.duration_s, config.trace.duration_s)
-    line = ProgressLine(
-        config.run.progress, plan.system.progress_outcome, end_s, plan.system.drain_s(config), config.time_scale
+    line = ProgressLine(  # not in a sweep's jobs: a sweep prints one line per finished job
+        show_progress, plan.system.progress_outcome, end_s, plan.system.drain_s(config), config.time_scale
     )
     with line as bar:
         while True:
@@ -426,9 +426,12 @@ def _track(
             start_s=span[0],
         )  # fmt: skip
         foreign = {"paths", "experiment", *plan.system.foreign_groups}
-        params = tracking.flatten({k: v for k, v in plan.container.items() if k not in foreign and v is not None})
+        params, arrays = tracking.config_params(
+            {k: v for k, v in plan.container.items() if k not in foreign and v is not None}
+        )
         params["tracking.uri"] = tracking.mask(params.get("tracking.uri", ""))
         tracking.log_params(uri, run_id, params)
+        tracking.log_json(uri, run_id, arrays, tracking.ARRAYS_ARTIFACT)
         tracking.log_metrics(uri, run_id, numbers)
         tracking.log_metrics(uri, run_id, series)
         files = [

@@ -132,6 +132,12 @@ def write_csv(rows: list[dict[str, Any]], keys: Sequence[str], columns: Sequence
 # --------------------------------------------------------------------------- both
 
 
+def sweep_name(uri: str, parent: str) -> str:
+    """The sweep's one name (its folder's, as the console and the MLflow run name give it), read
+    from the parent run's `sweep` tag; a parent without one (an older store) by its id's prefix."""
+    return str(tracking.client(uri).get_run(parent).data.tags.get("sweep") or parent[:8])
+
+
 def compare(
     uri: str, experiment: str, parent: str | None, trace: str | None, out_dir: Path, label: str | None = None
 ) -> list[Path]:
@@ -143,7 +149,7 @@ def compare(
     if not rows:
         where = f"under parent run {parent}" if parent else f"in experiment {experiment!r}"
         raise ServelabError(f"no finished runs {where}" + (f" with trace {trace!r}" if trace else ""))
-    label = label or (parent[:8] if parent else "all")
+    label = label or (sweep_name(uri, parent) if parent else "all")
     title = f"{experiment}, {'sweep ' + label if parent else 'all runs'}"
     print_table(rows, keys, columns, f"{system.name} runs ({title})")
     prefix = f"{experiment}-{label}-"

@@ -1,6 +1,8 @@
 """MLflow logging: a thin shell over `MlflowClient`, batching everything it sends.
 
-One MLflow run per job: the flattened resolved config as params, the summary as metrics,
+One MLflow run per job: the resolved config's scalar settings as params (an array-valued one,
+such as a profile or the f(t) table, is a digest param and lives whole in `params/arrays.json`;
+provenance text is in `config_resolved.yaml`), the summary as metrics,
 per-second series as step metrics, and the run directory's files as artifacts. With the
 default SQLite store, artifacts go next to the database (`outputs/mlartifacts`).
 """
@@ -8,6 +10,8 @@ default SQLite store, artifacts go next to the database (`outputs/mlartifacts`).
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import logging
 import math
 import os
@@ -41,16 +45,47 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested config -> {"cascade.light.steps": "1", ...}; lists become their repr."""
-    out: dict[str, str] = {}
+ARRAYS_ARTIFACT = "params/arrays.json"
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> {"cascade.light.steps": 1, ...}: dotted keys, leaves as they are."""
+    out: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             out.update(flatten(value, f"{name}."))
         else:
-            out[name] = str(value)[:PARAM_VALUE_MAX]
+            out[name] = value
     return out
+
+
+def digest(value: Any) -> str:
+    """A short stable name for an array's content: two runs with the same table show the same."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def config_params(tree: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The params a person diffs in MLflow's compare view, and the array-valued settings.
+
+    Scalars are params as they are. An array (a profile, f(t), a host list) is one param,
+    `<n> values sha256:<12 hex>`, and its whole value goes to `params/arrays.json`, so the
+    parameter diff and parallel coordinates stay readable and a changed table still shows.
+    Provenance text (`*.source`) is not a setting: it stays in config_resolved.yaml."""
+    params: dict[str, str] = {}
+    arrays: dict[str, Any] = {}
+    for key, value in flatten(tree).items():
+        if key == "source" or key.endswith(".source"):
+            continue
+        if isinstance(value, list | tuple) and not value:
+            params[key] = "0 values"
+        elif isinstance(value, list | tuple):
+            arrays[key] = list(value)
+            params[key] = f"{len(value)} values sha256:{digest(list(value))}"
+        else:
+            params[key] = str(value)[:PARAM_VALUE_MAX]
+    return params, arrays
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -227,6 +262,10 @@ def log_artifacts(uri: str, run_id: str, files: Iterable[tuple[Path, str | None]
             mlf.log_artifacts(run_id, str(path), dest)
         elif path.is_file():
             mlf.log_artifact(run_id, str(path), dest)
+
+
+def log_json(uri: str, run_id: str, value: Mapping[str, Any], artifact_file: str) -> None:
+    client(uri).log_dict(run_id, dict(value), artifact_file)
 
 
 def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:

@@ -5,6 +5,7 @@ controller must show against its baselines, which no longer rides on a busy mach
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PIL import Image
 from orchestrator.experiment import RunResult
 from orchestrator.systems.diffserve import artifact_recipe
 from orchestrator.tracking import absolute_uri
+from orchestrator.tracking import digest as digest_of
 from tests.conftest import assert_summary_metrics_read_back
 
 VIRTUAL = ("clock=virtual",)
@@ -64,6 +66,15 @@ def test_a_virtual_run_writes_what_a_wall_run_writes(run_job: Callable[..., RunR
         "no SpotServe params on a DiffServe run"
     )
     assert "series/threshold" in run.data.metrics and "threshold" not in run.data.metrics
+    # Params are scalars a person diffs: an array is its size and digest, whole in an artifact.
+    assert not [k for k, v in params.items() if v.startswith(("[", "{"))], "no array-valued param"
+    assert not [k for k in params if k.endswith(".source")], "provenance text stays in config_resolved.yaml"
+    assert params["cascade.deferral_curve.y"].startswith("201 values sha256:")
+    local = client.download_artifacts(run.info.run_id, "params/arrays.json", str(run_dir / "read-back"))
+    arrays = json.loads(Path(local).read_text())
+    assert len(arrays["cascade.deferral_curve.y"]) == 201
+    assert params["cascade.deferral_curve.y"].endswith(digest_of(arrays["cascade.deferral_curve.y"]))
+    assert max(len(v) for v in params.values()) < 200, "a param is a value a person reads at a glance"
     # the run starts before its spec was written and ends after its summary was: not the logging alone
     assert run.info.start_time <= (run_dir / "spec.json").stat().st_mtime * 1000
     assert run.info.end_time >= (run_dir / "summary.json").stat().st_mtime * 1000 - 1

@@ -14,7 +14,8 @@ system's name.
 | drain_s             | the wall run's watch    | how long the client waits after the last arrival      |
 | run_virtual         | clock=virtual           | the engine model that replays the run in-process      |
 | analyze, figures    | results                 | summary, per-second series, the run's figures         |
-| console_rows        | the end-of-run table    | the headline numbers                                  |
+| console_rows        | the end-of-run table    | the numbers a run prints                              |
+| headline            | a sweep's job lines     | the few numbers of a finished job's one line           |
 | report_*            | orchestrator.report     | grouping keys, columns, comparison figures            |
 | fidelity_*          | orchestrator.fidelity   | what the two clocks are compared on                   |
 """
@@ -122,6 +123,7 @@ class System(ABC):
     role_targets: ClassVar[Mapping[str, str]]
     report_keys: ClassVar[tuple[str, ...]]
     report_columns: ClassVar[tuple[Column, ...]]
+    headline: ClassVar[tuple[Column, ...]]  # a sweep job's one line: the numbers a glance needs
     fidelity_metrics: ClassVar[tuple[Column, ...]]
     fidelity_series: ClassVar[tuple[Column, ...]]  # per-second series the fidelity figure overlays
     role_files: ClassVar[tuple[str, ...]]  # what the roles must leave under roles/: a run without one is partial

@@ -60,6 +60,11 @@ class DiffServe(System):
         "client": "runtime.roles.client:ClientRole",
     }
     report_keys: ClassVar[tuple[str, ...]] = ("approach", "cascade", "trace")
+    headline: ClassVar[tuple[Column, ...]] = (
+        ("slo_violation_ratio", "SLO viol."),
+        ("fid_artifact_recipe", "FID (artifact's script)"),
+        ("latency_p99_s", "p99 s"),
+    )
     report_columns: ClassVar[tuple[Column, ...]] = (
         ("slo_violation_ratio", "SLO viol."),
         ("slo_violation_ratio_artifact_recipe", "SLO viol. (artifact's script)"),

@@ -67,6 +67,12 @@ class SpotServe(System):
         "client": "runtime.roles.client:ClientRole",
     }
     report_keys: ClassVar[tuple[str, ...]] = ("approach", "ablation", "model", "trace", "trace_kind")
+    headline: ClassVar[tuple[Column, ...]] = (
+        ("latency_mean_s", "mean s"),
+        ("latency_p99_s", "P99 s"),
+        ("unfinished", "unfinished"),
+        ("cost_usd", "cost $"),
+    )
     report_columns: ClassVar[tuple[Column, ...]] = (
         ("latency_mean_s", "mean (s)"),
         ("latency_p50_s", "P50"),
