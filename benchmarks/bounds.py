@@ -43,8 +43,14 @@ def memory(out: Path) -> list[list[str]]:
     rows = []
     sizes = {}
     for qps in (20, 200):
-        args = ("clock=virtual", "trace=fixed_10qps", f"trace.low_qps={qps}", f"trace.high_qps={qps}",
-                "trace.duration_s=1000", "hostfile.workers=16")  # fmt: skip
+        args = (
+            "clock=virtual",
+            "trace=fixed_10qps",
+            f"trace.low_qps={qps}",
+            f"trace.high_qps={qps}",
+            "trace.duration_s=1000",
+            "hostfile.workers=16",
+        )
         code, _, took, rss = timed(*args, out=out)
         assert code == 0, f"virtual run at {qps} q/s failed"
         run = max((out / "diffserve" / "runs").iterdir())
@@ -57,8 +63,13 @@ def memory(out: Path) -> list[list[str]]:
     rows.append(["bytes per query (slope)", f"{per_query:,.0f} B", f"limits.py: {limits.BYTES_PER_QUERY:,} B"])
     rows.append(["base (intercept)", f"{base / 2**20:.0f} MB", f"limits.py: {limits.BASE_BYTES // 2**20} MB"])
     role = role_rss(out)
-    rows.append(["a role process with its supervisor", f"{role / 2**20:.0f} MB",
-                 f"limits.py: {limits.BYTES_PER_ROLE_PROCESS // 2**20} MB"])  # fmt: skip
+    rows.append(
+        [
+            "a role process with its supervisor",
+            f"{role / 2**20:.0f} MB",
+            f"limits.py: {limits.BYTES_PER_ROLE_PROCESS // 2**20} MB",
+        ]
+    )
     ok = per_query <= limits.BYTES_PER_QUERY * 1.1 and role <= limits.BYTES_PER_ROLE_PROCESS * 1.1
     rows.append(["constants cover the measurement", "yes" if ok else "NO: update limits.py", ""])
     return rows
@@ -71,8 +82,14 @@ def _rss(pid: int) -> int:
 
 def role_rss(out: Path) -> float:
     """The median resident memory of a role process plus a supervisor, in a short wall run."""
-    args = [*CLI, f"paths.output_dir={out / 'wall'}", f"hostfile.base_port={free_base_port()}", "trace=1to8qps",
-            "trace.duration_s=20", "hostfile.workers=4"]  # fmt: skip
+    args = [
+        *CLI,
+        f"paths.output_dir={out / 'wall'}",
+        f"hostfile.base_port={free_base_port()}",
+        "trace=1to8qps",
+        "trace.duration_s=20",
+        "hostfile.workers=4",
+    ]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
@@ -109,14 +126,20 @@ def refusals(out: Path) -> list[list[str]]:
         ("5,000 workers", ("hostfile.workers=5000",)),
         ("5,000 worker processes on one 2-core host", ("hostfile.workers=5000", "limits.workers=10000")),
         ("100 worker processes on one 2-core host", ("hostfile.workers=100",)),
-        ("an availability file of 10,000 instances", ("system=spotserve", f"trace.availability_path={tmp / 'fleet.jsonl'}")),
+        (
+            "an availability file of 10,000 instances",
+            ("system=spotserve", f"trace.availability_path={tmp / 'fleet.jsonl'}"),
+        ),
         ("time_scale=1e-9 (a 950-year run)", ("time_scale=1e-9",)),
         ("metrics.window_s=1e-9", ("metrics.window_s=1e-9",)),
         ("trace.high_qps=1e9", ("trace.high_qps=1e9",)),
-        ("10M expected arrivals (memory)", ("clock=virtual", "trace=fixed_10qps", "trace.low_qps=30000", "trace.high_qps=30000")),
+        (
+            "10M expected arrivals (memory)",
+            ("clock=virtual", "trace=fixed_10qps", "trace.low_qps=30000", "trace.high_qps=30000"),
+        ),
         ("prompt index 2^63-1", ("cascade.num_prompts=100", f"trace.path={tmp / 'big_index.csv'}")),
         ("a 300-byte folder name", (f"hydra.run.dir={out}/{long}",)),
-    ]  # fmt: skip
+    ]
     rows = []
     for name, args in cases:
         code, line, took, rss = timed(*args, out=out)

@@ -19,9 +19,12 @@ def run(*overrides: str, out: Path | None = None) -> dict[str, Any]:
     """Run one real job in a temporary directory (no MLflow) and return its summary."""
     out = out or Path(tempfile.mkdtemp(prefix="bench-"))
     cfg = compose_config(
-        *overrides, f"paths.output_dir={out}", f"hostfile.base_port={free_base_port()}",
-        "tracking.enabled=false", "run.progress=false",
-    )  # fmt: skip
+        *overrides,
+        f"paths.output_dir={out}",
+        f"hostfile.base_port={free_base_port()}",
+        "tracking.enabled=false",
+        "run.progress=false",
+    )
     return run_experiment(cfg, out / "run").summary
 
 

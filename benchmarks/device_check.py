@@ -128,16 +128,28 @@ def run_job(check: Check, name: str, *overrides: str) -> dict[str, Any]:
     from orchestrator.experiment import run_experiment
 
     out = check.work / name
-    cfg = compose_config(*overrides, f"paths.output_dir={out}", f"hostfile.base_port={free_base_port(60)}",
-                         "tracking.enabled=false", "run.progress=false")  # fmt: skip
+    cfg = compose_config(
+        *overrides,
+        f"paths.output_dir={out}",
+        f"hostfile.base_port={free_base_port(60)}",
+        "tracking.enabled=false",
+        "run.progress=false",
+    )
     result = run_experiment(cfg, out / "run")
     return {"summary": result.summary, "run_dir": out / "run"}
 
 
 def diffserve_row(check: Check, float16: bool) -> tuple[str, str]:
     device = "cpu" if check.cpu else "cuda"
-    overrides = ["cascade=tiny", "execution=real", f"execution.device={device}", "execution.save_images=true",
-                 "trace=fixed_10qps", "trace.duration_s=8", "hostfile.workers=2"]  # fmt: skip
+    overrides = [
+        "cascade=tiny",
+        "execution=real",
+        f"execution.device={device}",
+        "execution.save_images=true",
+        "trace=fixed_10qps",
+        "trace.duration_s=8",
+        "hostfile.workers=2",
+    ]
     if float16:
         overrides += ["cascade.light.dtype=float16", "cascade.heavy.dtype=float16"]
     got = run_job(check, "diffserve-fp16" if float16 else "diffserve", *overrides)
@@ -152,8 +164,10 @@ def diffserve_row(check: Check, float16: bool) -> tuple[str, str]:
     drops = records["drop_reason"].replace("", None).dropna().value_counts().to_dict()
     ok = s["accounting_ok"] and not s["partial"] and done == s["queries_sent"] > 0 and on and len(images) == done
     ok = ok and spread > 0  # not a blank (or NaN-black) image
-    figure = (f"{done}/{s['queries_sent']} completed, {len(images)} images (pixel std {spread:.1f}), p50 "
-              f"{s['latency_p50_s'] * 1000:.0f} ms, workers on {device if on else 'NOT ' + device}")  # fmt: skip
+    figure = (
+        f"{done}/{s['queries_sent']} completed, {len(images)} images (pixel std {spread:.1f}), p50 "
+        f"{s['latency_p50_s'] * 1000:.0f} ms, workers on {device if on else 'NOT ' + device}"
+    )
     if drops:
         errors = [ln for ln in logs.splitlines() if "Error" in ln or "error" in ln][:1]
         figure += f"; dropped {drops}" + (f": {errors[0].strip()[:160]}" if errors else "")
@@ -175,8 +189,17 @@ def spotserve_row(check: Check) -> tuple[str, str]:
     device = "cpu" if check.cpu else "cuda"
     # tp 1 leaves the optimizer pipelines of two stages (the tiny model's min_world_size): the
     # groups send activations between processes, and a run of 40 s keeps up on two CPU cores.
-    got = run_job(check, "spotserve", "system=spotserve", "model=tiny", "model.max_tp=1", "trace=tiny_spot_short",
-                  "spot.grace_period_s=6", "execution=real", f"execution.device={device}")  # fmt: skip
+    got = run_job(
+        check,
+        "spotserve",
+        "system=spotserve",
+        "model=tiny",
+        "model.max_tp=1",
+        "trace=tiny_spot_short",
+        "spot.grace_period_s=6",
+        "execution=real",
+        f"execution.device={device}",
+    )
     s, run_dir = got["summary"], got["run_dir"]
     transfers_file = run_dir / "roles" / "controller" / "transfers.parquet"
     moved = 0.0  # bytes a GPU received from another worker process (not read from storage)
@@ -189,8 +212,10 @@ def spotserve_row(check: Check) -> tuple[str, str]:
     records = pd.read_parquet(run_dir / "records.parquet")
     cut = int(((records["outcome"] == "unfinished") & (records["arrival_s"] > s["trace_duration_s"] - TAIL_S)).sum())
     ok = s["accounting_ok"] and not s["partial"] and s["completed"] + cut == s["queries_sent"] > 0 and moved > 0
-    figure = (f"{s['completed']}/{s['queries_sent']} completed, mean {s['latency_mean_s']:.3f} s, "
-              f"{s['reconfigurations']} changes, {moved / 1e6:.2f} MB migrated")  # fmt: skip
+    figure = (
+        f"{s['completed']}/{s['queries_sent']} completed, mean {s['latency_mean_s']:.3f} s, "
+        f"{s['reconfigurations']} changes, {moved / 1e6:.2f} MB migrated"
+    )
     if cut:
         figure += f" ({cut} arrived in the trace's last {TAIL_S:g} s, cut by its end)"
     missing = {k: s[k] for k in ("dropped", "queries_lost") if s.get(k)}
@@ -219,8 +244,19 @@ def token_rows(check: Check) -> None:
 
     def migration() -> tuple[str, str]:
         before = run_ranks(shape, 7, PROMPT, 4, 2, 1, where, "before", device=check.device, dtype="float32")
-        after = run_ranks(shape, 7, PROMPT, NEW_TOKENS - 4, 1, 2, where, "after", device=check.device,
-                          dtype="float32", resume=where / "before")  # fmt: skip
+        after = run_ranks(
+            shape,
+            7,
+            PROMPT,
+            NEW_TOKENS - 4,
+            1,
+            2,
+            where,
+            "after",
+            device=check.device,
+            dtype="float32",
+            resume=where / "before",
+        )
         same = [b + a for b, a in zip(before, after, strict=True)] == reference
         return (
             PASS if same else FAIL
@@ -282,8 +318,10 @@ def unet_rows(check: Check) -> None:
                     torch.cuda.empty_cache()
                 b_max = max(estimate)
                 ratio = f", {ratios[1]:.2f}x the artifact's at batch 1" if 1 in ratios else ""
-                return PASS, (f"{box['params'] / 1e6:.0f}M params; step b1 {steps[1]:.1f} ms, b{b_max} "
-                              f"{steps[b_max]:.1f} ms; generation b1 {estimate[1]:.0f} ms{ratio}")  # fmt: skip
+                return PASS, (
+                    f"{box['params'] / 1e6:.0f}M params; step b1 {steps[1]:.1f} ms, b{b_max} "
+                    f"{steps[b_max]:.1f} ms; generation b1 {estimate[1]:.0f} ms{ratio}"
+                )
 
             check.row(f"unet {name}.{tier} ({model.name})", one)
             if "estimate_ms" in box:
@@ -291,9 +329,11 @@ def unet_rows(check: Check) -> None:
                 check.profiles[f"unet/{name}/{tier}/{model.name}"] = box
         if set(measured["models"]) == {"light", "heavy"}:
             common = sorted(set(measured["models"]["light"]) & set(measured["models"]["heavy"]))
-            measured["source"] = (f"estimated on {gpu} by benchmarks.device_check, {time.strftime('%Y-%m-%d')}: "
-                                  f"UNet steps at the published shape, random weights, {str(dtype).split('.')[-1]}; "
-                                  "the text encoder and the VAE are not included")  # fmt: skip
+            measured["source"] = (
+                f"estimated on {gpu} by benchmarks.device_check, {time.strftime('%Y-%m-%d')}: "
+                f"UNet steps at the published shape, random weights, {str(dtype).split('.')[-1]}; "
+                "the text encoder and the VAE are not included"
+            )
             write(check.out, cascade, measured, common, suffix=gpu.lower())
 
 
@@ -313,8 +353,10 @@ def gpt_rows(check: Check) -> None:
         def one(model: Any = model, name: str = name) -> tuple[str, str]:
             batches = list(GPT_BATCHES)
             measured = measure(model, check.device, batches, [1], repeats=3, warmup=1, weights="random")
-            source = (f"measured on {gpu} by benchmarks.device_check, {time.strftime('%Y-%m-%d')}: tp 1, "
-                      f"{'float32' if check.cpu else 'float16'}, random weights")  # fmt: skip
+            source = (
+                f"measured on {gpu} by benchmarks.device_check, {time.strftime('%Y-%m-%d')}: tp 1, "
+                f"{'float32' if check.cpu else 'float16'}, random weights"
+            )
             profiled = profiled_model(model, measured, batches, [1], source=source)
             profiled["name"] = f"{model.name}_{gpu.lower()}"
             write_profile(check.out, model, profiled)
@@ -324,14 +366,22 @@ def gpt_rows(check: Check) -> None:
                 for i, b in enumerate(batches):
                     if b in model.profile_batches:
                         j = list(model.profile_batches).index(b)
-                        ratios[b] = {"init": profiled["init_ms"][0][i] / model.init_ms[tp1][j],
-                                     "incr": profiled["incr_ms"][0][i] / model.incr_ms[tp1][j]}  # fmt: skip
-            check.profiles[f"gpt/{name}"] = {"passes": measured["passes"], "init_ms": profiled["init_ms"][0],
-                                             "incr_ms": profiled["incr_ms"][0], "ratio_to_t4": ratios}  # fmt: skip
+                        ratios[b] = {
+                            "init": profiled["init_ms"][0][i] / model.init_ms[tp1][j],
+                            "incr": profiled["incr_ms"][0][i] / model.incr_ms[tp1][j],
+                        }
+            check.profiles[f"gpt/{name}"] = {
+                "passes": measured["passes"],
+                "init_ms": profiled["init_ms"][0],
+                "incr_ms": profiled["incr_ms"][0],
+                "ratio_to_t4": ratios,
+            }
             r = ratios.get(1)
             vs = f"; x{r['init']:.3f} / x{r['incr']:.3f} the T4 profile" if r else ""
-            return PASS, (f"per layer b1 prefill {profiled['init_ms'][0][0]:.3f} ms, decode "
-                          f"{profiled['incr_ms'][0][0]:.3f} ms; b8 {profiled['incr_ms'][0][-1]:.3f} ms{vs}")  # fmt: skip
+            return PASS, (
+                f"per layer b1 prefill {profiled['init_ms'][0][0]:.3f} ms, decode "
+                f"{profiled['incr_ms'][0][0]:.3f} ms; b8 {profiled['incr_ms'][0][-1]:.3f} ms{vs}"
+            )
 
         check.row(f"gpt {name} tp1", one)
         if not check.cpu:
@@ -368,14 +418,17 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[r.check, r.result, r.figure, r.seconds] for r in check.rows]
     text = table(["check", "result", "figure", "s"], rows)
     failed = [r.check for r in check.rows if r.result == FAIL]
-    summary = f"{len(check.rows)} checks in {total:.0f} s: {sum(r.result == PASS for r in check.rows)} passed, " \
-              f"{len(failed)} failed, {sum(r.result == SKIP for r in check.rows)} skipped"  # fmt: skip
+    summary = (
+        f"{len(check.rows)} checks in {total:.0f} s: {sum(r.result == PASS for r in check.rows)} passed, "
+        f"{len(failed)} failed, {sum(r.result == SKIP for r in check.rows)} skipped"
+    )
     say("")
     say(text)
     say(summary)
     (args.out / "device_check.md").write_text(f"{text}\n\n{summary}\n")
-    (args.out / "profiles.json").write_text(json.dumps(
-        {"rows": [asdict(r) for r in check.rows], "profiles": check.profiles}, indent=1, default=_plain))  # fmt: skip
+    (args.out / "profiles.json").write_text(
+        json.dumps({"rows": [asdict(r) for r in check.rows], "profiles": check.profiles}, indent=1, default=_plain)
+    )
     shutil.rmtree(check.work, ignore_errors=True)
     return 1 if failed else 0
 

@@ -89,11 +89,19 @@ def main() -> None:
     say("DiffServe at the paper's scale (16 GPU workers, 4to32qps, virtual clock), mean ± std over seeds 0, 1, 2")
     say(
         table(
-            ["cascade", "approach", "SLO violation ratio", "SLO, artifact's script", "FID, table estimate",
-             "FID, artifact's script", "p99 (s)", "light fraction"],
+            [
+                "cascade",
+                "approach",
+                "SLO violation ratio",
+                "SLO, artifact's script",
+                "FID, table estimate",
+                "FID, artifact's script",
+                "p99 (s)",
+                "light fraction",
+            ],
             rows,
         )
-    )  # fmt: skip
+    )
     say("† the script's heavy/all ratio is 0/0 (no heavy-served query): it prints its fit at the all-heavy end")
     say("‡ no query entered a light worker: the script stops with an error")
     say("")

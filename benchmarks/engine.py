@@ -36,9 +36,13 @@ from runtime.traces.confidence import for_cascade
 WORKLOADS = {
     "sdxs 3to24qps, 12 workers": ("cascade=sdxs", "trace=3to24qps"),
     "sdxs 40-320 q/s, 64 workers": (
-        "cascade=sdxs", "trace=4to32qps", "trace.low_qps=40", "trace.high_qps=320", "hostfile.workers=64",
+        "cascade=sdxs",
+        "trace=4to32qps",
+        "trace.low_qps=40",
+        "trace.high_qps=320",
+        "hostfile.workers=64",
     ),
-}  # fmt: skip
+}
 
 
 class SimPyEngine:
@@ -110,18 +114,46 @@ def loops() -> None:
         simpy_s = statistics.median(r[0] for r in results["simpy"])
         events = results["heap"][0][1]
         trace_s = plan.trace.duration_s
-        rows.append([
-            name, len(plan.trace), events, f"{heap:.2f}", f"{simpy_s:.2f}", f"{simpy_s / heap:.2f}",
-            f"{events / heap:,.0f}", f"{trace_s / heap:,.0f}x",
-        ])  # fmt: skip
-    say(table(["workload", "queries", "events", "heap (s)", "SimPy (s)", "SimPy / heap", "events/s (heap)",
-               "faster than real time"], rows))  # fmt: skip
+        rows.append(
+            [
+                name,
+                len(plan.trace),
+                events,
+                f"{heap:.2f}",
+                f"{simpy_s:.2f}",
+                f"{simpy_s / heap:.2f}",
+                f"{events / heap:,.0f}",
+                f"{trace_s / heap:,.0f}x",
+            ]
+        )
+    say(
+        table(
+            [
+                "workload",
+                "queries",
+                "events",
+                "heap (s)",
+                "SimPy (s)",
+                "SimPy / heap",
+                "events/s (heap)",
+                "faster than real time",
+            ],
+            rows,
+        )
+    )
 
 
 def command() -> None:
     out = Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    cmd = [sys.executable, "-m", "orchestrator", "clock=virtual", "cascade=sdxs", "trace=3to24qps",
-           f"paths.output_dir={out}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "clock=virtual",
+        "cascade=sdxs",
+        "trace=3to24qps",
+        f"paths.output_dir={out}",
+    ]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)  # creates the MLflow store
     walls, engines = [], []
     for _ in range(3):
@@ -130,24 +162,51 @@ def command() -> None:
         walls.append(time.perf_counter() - t0)
         latest = sorted((out / "diffserve" / "runs").iterdir())[-1]
         engines.append(json.loads((latest / "engine.json").read_text())["engine_s"])
-    say(table(["command", "engine (s)", "whole command (s)"],
-              [["clock=virtual cascade=sdxs trace=3to24qps", f"{statistics.median(engines):.2f}",
-                f"{statistics.median(walls):.1f}"]]))  # fmt: skip
+    say(
+        table(
+            ["command", "engine (s)", "whole command (s)"],
+            [
+                [
+                    "clock=virtual cascade=sdxs trace=3to24qps",
+                    f"{statistics.median(engines):.2f}",
+                    f"{statistics.median(walls):.1f}",
+                ]
+            ],
+        )
+    )
 
 
 def sweep() -> None:
     out = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     cmd = [
-        sys.executable, "-m", "orchestrator", "-m", "clock=virtual", "cascade=sdturbo,sdxs,sdxlltn",
-        "approach=diffserve,static,all_light,all_heavy", "trace=1to8qps,2to16qps,3to24qps,4to32qps",
-        f"paths.output_dir={out}", "run.progress=false",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "-m",
+        "clock=virtual",
+        "cascade=sdturbo,sdxs,sdxlltn",
+        "approach=diffserve,static,all_light,all_heavy",
+        "trace=1to8qps,2to16qps,3to24qps,4to32qps",
+        f"paths.output_dir={out}",
+        "run.progress=false",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     took = time.perf_counter() - t0
     done = proc.stdout.count("Run directory:")
-    say(table(["sweep", "runs", "wall (s)", "per run (s)"],
-              [["3 cascades x 4 approaches x 4 traces, basic launcher", done, f"{took:.0f}", f"{took / max(done, 1):.1f}"]]))  # fmt: skip
+    say(
+        table(
+            ["sweep", "runs", "wall (s)", "per run (s)"],
+            [
+                [
+                    "3 cascades x 4 approaches x 4 traces, basic launcher",
+                    done,
+                    f"{took:.0f}",
+                    f"{took / max(done, 1):.1f}",
+                ]
+            ],
+        )
+    )
 
 
 def main() -> None:

@@ -32,13 +32,24 @@ from benchmarks.common import ROOT, say, table
 from labkit import free_base_port, processes_mentioning
 
 RUN = (
-    "cascade=sdxs", "approach=diffserve", "trace=1to8qps", "trace.duration_s=40", "time_scale=4",
-    "hostfile.workers=4", "run.progress=false", "tracking.enabled=false",
-)  # fmt: skip
-SPOT = (
-    "system=spotserve", "model=tiny", "trace=od3", "trace.duration_s=60", "time_scale=4", "run.progress=false",
+    "cascade=sdxs",
+    "approach=diffserve",
+    "trace=1to8qps",
+    "trace.duration_s=40",
+    "time_scale=4",
+    "hostfile.workers=4",
+    "run.progress=false",
     "tracking.enabled=false",
-)  # fmt: skip
+)
+SPOT = (
+    "system=spotserve",
+    "model=tiny",
+    "trace=od3",
+    "trace.duration_s=60",
+    "time_scale=4",
+    "run.progress=false",
+    "tracking.enabled=false",
+)
 
 
 @dataclass
@@ -334,10 +345,15 @@ def lost_host(out: Path, lease_s: float = 6.0) -> Row:
         left = sum(len(lab.role_pids(h)) for h in lab.hosts)
         s = orch.summary()
         return Row(
-            "lost SSH host", code, s.get("queries_unaccounted", "no summary"), s.get("unfinished", "-"),  # type: ignore[arg-type]
-            left, detected, f"the run went on; the cut-off host's roles stopped by their lease after {gone_after:.1f} s",
+            "lost SSH host",
+            code,
+            s.get("queries_unaccounted", "no summary"),
+            s.get("unfinished", "-"),  # type: ignore[arg-type]
+            left,
+            detected,
+            f"the run went on; the cut-off host's roles stopped by their lease after {gone_after:.1f} s",
             said([line for _, line in orch.lines]),
-        )  # fmt: skip
+        )
 
 
 def stop_role(role: str, out: Path) -> Row:

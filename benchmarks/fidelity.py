@@ -26,8 +26,14 @@ def fidelity(time_scale: float) -> None:
     out = Path(tempfile.mkdtemp(prefix="bench-fidelity-"))
     per_cascade = {}
     for cascade in ("sdturbo", "sdxs", "sdxlltn"):
-        overrides = [f"cascade={cascade}", "trace=3to24qps", f"time_scale={time_scale:g}", "run.progress=false",
-                     f"paths.output_dir={out}", "tracking.enabled=false"]  # fmt: skip
+        overrides = [
+            f"cascade={cascade}",
+            "trace=3to24qps",
+            f"time_scale={time_scale:g}",
+            "run.progress=false",
+            f"paths.output_dir={out}",
+            "tracking.enabled=false",
+        ]
         rows, keeping, _ = report(overrides, out / cascade)
         per_cascade[cascade] = {r.label: r for r in rows + keeping}
     labels = list(next(iter(per_cascade.values())))
@@ -51,12 +57,31 @@ def cadence() -> None:
         decisions = pd.read_parquet(out / "run" / "roles" / "controller" / "decisions.parquet")
         plans = decisions[decisions["time"] < 57.5]  # the plans due at 0, 5, ..., 55
         late = float(np.max(plans["time"] - 5.0 * np.floor(plans["time"] / 5.0 + 1e-9)))
-        rows.append([
-            clock, f"{scale:g}", len(plans), f"{late:.3f}", f"{s['heartbeat_gap_p50_s']:.3f}",
-            f"{s['heartbeat_gap_max_s']:.3f}", f"{s['client_send_lag_p99_s']:.3f}",
-        ])  # fmt: skip
-    say(table(["clock", "time_scale", "plans due in 0-55 s", "latest plan after its due time (s)",
-               "heartbeat gap p50 (s)", "max (s)", "client send lag p99 (s)"], rows))  # fmt: skip
+        rows.append(
+            [
+                clock,
+                f"{scale:g}",
+                len(plans),
+                f"{late:.3f}",
+                f"{s['heartbeat_gap_p50_s']:.3f}",
+                f"{s['heartbeat_gap_max_s']:.3f}",
+                f"{s['client_send_lag_p99_s']:.3f}",
+            ]
+        )
+    say(
+        table(
+            [
+                "clock",
+                "time_scale",
+                "plans due in 0-55 s",
+                "latest plan after its due time (s)",
+                "heartbeat gap p50 (s)",
+                "max (s)",
+                "client send lag p99 (s)",
+            ],
+            rows,
+        )
+    )
 
 
 def main() -> None:

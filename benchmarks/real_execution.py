@@ -24,10 +24,18 @@ from benchmarks.common import run, say, table
 
 def worker_batches(tmp: Path) -> pd.DataFrame:
     run(
-        "cascade=tiny", "execution=real", "approach=all_light", "approach.light_batch=8", "trace=fixed_10qps",
-        "trace.low_qps=250", "trace.high_qps=250", "trace.duration_s=20", "hostfile.workers=1", "time_scale=1",
+        "cascade=tiny",
+        "execution=real",
+        "approach=all_light",
+        "approach.light_batch=8",
+        "trace=fixed_10qps",
+        "trace.low_qps=250",
+        "trace.high_qps=250",
+        "trace.duration_s=20",
+        "hostfile.workers=1",
+        "time_scale=1",
         out=tmp,
-    )  # fmt: skip
+    )
     rec = pd.read_parquet(tmp / "run" / "records.parquet")
     rec["stage_ms"] = (rec["light_finished_at"] - rec["light_started_at"]) * 1000
     batches = rec.drop_duplicates(["light_worker", "light_started_at"])
@@ -47,9 +55,15 @@ def direct_ms(batch: int, repeats: int = 15) -> float:
     for r in range(repeats + 2):
         t0 = time.perf_counter()
         with torch.inference_mode():
-            images = pipe(prompt=[f"p {r} {i}" for i in range(batch)], num_inference_steps=1, guidance_scale=0.0,
-                          height=64, width=64, output_type="pt",
-                          generator=[torch.Generator().manual_seed(r * 100 + i) for i in range(batch)]).images  # fmt: skip
+            images = pipe(
+                prompt=[f"p {r} {i}" for i in range(batch)],
+                num_inference_steps=1,
+                guidance_scale=0.0,
+                height=64,
+                width=64,
+                output_type="pt",
+                generator=[torch.Generator().manual_seed(r * 100 + i) for i in range(batch)],
+            ).images
             disc(images)
         if r >= 2:
             times.append((time.perf_counter() - t0) * 1000)

@@ -26,11 +26,16 @@ from benchmarks.common import run, say, table
 
 # Also the trace of tests/test_spotserve_real.py.
 SHORT = (
-    "system=spotserve", "model=tiny", "execution=real", "trace=tiny_spot", "trace.duration_s=26",
+    "system=spotserve",
+    "model=tiny",
+    "execution=real",
+    "trace=tiny_spot",
+    "trace.duration_s=26",
     "trace.availability=[{at_s:0,op:add,instances:[node-0]},{at_s:4,op:add,instances:[node-1]},"
     "{at_s:14,op:remove,instances:[node-0]},{at_s:26,op:end}]",
-    "spot.gpus_per_instance=2", "spot.grace_period_s=5",
-)  # fmt: skip
+    "spot.gpus_per_instance=2",
+    "spot.grace_period_s=5",
+)
 
 
 def main() -> None:
@@ -40,8 +45,13 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=4)
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="bench-spotreal-"))
-    shape = (f"model.hidden={args.hidden}", f"model.heads={args.heads}", f"model.layers={args.layers}",
-             f"model.padded_layers={args.layers}", f"execution.weights_dir={out / 'weights'}")  # fmt: skip
+    shape = (
+        f"model.hidden={args.hidden}",
+        f"model.heads={args.heads}",
+        f"model.layers={args.layers}",
+        f"model.padded_layers={args.layers}",
+        f"execution.weights_dir={out / 'weights'}",
+    )
     summary = run(*SHORT, "approach=spotserve", *shape, out=out)
     run_dir = out / "run"
     decisions = pd.read_parquet(run_dir / "roles" / "controller" / "decisions.parquet")
@@ -52,12 +62,19 @@ def main() -> None:
         mine = transfers[transfers["replica"].isin(ids)]
         peer = mine[(mine["kind"] != "total") & (mine["src"] != "storage") & (mine["bytes"] > 0)]
         rate = peer["bytes"].sum() / peer["seconds"].sum() / 1e6 if len(peer) else float("nan")
-        rows.append([d["event"], f"{d['migration_s']:.3f}", f"{d['measured_migration_s']:.3f}",
-                     f"{1000 * d['moved_gb']:.2f}", f"{1000 * d['measured_gb']:.2f}",
-                     ", ".join(sorted(set(mine[mine["kind"] != "total"]["kind"]))), f"{rate:.0f}"])  # fmt: skip
+        rows.append(
+            [
+                d["event"],
+                f"{d['migration_s']:.3f}",
+                f"{d['measured_migration_s']:.3f}",
+                f"{1000 * d['moved_gb']:.2f}",
+                f"{1000 * d['measured_gb']:.2f}",
+                ", ".join(sorted(set(mine[mine["kind"] != "total"]["kind"]))),
+                f"{rate:.0f}",
+            ]
+        )
     say(f"shape hidden {args.hidden}, heads {args.heads}, layers {args.layers}; run {run_dir}")
-    say(table(["change", "plan (s)", "measured (s)", "plan (MB)", "measured (MB)", "what moved",
-               "peer MB/s"], rows))  # fmt: skip
+    say(table(["change", "plan (s)", "measured (s)", "plan (MB)", "measured (MB)", "what moved", "peer MB/s"], rows))
     say(
         f"completed {summary['completed']} of {summary['queries_sent']}, unfinished {summary['unfinished']}, "
         f"resumed {summary['resumed_requests']}; latency p50 {summary['latency_p50_s']:.2f} s"

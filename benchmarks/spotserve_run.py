@@ -79,8 +79,15 @@ def runs_of(overrides: tuple[str, ...], out: Path) -> Runs:
             folder = Path(
                 tempfile.mkdtemp(prefix="".join(c if c.isalnum() or c in "-_+" else "_" for c in label), dir=out)
             )
-            got[(trace, approach)] = run("system=spotserve", "clock=virtual", "model=20B", f"trace={trace}",
-                                         f"approach={approach}", *overrides_here, out=folder)  # fmt: skip
+            got[(trace, approach)] = run(
+                "system=spotserve",
+                "clock=virtual",
+                "model=20B",
+                f"trace={trace}",
+                f"approach={approach}",
+                *overrides_here,
+                out=folder,
+            )
     return got
 
 
@@ -140,8 +147,10 @@ def comparison() -> None:
         for k, (stat, key) in enumerate(STATS):
             cells = [trace, stat]
             for i, approach in enumerate(APPROACHES):
-                cells.append(f"{PAPER[trace][k][i]:.1f} / {runs['gpipe'][(trace, approach)][key]:.1f} / "
-                             f"{runs['preset'][(trace, approach)][key]:.1f}")  # fmt: skip
+                cells.append(
+                    f"{PAPER[trace][k][i]:.1f} / {runs['gpipe'][(trace, approach)][key]:.1f} / "
+                    f"{runs['preset'][(trace, approach)][key]:.1f}"
+                )
             rows.append(cells)
     say("Latency, seconds, seed 0: paper / gpipe / preset")
     say(table(["trace", "stat", *APPROACHES], rows))
@@ -181,8 +190,13 @@ def speed() -> None:
         run("system=spotserve", "clock=virtual", "model=20B", "trace=As", out=out)
         engine.append(json.loads((out / "run" / "engine.json").read_text())["engine_s"])
     rows = [["one 20B A_S run (the engine's own time)", 1, f"{sorted(engine)[1]:.2f}"]]
-    fig6 = ["system=spotserve", "clock=virtual", "model=20B", "trace=As,Bs,As+o,Bs+o",
-            "approach=spotserve,reparallelization,rerouting"]  # fmt: skip
+    fig6 = [
+        "system=spotserve",
+        "clock=virtual",
+        "model=20B",
+        "trace=As,Bs,As+o,Bs+o",
+        "approach=spotserve,reparallelization,rerouting",
+    ]
     took, _ = sweep(fig6)
     rows.append(["Figure 6 (20B): 4 traces x 3 approaches, basic launcher, MLflow included", 12, f"{took:.0f}"])
     for launcher in ("basic", "joblib"):
@@ -195,9 +209,20 @@ def startup() -> None:
     rows = []
     for processes in ("instance", "gpu"):
         out = Path(tempfile.mkdtemp(prefix="bench-spot-wall-"))
-        cmd = [sys.executable, "-m", "orchestrator", "system=spotserve", "model=20B", "trace=As", "time_scale=60",
-               f"execution.worker_processes={processes}", f"paths.output_dir={out}", "run.progress=false",
-               f"hostfile.base_port={free_base_port(60)}", "tracking.enabled=false"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "system=spotserve",
+            "model=20B",
+            "trace=As",
+            "time_scale=60",
+            f"execution.worker_processes={processes}",
+            f"paths.output_dir={out}",
+            "run.progress=false",
+            f"hostfile.base_port={free_base_port(60)}",
+            "tracking.enabled=false",
+        ]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
         wall = time.perf_counter() - t0

@@ -24,9 +24,13 @@ from benchmarks.common import ROOT, say, table
 from labkit import free_base_port
 
 WALL = (
-    "trace=1to8qps", "trace.duration_s=25", "time_scale=5", "hostfile.workers=2", "run.progress=false",
+    "trace=1to8qps",
+    "trace.duration_s=25",
+    "time_scale=5",
+    "hostfile.workers=2",
+    "run.progress=false",
     "approach=diffserve,static,all_light,proteus",
-)  # fmt: skip
+)
 
 
 def timed(*args: str) -> float:

@@ -21,10 +21,15 @@ import logging
 from benchmarks.common import run, say, table
 
 ZERO = (
-    "cascade=sdxs", "approach=all_light", "approach.light_batch=32",
-    "cascade.light.profile.latency_ms=[0,0,0,0,0,0]", "cascade.discriminator.latency_ms=0", "cascade.slo_s=0.5",
-    "trace.shape=constant", "time_scale=1",
-)  # fmt: skip
+    "cascade=sdxs",
+    "approach=all_light",
+    "approach.light_batch=32",
+    "cascade.light.profile.latency_ms=[0,0,0,0,0,0]",
+    "cascade.discriminator.latency_ms=0",
+    "cascade.slo_s=0.5",
+    "trace.shape=constant",
+    "time_scale=1",
+)
 
 
 MAX_LAG_MS = 50.0  # the client sends the trace as written: no query more than this late (p99)
@@ -62,8 +67,10 @@ def main() -> None:
         for qps in rates:
             r = job(workers, qps, seconds)
             ok = r["lag_p99_ms"] <= MAX_LAG_MS and r["on_time"] >= 0.99
-            say(f"workers={workers} qps={qps}: send lag p99 {r['lag_p99_ms']:.1f} ms, p50 {r['p50_ms']:.1f} ms "
-                f"p99 {r['p99_ms']:.1f} ms on-time {100 * r['on_time']:.1f}% -> {'sustained' if ok else 'not sustained'}")  # fmt: skip
+            say(
+                f"workers={workers} qps={qps}: send lag p99 {r['lag_p99_ms']:.1f} ms, p50 {r['p50_ms']:.1f} ms "
+                f"p99 {r['p99_ms']:.1f} ms on-time {100 * r['on_time']:.1f}% -> {'sustained' if ok else 'not sustained'}"
+            )
             if not ok:
                 break
             best = r

@@ -125,7 +125,10 @@ def check_group_choices(overrides: list[str], extra: list[Path] | None = None) -
         options, label = group_options(key, extra), key
         if key == "approach" and systems:
             # Every system's approaches share the group: name only those of the systems asked for.
-            options = sorted(a for s in systems for a in get_system(s).approaches)
+            # A config file of your own (hydra.searchpath) may name a plugin approach: its
+            # files are choices too; which system takes it is checked when the job resolves.
+            ours = {p.stem for d in extra or [] for p in (d / "approach").glob("*.yaml")}
+            options = sorted({a for s in systems for a in get_system(s).approaches} | ours)
             label = f"{'/'.join(systems)} approach"
         for raw in value.split(","):
             choice = raw.strip()

@@ -4,6 +4,7 @@ in a sweep, one line per finished job (the table goes to the job's orchestrator.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ def summary_text(summary: Mapping[str, Any]) -> str:
 def _number(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
+    if isinstance(value, float) and math.isnan(value):  # NaN: not measured (as the comparison table shows it)
+        return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 

@@ -104,9 +104,13 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec, 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_artifact(plan.trace, run_dir / TRACE_FILE)
     spec = run_spec.RunSpec(
-        run_id=new_run_id(), config=config, roles=plan.addresses, trace_file=TRACE_FILE,
+        run_id=new_run_id(),
+        config=config,
+        roles=plan.addresses,
+        trace_file=TRACE_FILE,
         targets=dict(plan.system.role_targets),
-    )  # fmt: skip
+        drain_s=plan.system.drain_s(config),  # the system's, once: the client and the engine wait as long
+    )
     # The roles never log to MLflow: the files that travel with the run hold no tracking secret.
     secret_uri = config.tracking.uri
     shown = {**plan.container, "tracking": {**plan.container["tracking"], "uri": tracking.mask(secret_uri)}}
@@ -117,9 +121,16 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec, 
             f.write_text(f.read_text(encoding="utf-8").replace(secret_uri, tracking.mask(secret_uri)), encoding="utf-8")
     log.info(
         "Resolved <system=%s subject=%s trace=%s approach=%s workers=%d queries=%d clock=%s time_scale=%g> in %.2f s",
-        plan.system.name, plan.subject, plan.trace.name, config.approach.name, plan.workers, len(plan.trace),
-        config.clock, config.time_scale, time.monotonic() - t0,
-    )  # fmt: skip
+        plan.system.name,
+        plan.subject,
+        plan.trace.name,
+        config.approach.name,
+        plan.workers,
+        len(plan.trace),
+        config.clock,
+        config.time_scale,
+        time.monotonic() - t0,
+    )
     return plan, spec, reservation
 
 
@@ -273,8 +284,12 @@ def _run_virtual(plan: RunPlan, run_dir: Path) -> None:
     rate = ran.events / ran.engine_s if ran.engine_s > 0 else float("inf")
     log.info(
         "Replayed %d queries over %.0f trace seconds on the virtual clock in %.2f s <events=%d rate=%.0f/s>",
-        len(plan.trace), ran.trace_s, ran.engine_s, ran.events, rate,
-    )  # fmt: skip
+        len(plan.trace),
+        ran.trace_s,
+        ran.engine_s,
+        ran.events,
+        rate,
+    )
     (run_dir / "engine.json").write_text(
         json.dumps({"events": ran.events, "engine_s": ran.engine_s, "trace_s": ran.trace_s, **ran.extra}),
         encoding="utf-8",
@@ -365,21 +380,28 @@ def run_tags(plan: RunPlan, summary: dict[str, Any], run_dir: Path, launch: Laun
     """What a researcher filters and groups by in MLflow: the system's grouping keys, the
     settings (seed, time_scale, duration, workers), the clock, the source and how it ran."""
     tags = plan.system.tags(summary)
-    tags.update({k: f"{summary[k]:g}" if isinstance(summary[k], float) else str(summary[k])
-                 for k in analysis.SETTINGS if k in summary})  # fmt: skip
+    tags.update(
+        {
+            k: f"{summary[k]:g}" if isinstance(summary[k], float) else str(summary[k])
+            for k in analysis.SETTINGS
+            if k in summary
+        }
+    )
     commit, dirty = tracking.source_version()
-    tags.update({
-        "clock": str(summary["clock"]),
-        "execution": str(summary.get("execution", "simulated")),
-        "subject": str(summary.get(plan.system.subject_key, "?")),
-        "run_kind": launch.kind,
-        "git_commit": commit,
-        "git_dirty": str(dirty).lower(),
-        "command": launch.command or "python -m orchestrator",
-        "run_dir": str(run_dir),
-        "partial": str(bool(summary.get("partial"))).lower(),
-        "mlflow.source.git.commit": commit,
-    })  # fmt: skip
+    tags.update(
+        {
+            "clock": str(summary["clock"]),
+            "execution": str(summary.get("execution", "simulated")),
+            "subject": str(summary.get(plan.system.subject_key, "?")),
+            "run_kind": launch.kind,
+            "git_commit": commit,
+            "git_dirty": str(dirty).lower(),
+            "command": launch.command or "python -m orchestrator",
+            "run_dir": str(run_dir),
+            "partial": str(bool(summary.get("partial"))).lower(),
+            "mlflow.source.git.commit": commit,
+        }
+    )
     if launch.sweep is not None:
         tags["sweep"] = launch.sweep
     return tags
@@ -422,9 +444,13 @@ def _track(
     run_id: str | None = None
     try:
         run_id = tracking.start_run(
-            uri, config.tracking.experiment, run_name(plan, summary, run_dir, launch), tags, launch.parent_run_id,
+            uri,
+            config.tracking.experiment,
+            run_name(plan, summary, run_dir, launch),
+            tags,
+            launch.parent_run_id,
             start_s=span[0],
-        )  # fmt: skip
+        )
         foreign = {"paths", "experiment", *plan.system.foreign_groups}
         params, arrays = tracking.config_params(
             {k: v for k, v in plan.container.items() if k not in foreign and v is not None}

@@ -52,10 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     q = QualityConfig(
-        reference=str(args.reference), extractor=args.extractor, extractor_path=args.extractor_path,
-        extractor_target=args.extractor_target, window_s=args.window_s, min_images=args.min_images,
+        reference=str(args.reference),
+        extractor=args.extractor,
+        extractor_path=args.extractor_path,
+        extractor_target=args.extractor_target,
+        window_s=args.window_s,
+        min_images=args.min_images,
         image_size=args.image_size,
-    )  # fmt: skip
+    )
     records_path = args.run / "records.parquet"
     try:
         if not records_path.exists():

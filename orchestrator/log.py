@@ -59,8 +59,13 @@ def log_run(run_dir: Path, uri: str | None) -> str:
     result = plan.system.analyze(run_dir, plan, bool(summary.get("partial")))
     sweep_dir = run_dir.parent
     parent = sweep_info(sweep_dir).get("parent_run_id") if (sweep_dir / "sweep.json").exists() else None
-    launch = Launch(kind="logged later", command=f"python -m orchestrator.log {run_dir}", parent_run_id=parent,
-                    sweep=sweep_dir.name if parent else None, job=int(run_dir.name) if parent and run_dir.name.isdigit() else None)  # fmt: skip
+    launch = Launch(
+        kind="logged later",
+        command=f"python -m orchestrator.log {run_dir}",
+        parent_run_id=parent,
+        sweep=sweep_dir.name if parent else None,
+        job=int(run_dir.name) if parent and run_dir.name.isdigit() else None,
+    )
     started = (
         (run_dir / "spec.json").stat().st_mtime if (run_dir / "spec.json").exists() else summary_file.stat().st_mtime
     )

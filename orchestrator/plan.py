@@ -38,7 +38,7 @@ def resolve(cfg: DictConfig) -> RunPlan:
     validate_common(config)
     approach = config.approach.name
     owner = owner_of_approach(approach)
-    if approach not in system.approaches:
+    if approach not in system.approaches and not config.approach.plugin:  # a plugin: the system checks it
         hint = f" (a {owner.name} approach: it needs system={owner.name})" if owner is not None else ""
         raise ConfigError(
             f"approach: unknown {system.name} approach {approach!r}{hint} (allowed: {', '.join(sorted(system.approaches))})"

@@ -19,10 +19,26 @@ from runtime.records import DropReason, Outcome
 CLOCK_SLACK_S = 0.05  # trace clocks of roles on different hosts agree to within this (NTP)
 
 SINK_COLUMNS = [
-    "query_id", "admitted_at", "sink_at", "dropped", "drop_reason", "confidence", "threshold", "image_path", "note",
-    "light_worker", "light_enqueued_at", "light_started_at", "light_finished_at", "light_batch_size",
-    "heavy_worker", "heavy_enqueued_at", "heavy_started_at", "heavy_finished_at", "heavy_batch_size",
-]  # fmt: skip
+    "query_id",
+    "admitted_at",
+    "sink_at",
+    "dropped",
+    "drop_reason",
+    "confidence",
+    "threshold",
+    "image_path",
+    "note",
+    "light_worker",
+    "light_enqueued_at",
+    "light_started_at",
+    "light_finished_at",
+    "light_batch_size",
+    "heavy_worker",
+    "heavy_enqueued_at",
+    "heavy_started_at",
+    "heavy_finished_at",
+    "heavy_batch_size",
+]
 
 
 def _sink_frame(sink: pd.DataFrame) -> pd.DataFrame:

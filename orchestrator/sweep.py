@@ -75,10 +75,15 @@ class SweepCallback(Callback):
             launcher = str(config.hydra.runtime.choices.get("hydra/launcher", "basic"))
             commit, dirty = tracking.source_version()
             tags = {
-                SWEEP_TAG: "1", "sweep_dir": str(sweep_dir), "sweep": sweep_dir.name, "run_kind": "sweep",
-                "launcher": launcher, "git_commit": commit, "git_dirty": str(dirty).lower(),
+                SWEEP_TAG: "1",
+                "sweep_dir": str(sweep_dir),
+                "sweep": sweep_dir.name,
+                "run_kind": "sweep",
+                "launcher": launcher,
+                "git_commit": commit,
+                "git_dirty": str(dirty).lower(),
                 "command": " ".join(["python -m orchestrator -m", *overrides]),
-            }  # fmt: skip
+            }
             info["tracking_uri"] = uri
             info["experiment"] = config.tracking.experiment
             try:
@@ -88,9 +93,12 @@ class SweepCallback(Callback):
                 params = {**{f"swept.{k}": v for k, v in axes.items()}, "launcher": launcher}
                 tracking.log_params(uri, parent, params)
             except Exception as err:  # no job runs without its parent: the sweep fails here (Hydra would only warn)
-                print(f"error: the sweep's MLflow parent run could not be created at {tracking.mask(uri)}: "
-                      f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"error: the sweep's MLflow parent run could not be created at {tracking.mask(uri)}: "
+                    f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 sys.exit(1)
         (sweep_dir / SWEEP_FILE).write_text(json.dumps(info), encoding="utf-8")
         (sweep_dir / JOBS_FILE).write_text("", encoding="utf-8")

@@ -34,3 +34,33 @@ class WallClock:
 
     def sleep_until(self, trace_time: float) -> None:
         self.sleep(trace_time - self.now())
+
+
+class Cadence:
+    """The heartbeat ticks of a controller, at k x period_s trace seconds (k = 1, 2, ...), as
+    both clocks take them: the controller role's loop (wall clock) and the engine's Tick event
+    (virtual clock). A tick is due on the grid, never re-based on when the last one ran; when
+    the machine fell behind, the ticks already past are skipped and counted, and the next one
+    is taken at once."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self.k = 1
+        self.skipped = 0
+
+    @property
+    def due(self) -> float:
+        """Trace time of the next tick."""
+        return self.k * self.period_s
+
+    def take(self, now: float) -> float:
+        """A tick runs at `now`; returns when the next one is due. A tick before `due` (the one
+        at the start, before the first period) leaves the grid as it is."""
+        if now < self.due:
+            return self.due
+        late = int((now - self.due) // self.period_s)
+        if late > 0:
+            self.skipped += late
+            self.k += late
+        self.k += 1
+        return self.due

@@ -72,11 +72,15 @@ class _AddToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercep
         metadata = [*(details.metadata or ()), self._pair]
         return continuation(
             _CallDetails(
-                details.method, details.timeout, metadata, details.credentials, details.wait_for_ready,
+                details.method,
+                details.timeout,
+                metadata,
+                details.credentials,
+                details.wait_for_ready,
                 details.compression,
             ),
             request,
-        )  # fmt: skip
+        )
 
 
 class _RequireToken(grpc.ServerInterceptor):

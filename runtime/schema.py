@@ -303,7 +303,20 @@ class TraceConfig:
 class ApproachConfig:
     name: str = field(
         default=MISSING,
-        metadata=_help("diffserve, all_light, all_heavy, static, proteus; spotserve, reparallelization, rerouting"),
+        metadata=_help(
+            "diffserve, all_light, all_heavy, static, proteus; spotserve, reparallelization, rerouting; "
+            "with plugin: your approach's label"
+        ),
+    )
+    plugin: str | None = field(
+        default=None,
+        metadata=_help(
+            "an approach from your own package, module:Class (a subclass of the system's approach base; "
+            "docs/extending.md); null: the registered approach `name`"
+        ),
+    )
+    options: dict[str, Any] = field(
+        default_factory=dict, metadata=_help("settings of a plugin approach, read by it as self.config.options")
     )
     period_s: float = field(default=5.0, metadata=_help("seconds between two plans of the controller", gt=0))
     light_batch: int | None = field(

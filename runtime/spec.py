@@ -46,6 +46,7 @@ class RunSpec:
     roles: tuple[RoleAddress, ...]
     trace_file: str  # file name next to the spec: the arrivals the client replays
     targets: dict[str, str] = field(default_factory=dict)  # role -> "package.module:Class"
+    drain_s: float = 0.0  # trace seconds the client waits after the last arrival (the system's drain_s)
     directory: Path = Path()  # where the spec was read from (not written)
 
     @property
@@ -91,6 +92,7 @@ def dump(spec: RunSpec, config_container: dict[str, Any], path: Path) -> None:
         "roles": [asdict(r) for r in spec.roles],
         "trace_file": spec.trace_file,
         "targets": spec.targets,
+        "drain_s": spec.drain_s,
     }
     path.write_text(json.dumps(payload, indent=1), encoding="utf-8")
 
@@ -103,5 +105,6 @@ def load(path: Path) -> RunSpec:
         roles=tuple(RoleAddress(**r) for r in payload["roles"]),
         trace_file=payload["trace_file"],
         targets=payload.get("targets", {}),
+        drain_s=float(payload.get("drain_s", 0.0)),
         directory=path.parent,
     )

@@ -215,11 +215,23 @@ def test_a_run_bigger_than_its_limits_is_refused_before_it_starts(
 
 def test_limits_are_raised_on_purpose(tmp_path: Path) -> None:
     """A bound names its key; raising the key runs what it refused (here on the virtual clock)."""
-    proc = orchestrate(tmp_path, "clock=virtual", "trace.duration_s=20", "hostfile.workers=20",
-                            "limits.workers=20", "tracking.enabled=false")  # fmt: skip
+    proc = orchestrate(
+        tmp_path,
+        "clock=virtual",
+        "trace.duration_s=20",
+        "hostfile.workers=20",
+        "limits.workers=20",
+        "tracking.enabled=false",
+    )
     assert proc.returncode == 0, proc.stderr
-    proc = orchestrate_here(tmp_path, "clock=virtual", "trace.duration_s=20", "hostfile.workers=21",
-                            "limits.workers=20", "tracking.enabled=false")  # fmt: skip
+    proc = orchestrate_here(
+        tmp_path,
+        "clock=virtual",
+        "trace.duration_s=20",
+        "hostfile.workers=21",
+        "limits.workers=20",
+        "tracking.enabled=false",
+    )
     assert_one_line_error(proc, 2, "limits.workers: hostfile.workers asks for 21 workers, more than the 20")
 
 
@@ -372,9 +384,13 @@ def test_role_crashing_at_start_up_reports_its_log_tail(tmp_path: Path) -> None:
     dist = tmp_path / "dist.txt"
     dist.write_text("0.5\n0.5\nnot-a-number\n0.5\n")
     proc = orchestrate(
-        tmp_path, f"cascade.confidence_path={dist}", f"hostfile.base_port={free_base_port()}",
-        "trace=1to8qps", "trace.duration_s=5", "hostfile.workers=2",
-    )  # fmt: skip
+        tmp_path,
+        f"cascade.confidence_path={dist}",
+        f"hostfile.base_port={free_base_port()}",
+        "trace=1to8qps",
+        "trace.duration_s=5",
+        "hostfile.workers=2",
+    )
     assert_one_line_error(proc, 1, "start-up failed: worker-")
     assert "exit code 3" in proc.stderr and "dist.txt:3: expected a probability" in proc.stderr
     assert processes_mentioning(str(tmp_path)) == []
@@ -384,9 +400,16 @@ def test_role_crashing_at_start_up_reports_its_log_tail(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_stops_every_role_and_keeps_what_was_measured(tmp_path: Path, sig: signal.Signals) -> None:
     cmd = [
-        sys.executable, "-m", "orchestrator", f"paths.output_dir={tmp_path}", "run.progress=false",
-        f"hostfile.base_port={free_base_port()}", "trace=1to8qps", "time_scale=2", "hostfile.workers=3",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "orchestrator",
+        f"paths.output_dir={tmp_path}",
+        "run.progress=false",
+        f"hostfile.base_port={free_base_port()}",
+        "trace=1to8qps",
+        "time_scale=2",
+        "hostfile.workers=3",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(

@@ -159,7 +159,12 @@ def test_optimizer_equals_the_artifacts_strategy_optimizer(model_name: str) -> N
             assert got.config.is_zero, where
             continue
         assert (got.config.dp, got.config.tp, got.config.pp, got.config.batch, got.config.m1, got.config.m2) == (
-            dp, tp, pp, bsz, m1, m2,
-        ), where  # fmt: skip
+            dp,
+            tp,
+            pp,
+            bsz,
+            m1,
+            m2,
+        ), where
         assert got.latency_s * 1000 == pytest.approx(latency_ms, rel=1e-9), where
         assert got.throughput_rps == pytest.approx(tpt, rel=1e-9), where

@@ -21,10 +21,20 @@ pytestmark = pytest.mark.slow
 
 def test_a_killed_worker_is_evicted_and_the_plan_uses_the_rest(tmp_path: Path) -> None:
     cmd = [
-        sys.executable, "-m", "orchestrator", f"paths.output_dir={tmp_path}", "run.progress=false",
-        f"hostfile.base_port={free_base_port()}", "approach=diffserve", "cascade=sdxs", "trace=1to8qps",
-        "trace.duration_s=60", "time_scale=4", "hostfile.workers=4", "tracking.enabled=false",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "orchestrator",
+        f"paths.output_dir={tmp_path}",
+        "run.progress=false",
+        f"hostfile.base_port={free_base_port()}",
+        "approach=diffserve",
+        "cascade=sdxs",
+        "trace=1to8qps",
+        "trace.duration_s=60",
+        "time_scale=4",
+        "hostfile.workers=4",
+        "tracking.enabled=false",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim: list[int] = []
     deadline = time.monotonic() + 60

@@ -12,19 +12,19 @@ import pytest
 from runtime.cores.spotserve.controller import (
     AssignReplica,
     DrainReplica,
-    NeedStopped,
+    NeedDrainReports,
     Preempt,
     ReplicasGone,
     Requeue,
     SpotControllerCore,
 )
 from runtime.cores.spotserve.pool import RequestPoolCore
-from runtime.cores.spotserve.replica import Assignment, Finished, Interrupted, ReplicaCore, Stopped
+from runtime.cores.spotserve.replica import Assignment, Drained, Finished, Interrupted, ReplicaCore
 from runtime.policies.spotserve.cost_model import ParallelConfig
-from runtime.policies.spotserve.engine import timing
 from runtime.policies.spotserve.fleet import instance_gpus
-from runtime.policies.spotserve.reconfiguration import Stopped as StoppedBatch
+from runtime.policies.spotserve.reconfiguration import DrainReport
 from runtime.policies.spotserve.registry import make_approach
+from runtime.policies.spotserve.timing import timing
 from runtime.schema import SpotConfig
 from runtime.traces.spotserve import AvailabilityEvent, split_start
 from tests.test_spotserve_policies import model
@@ -47,9 +47,9 @@ def run_until(core: SpotControllerCore, until: float) -> list[tuple[float, objec
     seen: list[tuple[float, object]] = []
     while (t := core.next_due()) is not None and t <= until:
         out = core.step(t)
-        if isinstance(out, NeedStopped):
-            out = core.step(t, {r: StoppedBatch((), 0) for r in out.replicas})
-        assert not isinstance(out, NeedStopped)
+        if isinstance(out, NeedDrainReports):
+            out = core.step(t, {r: DrainReport((), 0) for r in out.replicas})
+        assert not isinstance(out, NeedDrainReports)
         seen += [(t, a) for a in out or []]
     return seen
 
@@ -213,7 +213,7 @@ def test_a_drain_that_a_batch_beats_lets_it_finish_then_stops() -> None:
     replica.drain(lease.run.finish_at + 1.0, keep_progress=False)
     assert isinstance(replica.advance(lease.run.finish_at), Finished)
     stop = replica.advance(lease.run.finish_at)
-    assert isinstance(stop, Stopped), "a whole batch does not fit in the second left"
+    assert isinstance(stop, Drained), "a whole batch does not fit in the second left"
     cancelled = ReplicaCore(Assignment(4, 4, T, 128, ready_at=0.0))
     cancelled.drain(10.0, False)
     cancelled.drain(math.inf, False)
@@ -221,14 +221,14 @@ def test_a_drain_that_a_batch_beats_lets_it_finish_then_stops() -> None:
 
 
 def test_requeue_comes_from_the_rebuild() -> None:
-    """Stopped batches reach the rebuild; it pins the furthest to a new replica and restarts the rest."""
+    """Drained batches reach the rebuild; it pins the furthest to a new replica and restarts the rest."""
     core = controller([START, AvailabilityEvent(100.0, "remove", ("b",)), END])
     while (t := core.next_due()) is not None and t < 100.0:
         out = core.step(t)
-        if isinstance(out, NeedStopped):
-            stopped = {r: StoppedBatch((100 * r, 100 * r + 1), 10 * (r + 1)) for r in out.replicas}
+        if isinstance(out, NeedDrainReports):
+            stopped = {r: DrainReport((100 * r, 100 * r + 1), 10 * (r + 1)) for r in out.replicas}
             out = core.step(t, stopped)
-            assert not isinstance(out, NeedStopped) and out is not None
+            assert not isinstance(out, NeedDrainReports) and out is not None
             requeues = [a for a in out if isinstance(a, Requeue)]
             assert len(requeues) == 1 and len(requeues[0].pinned) == 2 and len(requeues[0].restarted) == 2
             assert replace(requeues[0], restarted=()).pinned[0][2] in (20, 30)

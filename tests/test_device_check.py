@@ -33,14 +33,26 @@ def test_the_dry_run_passes_and_skips_only_cuda_rows(tmp_path: Path) -> None:
     # The profiles are configs the simulator reads, through Hydra's search path.
     assert (out / "cascade" / "tiny_cpu.yaml").is_file() and (out / "model" / "tiny_cpu.yaml").is_file()
     cfg = compose_config(
-        f"hydra.searchpath=[file://{out}]", "system=spotserve", "model=tiny_cpu", "trace=tiny_spot", "clock=virtual",
-        "tracking.enabled=false", "run.progress=false", f"paths.output_dir={tmp_path}",
-    )  # fmt: skip
+        f"hydra.searchpath=[file://{out}]",
+        "system=spotserve",
+        "model=tiny_cpu",
+        "trace=tiny_spot",
+        "clock=virtual",
+        "tracking.enabled=false",
+        "run.progress=false",
+        f"paths.output_dir={tmp_path}",
+    )
     assert run_experiment(cfg, tmp_path / "spot").summary["accounting_ok"]
     cfg = compose_config(
-        f"hydra.searchpath=[file://{out}]", "cascade=tiny_cpu", "trace=fixed_10qps", "trace.duration_s=5",
-        "clock=virtual", "tracking.enabled=false", "run.progress=false", f"paths.output_dir={tmp_path}",
-    )  # fmt: skip
+        f"hydra.searchpath=[file://{out}]",
+        "cascade=tiny_cpu",
+        "trace=fixed_10qps",
+        "trace.duration_s=5",
+        "clock=virtual",
+        "tracking.enabled=false",
+        "run.progress=false",
+        f"paths.output_dir={tmp_path}",
+    )
     summary = run_experiment(cfg, tmp_path / "diff").summary
     assert summary["accounting_ok"] and summary["cascade"] == "tiny_cpu"
 

@@ -19,10 +19,16 @@ pytestmark = pytest.mark.slow
 
 def test_the_two_clocks_agree_within_bounds(tmp_path: Path) -> None:
     overrides = [
-        "cascade=sdxs", "trace=1to8qps", "trace.duration_s=40", "time_scale=5", "hostfile.workers=4",
-        "approach=diffserve", f"hostfile.base_port={free_base_port()}", f"paths.output_dir={tmp_path}",
+        "cascade=sdxs",
+        "trace=1to8qps",
+        "trace.duration_s=40",
+        "time_scale=5",
+        "hostfile.workers=4",
+        "approach=diffserve",
+        f"hostfile.base_port={free_base_port()}",
+        f"paths.output_dir={tmp_path}",
         "run.progress=false",
-    ]  # fmt: skip
+    ]
     rows, keeping, out = report(overrides, tmp_path / "report")
     by = {r.key: r for r in rows + keeping}
     assert by["plans"].diff == 0, "plans at the same trace times on both clocks"

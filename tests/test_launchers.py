@@ -101,12 +101,25 @@ def ray_cluster() -> Iterator[str]:
     gcs, client, dash, agent, agent_grpc, node, obj, metrics, env_agent = _free_ports(9)
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # unix socket paths must stay short
     cmd = [
-        ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--num-cpus=2",
-        "--include-dashboard=false", f"--dashboard-port={dash}", f"--ray-client-server-port={client}",
-        f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-        f"--node-manager-port={node}", f"--object-manager-port={obj}", f"--metrics-export-port={metrics}",
-        f"--runtime-env-agent-port={env_agent}", f"--temp-dir={temp}", "--disable-usage-stats",
-    ]  # fmt: skip
+        ray,
+        "start",
+        "--head",
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        f"--port={gcs}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        f"--dashboard-port={dash}",
+        f"--ray-client-server-port={client}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--node-manager-port={node}",
+        f"--object-manager-port={obj}",
+        f"--metrics-export-port={metrics}",
+        f"--runtime-env-agent-port={env_agent}",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
     head = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120

@@ -34,10 +34,24 @@ def test_the_supervisor_reads_the_announced_limit_within_floor_and_cap(tmp_path:
 
 def _supervise(tmp_path: Path, floor_s: float) -> subprocess.Popen[bytes]:
     args = [
-        sys.executable, "-m", "orchestrator.deploy.supervisor", "--exit-file", str(tmp_path / "exit.json"),
-        "--pid-file", str(tmp_path / "pid.json"), "--lease-file", str(tmp_path / "lease"),
-        "--lease-s", str(floor_s), "--stop-s", "1", "--", sys.executable, "-c", "import time; time.sleep(120)",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "orchestrator.deploy.supervisor",
+        "--exit-file",
+        str(tmp_path / "exit.json"),
+        "--pid-file",
+        str(tmp_path / "pid.json"),
+        "--lease-file",
+        str(tmp_path / "lease"),
+        "--lease-s",
+        str(floor_s),
+        "--stop-s",
+        "1",
+        "--",
+        sys.executable,
+        "-c",
+        "import time; time.sleep(120)",
+    ]
     return subprocess.Popen(args, start_new_session=True)
 
 

@@ -16,10 +16,11 @@ from tests.conftest import free_base_port
 
 def addresses(base: int, n: int = 12) -> tuple[RoleAddress, ...]:
     return tuple(
-        RoleAddress(name=f"r{i}", role="worker", host="localhost", address=f"127.0.0.1:{base + i}",
-                    bind=f"127.0.0.1:{base + i}")
+        RoleAddress(
+            name=f"r{i}", role="worker", host="localhost", address=f"127.0.0.1:{base + i}", bind=f"127.0.0.1:{base + i}"
+        )
         for i in range(n)
-    )  # fmt: skip
+    )
 
 
 def first_port(r: ports.PortReservation) -> int:

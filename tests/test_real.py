@@ -23,10 +23,21 @@ from runtime.models import discriminator
 from tests.conftest import ROOT, compose_config, free_base_port, processes_mentioning
 
 TINY = (
-    "cascade=tiny", "execution=real", "execution.save_images=true", "approach=static", "trace=fixed_10qps",
-    "trace.high_qps=2", "trace.low_qps=2", "trace.duration_s=6", "time_scale=1", "hostfile.workers=2",
-    "quality.extractor=small_cnn", "quality.min_images=4", "quality.window_s=3", "quality.image_size=64",
-)  # fmt: skip
+    "cascade=tiny",
+    "execution=real",
+    "execution.save_images=true",
+    "approach=static",
+    "trace=fixed_10qps",
+    "trace.high_qps=2",
+    "trace.low_qps=2",
+    "trace.duration_s=6",
+    "time_scale=1",
+    "hostfile.workers=2",
+    "quality.extractor=small_cnn",
+    "quality.min_images=4",
+    "quality.window_s=3",
+    "quality.image_size=64",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +48,14 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("reference")
     pipe = build_pipeline("heavy")
     pipe.set_progress_bar_config(disable=True)
-    images = pipe(prompt=[f"reference image {i}" for i in range(20)], num_inference_steps=4, guidance_scale=7.5,
-                  height=64, width=64, generator=[torch.Generator().manual_seed(900 + i) for i in range(20)]).images  # fmt: skip
+    images = pipe(
+        prompt=[f"reference image {i}" for i in range(20)],
+        num_inference_steps=4,
+        guidance_scale=7.5,
+        height=64,
+        width=64,
+        generator=[torch.Generator().manual_seed(900 + i) for i in range(20)],
+    ).images
     for i, img in enumerate(images):
         img.save(folder / f"ref_{i}.png")
     return folder
@@ -68,10 +85,28 @@ def test_the_discriminator_routes_and_fid_follows_the_mix(run_job: Callable[...,
 
     # The command gives the same number on a finished run.
     out = subprocess.run(
-        [sys.executable, "-m", "orchestrator.fid", "--run", str(light.run_dir), "--reference", str(reference),
-         "--extractor", "small_cnn", "--min-images", "4", "--window-s", "3", "--image-size", "64"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.fid",
+            "--run",
+            str(light.run_dir),
+            "--reference",
+            str(reference),
+            "--extractor",
+            "small_cnn",
+            "--min-images",
+            "4",
+            "--window-s",
+            "3",
+            "--image-size",
+            "64",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert f"measured FID {light.summary['fid_measured']:.3f}" in out.stdout
 
@@ -96,9 +131,15 @@ def test_frechet_distance_of_known_gaussians() -> None:
 @pytest.mark.slow
 def test_an_absent_model_is_a_one_line_error_at_start_up(tmp_path: Path) -> None:
     cmd = [
-        sys.executable, "-m", "orchestrator", f"paths.output_dir={tmp_path}", "run.progress=false", *TINY,
-        f"hostfile.base_port={free_base_port()}", "cascade.heavy.model_id=nobody/absent-model",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "orchestrator",
+        f"paths.output_dir={tmp_path}",
+        "run.progress=false",
+        *TINY,
+        f"hostfile.base_port={free_base_port()}",
+        "cascade.heavy.model_id=nobody/absent-model",
+    ]
     proc = subprocess.run(
         cmd,
         cwd=ROOT,
@@ -118,10 +159,25 @@ def test_an_absent_model_is_a_one_line_error_at_start_up(tmp_path: Path) -> None
 def test_profile_closes_the_loop_to_simulated_execution(tmp_path: Path, run_job: Callable[..., RunResult]) -> None:
     out = tmp_path / "profiles"
     proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator.profile", "cascade=tiny", "--batch-sizes", "1,2,4", "--repeats", "2",
-         "--curve-prompts", "16", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.profile",
+            "cascade=tiny",
+            "--batch-sizes",
+            "1,2,4",
+            "--repeats",
+            "2",
+            "--curve-prompts",
+            "16",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     profiled = out / "cascade" / "tiny_profiled.yaml"
     assert profiled.exists() and (out / "tiny_profile.csv").read_text().startswith(",Model,Accel,batchsize,avg_runtime")

@@ -48,8 +48,11 @@ def test_figure6_has_a_panel_per_spot_trace_of_level_0_runs_only(rows: list[dict
 def test_figure7_splits_spot_points_from_the_on_demand_line(rows: list[dict[str, Any]]) -> None:
     spot, ondemand = figure7_points(rows)
     assert sorted((p["approach"], p["trace"]) for p in spot) == [
-        ("rerouting", "As"), ("rerouting", "Bs"), ("spotserve", "As"), ("spotserve", "Bs"),
-    ]  # fmt: skip
+        ("rerouting", "As"),
+        ("rerouting", "Bs"),
+        ("spotserve", "As"),
+        ("spotserve", "Bs"),
+    ]
     assert [p["trace"] for p in ondemand] == ["od3", "od4", "od6", "od8"]
     assert all(p["cost"] == pytest.approx(0.005 * int(p["trace"][2:])) for p in ondemand)
     # A run that completed nothing has no cost per token: it is left out, not drawn at 0.

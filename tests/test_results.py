@@ -21,12 +21,18 @@ def client_frame(rows: list[tuple[int, float | None, float | None, bool, str, st
     return pd.DataFrame(
         [
             {
-                "query_id": i, "prompt_index": i, "arrival_s": float(i), "sent_at": sent, "notice_at": notice,
-                "notice_dropped": dropped, "notice_reason": reason, "notice_path": path,
+                "query_id": i,
+                "prompt_index": i,
+                "arrival_s": float(i),
+                "sent_at": sent,
+                "notice_at": notice,
+                "notice_dropped": dropped,
+                "notice_reason": reason,
+                "notice_path": path,
             }
             for i, sent, notice, dropped, reason, path in rows
         ]
-    )  # fmt: skip
+    )
 
 
 def sink_frame(ids: list[int], dropped: list[int] | None = None) -> pd.DataFrame:
@@ -134,8 +140,16 @@ def test_results_and_figures_come_from_whatever_the_roles_left(tmp_path: Path) -
     computed from the rest, the figures drawn (the threshold unknown), no traceback."""
     from orchestrator.experiment import results_of, run_experiment
 
-    overrides = ("cascade=sdxs", "trace=1to8qps", "trace.duration_s=30", "clock=virtual", "hostfile.workers=4",
-                 "tracking.enabled=false", "run.progress=false", f"paths.output_dir={tmp_path}")  # fmt: skip
+    overrides = (
+        "cascade=sdxs",
+        "trace=1to8qps",
+        "trace.duration_s=30",
+        "clock=virtual",
+        "hostfile.workers=4",
+        "tracking.enabled=false",
+        "run.progress=false",
+        f"paths.output_dir={tmp_path}",
+    )
     run_dir = tmp_path / "run"
     run_experiment(compose_config(*overrides), run_dir)
     for f in (run_dir / "roles" / "controller").iterdir():
@@ -169,8 +183,14 @@ def test_a_run_that_lost_something_fails_with_its_result(changes: dict, error: s
     result (the command prints the summary, then the one line, and exits 1)."""
     from orchestrator import experiment
 
-    whole = {"queries_sent": 310, "queries_lost": 0, "lost_reasons": {}, "partial": False, "missing_files": [],
-             "accounting_problems": []}  # fmt: skip
+    whole = {
+        "queries_sent": 310,
+        "queries_lost": 0,
+        "lost_reasons": {},
+        "partial": False,
+        "missing_files": [],
+        "accounting_problems": [],
+    }
     ok = experiment.RunResult(Path("/run"), whole, "abc")
     assert experiment._checked(ok) is ok
     tracking_error = changes.pop("tracking", None)

@@ -12,18 +12,18 @@ import pytest
 
 from runtime.exceptions import ConfigError
 from runtime.policies.spotserve.cost_model import ParallelConfig
-from runtime.policies.spotserve.engine import Run, timing, worth_starting
 from runtime.policies.spotserve.fleet import Fleet
 from runtime.policies.spotserve.migration_planner import reload_time_s
 from runtime.policies.spotserve.reconfiguration import (
+    DrainReport,
     Notice,
     Rebuild,
     Requeue,
-    Stopped,
     interrupted_batches,
     requeue,
 )
 from runtime.policies.spotserve.registry import make_approach
+from runtime.policies.spotserve.timing import Run, timing, worth_starting
 from runtime.schema import ModelConfig, SpotConfig
 from runtime.traces.spotserve import AvailabilityEvent
 from tests.test_spotserve_policies import model
@@ -36,7 +36,7 @@ T = 100.0  # when the event happens; the approaches hear of it at T - grace
 class Reaction:
     before: Fleet
     notice: Notice
-    stopped: dict[int, Stopped]
+    stopped: dict[int, DrainReport]
     built: Rebuild
     requeue: Requeue
 
@@ -62,7 +62,7 @@ def react(
         started = d.deadline - t.prefill_s[b - 1] - (progress[k] + 0.5) * t.step_s[b - 1]
         run = Run(started, b, 0, m.output_len, t)
         tokens = run.committed_at(d.deadline) if d.keep_progress else 0
-        stopped[d.replica] = Stopped(tuple(range(100 * k, 100 * k + b)), tokens)
+        stopped[d.replica] = DrainReport(tuple(range(100 * k, 100 * k + b)), tokens)
     built = approach.rebuild(fleet, notice, interrupted_batches(notice, stopped, m.input_len))
     return Reaction(fleet, notice, stopped, built, requeue(built, stopped))
 

@@ -61,8 +61,12 @@ def test_the_artifacts_mechanics_on_the_wall_clock_agree_with_the_virtual_clock(
     """experiment=spotserve_artifact through real roles: the jit drains (over the Drain RPC),
     power-of-two batches and old batching in the load balancer's pool give the virtual clock's
     numbers within bounds, every request accounted for."""
-    overrides = [*SPOT_E2E, "experiment=spotserve_artifact", f"hostfile.base_port={free_base_port(60)}",
-                 f"paths.output_dir={tmp_path}"]  # fmt: skip
+    overrides = [
+        *SPOT_E2E,
+        "experiment=spotserve_artifact",
+        f"hostfile.base_port={free_base_port(60)}",
+        f"paths.output_dir={tmp_path}",
+    ]
     rows, _, out = report(overrides, tmp_path / "fidelity")
     by = {r.key: r for r in rows}
     assert by["reconfigurations"].diff == 0
@@ -74,8 +78,15 @@ def test_the_artifacts_mechanics_on_the_wall_clock_agree_with_the_virtual_clock(
 
 
 def orchestrate(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "orchestrator", *SPOT_E2E, f"paths.output_dir={tmp_path}",
-           f"hostfile.base_port={free_base_port(60)}", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        *SPOT_E2E,
+        f"paths.output_dir={tmp_path}",
+        f"hostfile.base_port={free_base_port(60)}",
+        *args,
+    ]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -146,10 +157,17 @@ def test_an_artifact_availability_file_given_by_a_relative_path_is_replayed(tmp_
         '[0, "add", {"nodes": ["a", "b"]}]\n[40000, "remove", {"nodes": ["b"]}]\n[90000, "DONE", {"nodes": []}]\n'
     )
     cmd = [
-        sys.executable, "-m", "orchestrator", "system=spotserve", "model=6.7B", "time_scale=30", "run.progress=false",
-        f"trace.availability_path={os.path.relpath(trace, ROOT)}", f"paths.output_dir={tmp_path}",
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "system=spotserve",
+        "model=6.7B",
+        "time_scale=30",
+        "run.progress=false",
+        f"trace.availability_path={os.path.relpath(trace, ROOT)}",
+        f"paths.output_dir={tmp_path}",
         f"hostfile.base_port={free_base_port()}",
-    ]  # fmt: skip
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = next(tmp_path.glob("spotserve/runs/*"))

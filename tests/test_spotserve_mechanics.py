@@ -13,11 +13,11 @@ import pytest
 
 from orchestrator.experiment import run_experiment
 from runtime.cores.spotserve.pool import RequestPoolCore
-from runtime.cores.spotserve.replica import Assignment, Finished, Interrupted, ReplicaCore, Stopped
+from runtime.cores.spotserve.replica import Assignment, Drained, Finished, Interrupted, ReplicaCore
 from runtime.policies.spotserve.cost_model import ParallelConfig
-from runtime.policies.spotserve.engine import timing
 from runtime.policies.spotserve.mechanics import WHOLE, power_of_two_at_most, remaining_steps, stop_now
 from runtime.policies.spotserve.registry import make_approach, request_pool
+from runtime.policies.spotserve.timing import timing
 from runtime.schema import MechanicsConfig, SpotConfig
 from runtime.traces.spotserve import AvailabilityEvent
 from tests.conftest import compose_config
@@ -93,7 +93,7 @@ def test_jit_stops_at_once_when_no_step_fits_and_idle_at_one_prefill() -> None:
     idle.drain(100.0, keep_progress=True)
     stop_at = 100.0 - PROFILE.prefill_s[0] * FF
     assert idle.wake_at(50.0) == pytest.approx(stop_at)
-    assert idle.advance(stop_at - 0.01) is None and isinstance(idle.advance(stop_at + 1e-9), Stopped)
+    assert idle.advance(stop_at - 0.01) is None and isinstance(idle.advance(stop_at + 1e-9), Drained)
 
 
 def test_power_of_two_batches() -> None:
@@ -163,9 +163,14 @@ def test_the_preset_runs_every_approach_and_its_mechanics_show(approach: str, tm
     """experiment=spotserve_artifact on B_S: every request accounted for; spotserve resumes the
     batches its drains cut."""
     cfg = compose_config(
-        "experiment=spotserve_artifact", "trace=Bs", f"approach={approach}", "clock=virtual",
-        "run.progress=false", "tracking.enabled=false", f"paths.output_dir={tmp_path}",
-    )  # fmt: skip
+        "experiment=spotserve_artifact",
+        "trace=Bs",
+        f"approach={approach}",
+        "clock=virtual",
+        "run.progress=false",
+        "tracking.enabled=false",
+        f"paths.output_dir={tmp_path}",
+    )
     assert cfg.model.latency_model == "artifact" and cfg.spot.mechanics.jit_interruption
     result = run_experiment(cfg, tmp_path / "run")
     s = result.summary

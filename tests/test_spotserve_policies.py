@@ -142,9 +142,21 @@ def test_enumeration_follows_the_artifacts_search_space() -> None:
         assert c.tp in (1, 2, 4, 8) and 12 <= c.tp * c.pp <= 40 and 48 % c.pp == 0
         assert c.dp == 40 // (c.tp * c.pp) and c.batch in (1, 2, 4) and c.m1 <= c.batch and c.m2 <= c.batch
     assert {(c.tp, c.pp) for c in configs} == {
-        (1, 12), (1, 16), (1, 24), (2, 6), (2, 8), (2, 12), (2, 16),
-        (4, 3), (4, 4), (4, 6), (4, 8), (8, 2), (8, 3), (8, 4),
-    }  # fmt: skip
+        (1, 12),
+        (1, 16),
+        (1, 24),
+        (2, 6),
+        (2, 8),
+        (2, 12),
+        (2, 16),
+        (4, 3),
+        (4, 4),
+        (4, 6),
+        (4, 8),
+        (8, 2),
+        (8, 3),
+        (8, 4),
+    }
 
 
 def test_optimizer_20b_at_28_gpus() -> None:

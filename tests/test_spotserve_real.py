@@ -33,8 +33,16 @@ def test_every_approach_runs_the_gpt_through_a_preemption_with_every_request_acc
     # test's roles on 2 cores.
     for approach in APPROACHES:
         out = tmp_path / approach
-        cmd = [sys.executable, "-m", "orchestrator", *SHORT, f"approach={approach}", f"paths.output_dir={out}",
-               f"hostfile.base_port={free_base_port(20)}", f"execution.weights_dir={tmp_path / 'weights'}"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            *SHORT,
+            f"approach={approach}",
+            f"paths.output_dir={out}",
+            f"hostfile.base_port={free_base_port(20)}",
+            f"execution.weights_dir={tmp_path / 'weights'}",
+        ]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400)
         assert proc.returncode == 0, f"{approach}: {proc.stderr[-3000:]}"
     for approach in APPROACHES:
@@ -67,8 +75,20 @@ def test_the_profiler_writes_a_model_profile_the_simulator_reads(tmp_path: Path)
     from orchestrator.profile import main
 
     out = tmp_path / "profiles"
-    args = ["system=spotserve", "model=tiny", "--batch-sizes", "1,2", "--repeats", "1", "--warmup", "0",
-            "--max-tp", "2", "--out", str(out)]  # fmt: skip
+    args = [
+        "system=spotserve",
+        "model=tiny",
+        "--batch-sizes",
+        "1,2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--max-tp",
+        "2",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     profiled = yaml.safe_load((out / "model" / "tiny_profiled.yaml").read_text())
     assert profiled["profile_tps"] == [1, 2] and profiled["profile_batches"] == [1, 2]
@@ -76,9 +96,18 @@ def test_the_profiler_writes_a_model_profile_the_simulator_reads(tmp_path: Path)
     assert all(len(row) == 2 and min(row) > 0 for row in profiled["init_ms"] + profiled["incr_ms"])
     assert profiled["init_ms"][0] != [4.0, 7.5], "measured, not the made-up table"
 
-    cmd = [sys.executable, "-m", "orchestrator", f"hydra.searchpath=[file://{out}]", "system=spotserve",
-           "model=tiny_profiled", "clock=virtual", "trace=tiny_spot", f"paths.output_dir={tmp_path}",
-           "run.progress=false"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        f"hydra.searchpath=[file://{out}]",
+        "system=spotserve",
+        "model=tiny_profiled",
+        "clock=virtual",
+        "trace=tiny_spot",
+        f"paths.output_dir={tmp_path}",
+        "run.progress=false",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = tmp_path.glob("spotserve/runs/*")

@@ -174,10 +174,17 @@ def test_every_model_runs_windows_of_the_full_g4dn_trace(model: str, tmp_path: P
     runs = [("spotserve", "[600,38280]")] + [(a, "[12720,14040]") for a in APPROACHES]
     for approach, window in runs:
         cfg = compose_config(
-            "system=spotserve", f"model={model}", "trace=As", "clock=virtual", "run.progress=false",
-            "tracking.enabled=false", f"approach={approach}", f"trace.availability_path={g4dn}",
-            f"trace.availability_window_s={window}", f"paths.output_dir={tmp_path}",
-        )  # fmt: skip
+            "system=spotserve",
+            f"model={model}",
+            "trace=As",
+            "clock=virtual",
+            "run.progress=false",
+            "tracking.enabled=false",
+            f"approach={approach}",
+            f"trace.availability_path={g4dn}",
+            f"trace.availability_window_s={window}",
+            f"paths.output_dir={tmp_path}",
+        )
         s = run_experiment(cfg, tmp_path / f"{approach}-{window}").summary
         assert s["accounting_ok"] and not s["partial"], (approach, window, s["accounting_problems"])
         assert s["completed"] + s["unfinished"] + s["dropped"] == s["queries_sent"] > 0

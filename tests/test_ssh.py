@@ -271,11 +271,19 @@ def test_a_port_clash_on_a_remote_host(lab: Lab, tmp_path: Path) -> None:
     three_hosts(lab, conf)
     h2 = lab.host("h2")
     listener = subprocess.Popen(
-        ["ip", "netns", "exec", str(h2.netns), sys.executable, "-c",
-         f"import socket,time; s=socket.socket(); s.bind(('{h2.address}', {lab.base_port + 1})); s.listen(); print('up', flush=True);"
-         " time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            "ip",
+            "netns",
+            "exec",
+            str(h2.netns),
+            sys.executable,
+            "-c",
+            f"import socket,time; s=socket.socket(); s.bind(('{h2.address}', {lab.base_port + 1})); s.listen(); print('up', flush=True);"
+            " time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert listener.stdout is not None and listener.stdout.readline().strip() == "up"
         proc = orchestrate(tmp_path, conf, "hostfile.ports=fixed")
@@ -375,8 +383,11 @@ def test_host_keys_are_checked_against_known_hosts(lab: Lab, tmp_path: Path) -> 
     three_hosts(lab, conf, h2={"ssh": ssh_of(lab, h2, known_hosts=str(tmp_path / "none"))})
     check = subprocess.run(
         [sys.executable, "-m", "orchestrator.hosts", "check", searchpath(conf), "hostfile=lab"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert check.returncode == 1 and "FAIL" in check.stdout and "Traceback" not in check.stdout + check.stderr
 
 

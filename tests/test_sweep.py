@@ -29,10 +29,20 @@ def test_sweep_keeps_going_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
         taken.bind(("127.0.0.1", busy))
         taken.listen()
         cmd = [
-            sys.executable, "-m", "orchestrator", "-m", f"paths.output_dir={tmp_path}", "run.progress=false",
-            f"hostfile.base_port={free},{busy}", "hostfile.ports=fixed", "cascade=sdxs", "approach=diffserve,all_light",
-            f"trace.path={good}", "time_scale=5", "hostfile.workers=3",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "-m",
+            f"paths.output_dir={tmp_path}",
+            "run.progress=false",
+            f"hostfile.base_port={free},{busy}",
+            "hostfile.ports=fixed",
+            "cascade=sdxs",
+            "approach=diffserve,all_light",
+            f"trace.path={good}",
+            "time_scale=5",
+            "hostfile.workers=3",
+        ]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr[-3000:]
     out = proc.stdout

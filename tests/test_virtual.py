@@ -35,8 +35,13 @@ def test_a_virtual_run_writes_what_a_wall_run_writes(run_job: Callable[..., RunR
     s, run_dir = result.summary, result.run_dir
     assert s["clock"] == "virtual" and s["accounting_ok"] and s["queries_sent"] == s["queries_in_trace"] > 50
     assert sum(s[o] for o in ("completed_on_time", "completed_late", "dropped", "unfinished")) == s["queries_sent"]
-    for name in ("client/client.parquet", "client/client_meta.json", "sink/sink.parquet",
-                 "controller/decisions.parquet", "controller/ticks.parquet"):  # fmt: skip
+    for name in (
+        "client/client.parquet",
+        "client/client_meta.json",
+        "sink/sink.parquet",
+        "controller/decisions.parquet",
+        "controller/ticks.parquet",
+    ):
         assert (run_dir / "roles" / name).is_file(), name
     rec = pd.read_parquet(run_dir / "records.parquet")
     done = rec[rec["outcome"].str.startswith("completed")]
@@ -104,8 +109,19 @@ def test_diffserve_adapts_and_beats_the_baselines(run_job: Callable[..., RunResu
     high = running.nlargest(5, "demand")["threshold"].mean()
     assert high < low, (low, high)
     assert np.corrcoef(running["demand"], running["threshold"])[0, 1] < 0
-    assert {"time", "demand", "light_queue", "heavy_queue", "light_workers", "heavy_workers", "light_batch",
-            "heavy_batch", "threshold", "feasible", "search_ms"} <= set(decisions.columns)  # fmt: skip
+    assert {
+        "time",
+        "demand",
+        "light_queue",
+        "heavy_queue",
+        "light_workers",
+        "heavy_workers",
+        "light_batch",
+        "heavy_batch",
+        "threshold",
+        "feasible",
+        "search_ms",
+    } <= set(decisions.columns)
     assert list(decisions["time"]) == [5.0 * k for k in range(len(decisions))], "a plan every period, on time"
 
     s = ds.summary
@@ -120,8 +136,10 @@ def test_diffserve_adapts_and_beats_the_baselines(run_job: Callable[..., RunResu
             assert len(img.convert("L").getcolors(maxcolors=100000) or []) > 10, f"{name} is blank"
     client = MlflowClient(tracking_uri=f"sqlite:///{ds.run_dir.parent}/mlflow.db")
     assert {a.path for a in client.list_artifacts(ds.mlflow_run_id, "figures")} == {
-        "figures/threshold.png", "figures/slo_violation_ratio.png", "figures/fid.png",
-    }  # fmt: skip
+        "figures/threshold.png",
+        "figures/slo_violation_ratio.png",
+        "figures/fid.png",
+    }
     # The artifact's controller logs, in its format, as files of the run and in MLflow.
     logged = {a.path for a in client.list_artifacts(ds.mlflow_run_id, "artifact_logs")}
     assert logged == {f"artifact_logs/{name}" for name in artifact_recipe.FILES}

@@ -31,8 +31,12 @@ def require(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"{key}: {message}")
 
 
-_BOUNDS = (("gt", ">", lambda v, b: v > b), ("ge", ">=", lambda v, b: v >= b),
-           ("lt", "<", lambda v, b: v < b), ("le", "<=", lambda v, b: v <= b))  # fmt: skip
+_BOUNDS = (
+    ("gt", ">", lambda v, b: v > b),
+    ("ge", ">=", lambda v, b: v >= b),
+    ("lt", "<", lambda v, b: v < b),
+    ("le", "<=", lambda v, b: v <= b),
+)
 
 
 def _numbers(value: Any, key: str) -> Iterator[tuple[str, Any]]:

@@ -156,13 +156,32 @@ class Launcher:
             name = address.process_name
             workdir = f"{root}/roles/{name}"
             argv = [
-                host.python, "-m", "orchestrator.deploy.supervisor",
-                "--exit-file", f"{workdir}/exit.json", "--pid-file", f"{workdir}/pid.json",
-                "--lease-file", f"{root}/{LEASE_FILE}", "--lease-s", f"{self.run.lease_s:g}",
-                "--stop-s", f"{self.run.stop_timeout_s:g}", "--",
-                host.python, "-u", "-m", "runtime.roles", address.role,
-                "--spec", f"{root}/{SPEC_FILE}", "--name", name, "--out", workdir,
-            ]  # fmt: skip
+                host.python,
+                "-m",
+                "orchestrator.deploy.supervisor",
+                "--exit-file",
+                f"{workdir}/exit.json",
+                "--pid-file",
+                f"{workdir}/pid.json",
+                "--lease-file",
+                f"{root}/{LEASE_FILE}",
+                "--lease-s",
+                f"{self.run.lease_s:g}",
+                "--stop-s",
+                f"{self.run.stop_timeout_s:g}",
+                "--",
+                host.python,
+                "-u",
+                "-m",
+                "runtime.roles",
+                address.role,
+                "--spec",
+                f"{root}/{SPEC_FILE}",
+                "--name",
+                name,
+                "--out",
+                workdir,
+            ]
             jobs.append(Detached(argv, workdir, f"{root}/logs/{host_name}/{name}.log"))
         for address, job, pgid in zip(firsts, jobs, host.start_detached(jobs), strict=True):
             proc = RoleProcess(address, host, job.cwd, job.log, f"{job.cwd}/exit.json", pgid, self.identity)

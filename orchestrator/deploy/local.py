@@ -41,9 +41,14 @@ class LocalHost:
             Path(job.log).parent.mkdir(parents=True, exist_ok=True)
             with open(job.log, "ab") as out:
                 proc = subprocess.Popen(
-                    job.argv, cwd=job.cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True, env=env,
-                )  # fmt: skip
+                    job.argv,
+                    cwd=job.cwd,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env=env,
+                )
             self._children[proc.pid] = proc
             pgids.append(proc.pid)
         return pgids

@@ -8,11 +8,11 @@ third system is one more package and one more line in `SYSTEMS`.
 from __future__ import annotations
 
 from orchestrator.systems.base import System
-from orchestrator.systems.diffserve import DiffServe
-from orchestrator.systems.spotserve import SpotServe
+from orchestrator.systems.diffserve import DiffServeSystem
+from orchestrator.systems.spotserve import SpotServeSystem
 from runtime.exceptions import ConfigError
 
-SYSTEMS: tuple[type[System], ...] = (DiffServe, SpotServe)
+SYSTEMS: tuple[type[System], ...] = (DiffServeSystem, SpotServeSystem)
 
 
 def system_names() -> list[str]:

@@ -122,9 +122,15 @@ class ClientCore:
         while self._recent and self._recent[0] < now - RATE_WINDOW_S:
             self._recent.popleft()
         return Progress(
-            len(self), self.sent, self.noticed, self.violations, now, len(self._recent) / RATE_WINDOW_S, self.done,
+            len(self),
+            self.sent,
+            self.noticed,
+            self.violations,
+            now,
+            len(self._recent) / RATE_WINDOW_S,
+            self.done,
             self.drops,
-        )  # fmt: skip
+        )
 
     # ------------------------------------------------------------------ the books
     def close(self, now: float | None = None) -> bool:

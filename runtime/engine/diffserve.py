@@ -16,7 +16,6 @@ the drain.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -24,13 +23,14 @@ from typing import ClassVar
 import numpy as np
 
 from runtime import rolefiles
+from runtime.clock import Cadence
 from runtime.cores.client import ClientCore
 from runtime.cores.diffserve.controller import ControllerCore
 from runtime.cores.diffserve.load_balancer import LoadBalancerCore
 from runtime.cores.diffserve.worker import Batch, WorkerCore
 from runtime.cores.sink import SinkCore
+from runtime.engine.loop import Event
 from runtime.executors.simulated import SimulatedExecutor
-from runtime.policies.diffserve.registry import make_approach
 from runtime.protos import servelab_pb2 as pb
 from runtime.records import Tier
 from runtime.schema import Config
@@ -39,8 +39,15 @@ BATCH_DONE, TICK, ARRIVAL, DRAIN_END = 0, 1, 2, 3
 
 
 class DiffServeModel:
-    def __init__(self, config: Config, arrival_s: np.ndarray, prompt_index: np.ndarray, workers: list[str],
-                 confidence: np.ndarray, drain_s: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        arrival_s: np.ndarray,
+        prompt_index: np.ndarray,
+        workers: list[str],
+        confidence: np.ndarray,
+        drain_s: float,
+    ) -> None:
         cascade = config.cascade
         assert cascade is not None
         self.executor = SimulatedExecutor(cascade, confidence, lambda _s: None)
@@ -49,17 +56,10 @@ class DiffServeModel:
         self.sink = SinkCore()
         latency = self.executor.expected_latency_s
         self.workers = {n: WorkerCore(n, cascade.slo_s, config.run.drop_factor, latency) for n in workers}
-        self.controller = ControllerCore.of(
-            make_approach(cascade, config.approach),
-            workers,
-            period_s=config.approach.period_s,
-            heartbeat_s=config.run.heartbeat_s,
-            evict_after_missed=config.run.evict_after_missed,
-            timer=time.perf_counter,
-        )
+        self.controller = ControllerCore.for_run(config, workers, time.perf_counter)
         for name in workers:
             self.controller.register(name)
-        self.heartbeat_s = config.run.heartbeat_s
+        self.cadence = Cadence(config.run.heartbeat_s)
         self.drain_until = self.client.drain_until(config.trace.duration_s, drain_s)
         self.finished = False
 
@@ -144,15 +144,6 @@ class DiffServeModel:
 # --------------------------------------------------------------------------- events
 
 
-class Event:
-    __slots__ = ()
-    PRIORITY: ClassVar[int]
-    time: float
-
-    def handle(self, m: DiffServeModel) -> Iterable[Event]:
-        raise NotImplementedError
-
-
 @dataclass(slots=True)
 class Arrival(Event):
     PRIORITY: ClassVar[int] = ARRIVAL
@@ -191,7 +182,7 @@ class Tick(Event):
 
     def handle(self, m: DiffServeModel) -> list[Event]:
         m.tick(self.time)
-        return [] if m.finished else [Tick(self.time + m.heartbeat_s)]
+        return [] if m.finished else [Tick(m.cadence.take(self.time))]
 
 
 @dataclass(slots=True)

@@ -16,16 +16,20 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 
-class Event(Protocol):
-    time: float
+class Event:
+    """The one base of every system's events (runtime/engine/<system>.py): slotted dataclasses
+    that set `PRIORITY` and take their model, the system's cores wired together, in `handle`."""
+
+    __slots__ = ()
     PRIORITY: ClassVar[int]
+    time: float
 
     def handle(self, model: Any) -> Iterable[Event]:
         """Act on `model` at `time`; return the events this schedules."""
-        ...
+        raise NotImplementedError
 
 
 class Engine:

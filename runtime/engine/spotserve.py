@@ -22,55 +22,65 @@ from typing import ClassVar
 import numpy as np
 
 from runtime import rolefiles
+from runtime.clock import Cadence
 from runtime.cores.client import ClientCore
 from runtime.cores.sink import SinkCore
 from runtime.cores.spotserve.controller import (
     Action,
     AssignReplica,
     DrainReplica,
-    NeedStopped,
+    NeedDrainReports,
     ReleaseReplica,
     ReplicasGone,
     Requeue,
     SpotControllerCore,
 )
-from runtime.cores.spotserve.replica import Assignment, Finished, Interrupted, ReplicaCore
+from runtime.cores.spotserve.replica import (
+    Assignment,
+    Finished,
+    Interrupted,
+    ReplicaCore,
+    stamp_leased,
+    stamp_outcome,
+)
+from runtime.engine.loop import Event
 from runtime.policies.spotserve.layout import Gpu
-from runtime.policies.spotserve.reconfiguration import Stopped
-from runtime.policies.spotserve.registry import make_approach, request_pool
+from runtime.policies.spotserve.reconfiguration import DrainReport
+from runtime.policies.spotserve.registry import request_pool
 from runtime.protos import servelab_pb2 as pb
 from runtime.schema import Config
-from runtime.traces.spotserve import AvailabilityEvent, alive_timeline, split_start
+from runtime.traces.spotserve import AvailabilityEvent
 
 REPLICA, CONTROLLER, ARRIVAL, TICK, DRAIN_END = 0, 1, 2, 3, 4
 
 
 class SpotServeModel:
-    def __init__(self, config: Config, arrival_s: np.ndarray, request_ids: np.ndarray,
-                 events: list[AvailabilityEvent], workers: Mapping[Gpu, str]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        arrival_s: np.ndarray,
+        request_ids: np.ndarray,
+        events: list[AvailabilityEvent],
+        workers: Mapping[Gpu, str],
+    ) -> None:
         model = config.model
         assert model is not None
         self.model = model
         self.client = ClientCore(arrival_s, request_ids, float("inf"), model.output_len)
-        self.pool = request_pool(config.approach.name, config.spot)
+        self.pool = request_pool(config.approach.name, config.spot, config.approach.plugin)
         self.jit = config.spot.mechanics.jit_interruption
         self.charged = not config.spot.mechanics.fix_factor_planning_only
         self.sink = SinkCore()
         self.queries: dict[int, pb.Query] = {}
         self.workers = dict(workers)
-        max_alive = max((s.spot + s.ondemand for s in alive_timeline(events)), default=0)
-        approach = make_approach(config.approach.name, model, config.spot, config.ablation, max_alive)
-        self.controller = SpotControllerCore.of(
-            approach, model, config.spot, split_start(events), workers,
-            evict_after_missed=config.run.evict_after_missed, timer=time.perf_counter,
-        )  # fmt: skip
+        self.controller = SpotControllerCore.for_run(config, events, workers, time.perf_counter)
         self.replicas: dict[int, ReplicaCore] = {}
         self.leaders: dict[int, str] = {}
         self.idle: deque[int] = deque()
         self.wakes: dict[int, float] = {}
         self.received: dict[int, int] = {}  # replica -> the last lease it got
         self.controller_at: float | None = None
-        self.heartbeat_s = config.run.heartbeat_s
+        self.cadence = Cadence(config.run.heartbeat_s)
         self.drain_until = self.client.drain_until(config.trace.duration_s, 0.0)
         self.finished = False
 
@@ -88,9 +98,15 @@ class SpotServeModel:
             if isinstance(a, AssignReplica):
                 leader = self.workers[a.replica.leader]
                 assignment = Assignment(
-                    a.replica.id, a.config.batch, a.timing, self.model.output_len, a.ready_at,
-                    jit=self.jit, fix_factor=self.model.final_fix_factor, charged_factor=self.charged,
-                )  # fmt: skip
+                    a.replica.id,
+                    a.config.batch,
+                    a.timing,
+                    self.model.output_len,
+                    a.ready_at,
+                    jit=self.jit,
+                    fix_factor=self.model.final_fix_factor,
+                    charged_factor=self.charged,
+                )
                 core = ReplicaCore(assignment)
                 self.replicas[a.replica.id], self.leaders[a.replica.id] = core, leader
                 events += self.serve(a.replica.id, now)
@@ -111,7 +127,7 @@ class SpotServeModel:
     def controller_due(self, now: float) -> list[Event]:
         events: list[Event] = []
         while (out := self.controller.step(now)) is not None:
-            if isinstance(out, NeedStopped):
+            if isinstance(out, NeedDrainReports):
                 # A rebuild waits for the drained replicas still running (a batch the jit
                 # interruption lets finish past its deadline), as the artifact's scheduler does.
                 busy = [r for r in out.replicas if (core := self.replicas.get(r)) is not None and not core.stopped]
@@ -120,7 +136,7 @@ class SpotServeModel:
                     self.controller_at = until
                     return [*events, ControllerDue(until)]
                 out = self.controller.step(now, {r: self.stopped(r) for r in out.replicas})
-            assert not isinstance(out, NeedStopped)
+            assert not isinstance(out, NeedDrainReports)
             events += self.apply(out or [], now)
         return events + self.controller_later()
 
@@ -131,9 +147,9 @@ class SpotServeModel:
         self.controller_at = due
         return [ControllerDue(due)]
 
-    def stopped(self, replica: int) -> Stopped:
+    def stopped(self, replica: int) -> DrainReport:
         held = self.pool.held.get(replica)
-        return Stopped(held.requests, held.tokens) if held is not None else Stopped((), 0)
+        return DrainReport(held.requests, held.tokens) if held is not None else DrainReport((), 0)
 
     # ------------------------------------------------------------------ replicas
     def serve(self, replica_id: int, now: float) -> list[Event]:
@@ -152,8 +168,7 @@ class SpotServeModel:
                 if replica_id not in self.idle:
                     self.idle.append(replica_id)
             else:
-                for r in lease.requests:
-                    self.queries[r].restarts = self.pool.restarts.get(r, 0)
+                stamp_leased([self.queries[r] for r in lease.requests], lease, self.pool.restarts)
                 refused = replica.start(lease)
                 self.received[replica_id] = lease.id
                 if refused is not None:
@@ -162,22 +177,15 @@ class SpotServeModel:
 
     def _record(self, replica_id: int, outcome: Finished | Interrupted) -> None:
         lease = outcome.lease
-        end = outcome.finished_at if isinstance(outcome, Finished) else outcome.stopped_at
         queries = [self.queries[r] for r in lease.requests]
-        for q in queries:
-            q.stages.append(pb.Stage(worker=self.leaders[replica_id], started_at=outcome.started_at, finished_at=end,
-                                     batch_size=len(queries)))  # fmt: skip
+        stamp_outcome(queries, outcome, self.leaders[replica_id], replica_id, self.model.output_len)
         if isinstance(outcome, Finished):
-            for q in queries:
-                q.tokens_done, q.replica = self.model.output_len, replica_id
             self.pool.finish(lease.id)
-            for n in self.sink.complete(queries, end):
-                self.client.notice(int(n.id), n.dropped, n.drop_reason, n.path, end)
+            for n in self.sink.complete(queries, outcome.finished_at):
+                self.client.notice(int(n.id), n.dropped, n.drop_reason, n.path, outcome.finished_at)
             if self.client.sent == len(self.client) and self.client.all_noticed:
                 self.finished = True
         else:
-            for q in queries:
-                q.tokens_done = outcome.tokens
             self.pool.interrupt(lease.id, outcome.tokens)
 
     def wake_later(self, replica_id: int, now: float) -> list[Event]:
@@ -209,15 +217,6 @@ class SpotServeModel:
 
 
 # --------------------------------------------------------------------------- events
-
-
-class Event:
-    __slots__ = ()
-    PRIORITY: ClassVar[int]
-    time: float
-
-    def handle(self, m: SpotServeModel) -> Iterable[Event]:
-        raise NotImplementedError
 
 
 @dataclass(slots=True)
@@ -270,7 +269,7 @@ class Tick(Event):
 
     def handle(self, m: SpotServeModel) -> list[Event]:
         events = m.apply(m.controller.tick(self.time, m.controller.heartbeat_targets(), (), m.pool.counts()), self.time)
-        return events if m.finished else [*events, Tick(self.time + m.heartbeat_s)]
+        return events if m.finished else [*events, Tick(m.cadence.take(self.time))]
 
 
 @dataclass(slots=True)

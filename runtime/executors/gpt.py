@@ -180,9 +180,15 @@ class Batch:
 
 class GptGpu:
     def __init__(
-        self, shape: GptShape, seed: int, input_len: int, dtype: torch.dtype, device: str, storage: Path,
+        self,
+        shape: GptShape,
+        seed: int,
+        input_len: int,
+        dtype: torch.dtype,
+        device: str,
+        storage: Path,
         shared_devices: bool = False,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.shape, self.seed, self.input_len, self.dtype, self.device = shape, seed, input_len, dtype, device
         # Several worker processes on one CUDA device: groups over gloo through CPU copies.
         self.backend, self.stage_cpu = group_backend(device, shared_devices)
@@ -259,8 +265,9 @@ class GptGpu:
             s0 = time.perf_counter()
             blocks, nbytes = self.storage.read(missing)
             got.update(blocks)
-            done.append(Done(Planned("storage", (0, 0), 0, 1, -1, "", 0.0), nbytes, time.perf_counter() - s0,
-                             len(blocks)))  # fmt: skip
+            done.append(
+                Done(Planned("storage", (0, 0), 0, 1, -1, "", 0.0), nbytes, time.perf_counter() - s0, len(blocks))
+            )
         shard = GptShard(self.shape, place, self.seed, self.dtype, self.device, blocks=got)
         with self.lock:
             previous = self.shard.named_blocks() if self.shard is not None else {}
@@ -296,8 +303,9 @@ class GptGpu:
         host, port = store
         client = dist.TCPStore(host, port, is_master=False, timeout=timedelta(seconds=timeout_s))
         prefix = dist.PrefixStore(f"replica{replica}", client)
-        dist.init_process_group(self.backend, store=prefix, rank=rank, world_size=world,
-                                timeout=timedelta(seconds=timeout_s))  # fmt: skip
+        dist.init_process_group(
+            self.backend, store=prefix, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s)
+        )
         self.comm, self.grouped = DistComm(place, self.stage_cpu), True
 
     def leave(self) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from runtime.executors.base import BatchItem, ItemResult
 from runtime.executors.simulated import profiled_latency_s
 from runtime.logs import init_logger
-from runtime.models.diffusion import ModelLoadError, load_pipeline
+from runtime.models.diffusion import ModelLoadError, generate, load_pipeline
 from runtime.records import Tier
 from runtime.schema import Config
 from runtime.spec import RoleAddress
@@ -76,8 +76,11 @@ class RealExecutor:
                 self._generate(tier, [BatchItem(query_id=-1, prompt_index=0, prompt="warm-up")])
         log.info(
             "Models ready <device=%s light=%s heavy=%s scorer=%s>",
-            self.device, cascade.light.name, cascade.heavy.name, d.architecture if self.scorer is not None else "table",
-        )  # fmt: skip
+            self.device,
+            cascade.light.name,
+            cascade.heavy.name,
+            d.architecture if self.scorer is not None else "table",
+        )
 
     def expected_latency_s(self, tier: Tier, batch: int) -> float:
         return profiled_latency_s(self.cascade, tier, batch)
@@ -88,15 +91,7 @@ class RealExecutor:
         model = self.models[tier]
         generators = [torch.Generator().manual_seed(self.seed * 1_000_003 + item.query_id) for item in items]
         with torch.inference_mode():
-            out = self.pipes[tier](
-                prompt=[item.prompt for item in items],
-                num_inference_steps=model.steps,
-                guidance_scale=model.guidance,
-                height=model.resolution,
-                width=model.resolution,
-                generator=generators,
-                output_type="pt",
-            )
+            out = generate(self.pipes[tier], model, [item.prompt for item in items], generators)
         return out.images  # (N, 3, H, W) in [0, 1]
 
     def _score(self, images: Any) -> list[float]:

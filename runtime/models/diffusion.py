@@ -109,3 +109,17 @@ def _replace_unet(pipe: Any, spec: str) -> None:
 
 def scheduler_name(pipe: Any) -> str:
     return type(pipe.scheduler).__name__
+
+
+def generate(pipe: Any, model: DiffusionModelConfig, prompts: list[str], generators: Any) -> Any:
+    """One batch through `pipe` with the model's steps, guidance and resolution, images as
+    tensors: the call the executor, the profiler and the deferral-curve measurement share."""
+    return pipe(
+        prompt=prompts,
+        num_inference_steps=model.steps,
+        guidance_scale=model.guidance,
+        height=model.resolution,
+        width=model.resolution,
+        generator=generators,
+        output_type="pt",
+    )

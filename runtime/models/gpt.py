@@ -49,8 +49,9 @@ class GptShape:
     @classmethod
     def of(cls, model: Any) -> GptShape:
         """The shape of a `model` config (runtime.schema.ModelConfig)."""
-        return cls(model.layers, model.hidden, model.heads, model.vocab, model.max_seq_len,
-                   padded_layers=model.padded_layers)  # fmt: skip
+        return cls(
+            model.layers, model.hidden, model.heads, model.vocab, model.max_seq_len, padded_layers=model.padded_layers
+        )
 
     @property
     def padded(self) -> int:
@@ -224,9 +225,14 @@ def block_shape(shape: GptShape, name: str) -> tuple[int, int]:
     h, d, col = shape.hidden, shape.head_dim, shape.ffn // shape.heads
     kind = name.split(".")[2] if name.startswith("layer.") else name.split(".", maxsplit=1)[0]
     return {
-        "qkv": (h, 3 * d), "out": (d, h), "fc1": (h, col), "fc2": (col, h),
-        "emb": (shape.vocab, h), "pos": (shape.max_seq_len, h), "head": (h, shape.vocab // VOCAB_BLOCKS),
-    }[kind]  # fmt: skip
+        "qkv": (h, 3 * d),
+        "out": (d, h),
+        "fc1": (h, col),
+        "fc2": (col, h),
+        "emb": (shape.vocab, h),
+        "pos": (shape.max_seq_len, h),
+        "head": (h, shape.vocab // VOCAB_BLOCKS),
+    }[kind]
 
 
 def seeded_block(shape: GptShape, seed: int, name: str, dtype: torch.dtype) -> Tensor:
@@ -253,9 +259,14 @@ def seeded_blocks(shape: GptShape, place: Place, seed: int, dtype: torch.dtype) 
 
 class GptShard:
     def __init__(
-        self, shape: GptShape, place: Place, seed: int, dtype: torch.dtype, device: str = "cpu",
+        self,
+        shape: GptShape,
+        place: Place,
+        seed: int,
+        dtype: torch.dtype,
+        device: str = "cpu",
         blocks: Mapping[str, Tensor] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """The shard at `place`, from `blocks` (named as `block_names`) or seeded."""
         shape.check(place.tp, place.pp)
         self.shape, self.place, self.dtype, self.device = shape, place, dtype, device
@@ -362,9 +373,13 @@ class GptShard:
 
 
 def generate(
-    shard: GptShard, prompt: Tensor, new_tokens: int, comm: Comm, caches: list[dict[str, Tensor]] | None = None,
+    shard: GptShard,
+    prompt: Tensor,
+    new_tokens: int,
+    comm: Comm,
+    caches: list[dict[str, Tensor]] | None = None,
     start: int = 0,
-) -> tuple[list[list[int]], list[dict[str, Tensor]]]:  # fmt: skip
+) -> tuple[list[list[int]], list[dict[str, Tensor]]]:
     """Greedy decoding: prefill `prompt` (batch, t) at `start` (0, or after a migrated cache),
     then one token per step; returns the tokens (per sequence) and the caches."""
     caches = caches if caches is not None else shard.new_caches()

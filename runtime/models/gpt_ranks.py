@@ -54,19 +54,42 @@ def _rank(rank: int, spec: dict[str, Any]) -> None:
 
 
 def run_ranks(
-    shape: GptShape, seed: int, prompt: list[list[int]], steps: int, tp: int, pp: int, out: Path, phase: str,
-    device: str = "cpu", dtype: str = "float64", resume: Path | None = None,
-) -> list[list[int]]:  # fmt: skip
+    shape: GptShape,
+    seed: int,
+    prompt: list[list[int]],
+    steps: int,
+    tp: int,
+    pp: int,
+    out: Path,
+    phase: str,
+    device: str = "cpu",
+    dtype: str = "float64",
+    resume: Path | None = None,
+) -> list[list[int]]:
     """The greedy tokens of `steps` decoding steps by a tp x pp replica of processes."""
     import torch.multiprocessing as mp
 
     (out / phase).mkdir(parents=True)
     spec = {
-        "shape": {"layers": shape.layers, "hidden": shape.hidden, "heads": shape.heads, "vocab": shape.vocab,
-                  "max_seq_len": shape.max_seq_len, "padded_layers": shape.padded_layers},
-        "seed": seed, "prompt": prompt, "steps": steps, "tp": tp, "pp": pp, "out": str(out), "phase": phase,
-        "device": device, "dtype": dtype, "resume": str(resume or ""),
-    }  # fmt: skip
+        "shape": {
+            "layers": shape.layers,
+            "hidden": shape.hidden,
+            "heads": shape.heads,
+            "vocab": shape.vocab,
+            "max_seq_len": shape.max_seq_len,
+            "padded_layers": shape.padded_layers,
+        },
+        "seed": seed,
+        "prompt": prompt,
+        "steps": steps,
+        "tp": tp,
+        "pp": pp,
+        "out": str(out),
+        "phase": phase,
+        "device": device,
+        "dtype": dtype,
+        "resume": str(resume or ""),
+    }
     mp.start_processes(_rank, args=(spec,), nprocs=tp * pp, start_method="spawn")
     result: list[list[int]] = torch.load(out / phase / "tokens.pt").tolist()
     return result

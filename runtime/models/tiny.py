@@ -60,27 +60,54 @@ def build_pipeline(kind: str):  # type: ignore[no-untyped-def]
     torch.manual_seed(TINY_SEEDS[kind])
     text = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=514, hidden_size=32, intermediate_size=64, num_attention_heads=4, num_hidden_layers=2,
-            max_position_embeddings=77, bos_token_id=512, eos_token_id=513, pad_token_id=513, projection_dim=32,
+            vocab_size=514,
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            max_position_embeddings=77,
+            bos_token_id=512,
+            eos_token_id=513,
+            pad_token_id=513,
+            projection_dim=32,
         )
-    )  # fmt: skip
+    )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8, 16, 16), layers_per_block=1,
-        norm_num_groups=4, down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
         sample_size=TINY_RESOLUTION,
-    )  # fmt: skip
+    )
     unet = UNet2DConditionModel(
-        sample_size=TINY_RESOLUTION // 8, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
-        norm_num_groups=8, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, attention_head_dim=4,
-    )  # fmt: skip
+        sample_size=TINY_RESOLUTION // 8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        norm_num_groups=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+    )
     scheduler = EulerAncestralDiscreteScheduler(
         beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing", steps_offset=1
     )
     return StableDiffusionPipeline(
-        vae=vae, text_encoder=text, tokenizer=tiny_tokenizer(), unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )  # fmt: skip
+        vae=vae,
+        text_encoder=text,
+        tokenizer=tiny_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
 
 
 def ensure_pipeline(kind: str, directory: Path) -> Path:
@@ -117,8 +144,15 @@ def build_discriminator():  # type: ignore[no-untyped-def]
     prompts = [f"a photo of object number {i}" for i in range(CALIBRATION_PROMPTS)]
     generators = [torch.Generator().manual_seed(i) for i in range(CALIBRATION_PROMPTS)]
     with torch.inference_mode():
-        images = pipe(prompt=prompts, num_inference_steps=1, guidance_scale=0.0, height=TINY_RESOLUTION,
-                      width=TINY_RESOLUTION, generator=generators, output_type="pt").images  # fmt: skip
+        images = pipe(
+            prompt=prompts,
+            num_inference_steps=1,
+            guidance_scale=0.0,
+            height=TINY_RESOLUTION,
+            width=TINY_RESOLUTION,
+            generator=generators,
+            output_type="pt",
+        ).images
         logits = module.head(module.features((images - 0.5074) / 0.2551)).squeeze(1)
         scale = LOGIT_SPREAD / max(float(logits.std()), 1e-6)
         module.head.weight.mul_(scale)

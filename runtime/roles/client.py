@@ -32,7 +32,7 @@ class ClientRole(Role):
         cascade = self.config.cascade
         trace: ArrivalTrace = read_artifact(spec.trace_path, name=self.config.trace.name)
         self.core = ClientCore.for_run(self.config, trace.arrival_s, trace.prompt_index)
-        self.drain_s = self.config.run.drain_slo_factor * cascade.slo_s if cascade is not None else 0.0
+        self.drain_s = spec.drain_s
         real = self.config.execution.mode == "real" and cascade is not None
         self.prompts = load_prompts(cascade.prompts_path, cascade.num_prompts) if real and cascade else None
         self.lock = threading.Lock()
@@ -100,9 +100,15 @@ class ClientRole(Role):
         with self.lock:
             p = self.core.progress(self.clock.now())
         return pb.ProgressReply(
-            total=p.total, sent=p.sent, completed=p.completed, violations=p.violations, trace_time=p.trace_time,
-            rate=p.rate, done=self.done.is_set(), dropped=p.drops,
-        )  # fmt: skip
+            total=p.total,
+            sent=p.sent,
+            completed=p.completed,
+            violations=p.violations,
+            trace_time=p.trace_time,
+            rate=p.rate,
+            done=self.done.is_set(),
+            dropped=p.drops,
+        )
 
     def _write(self) -> None:
         """Close the books (later notices are late) and write one row per query, once."""

@@ -64,8 +64,16 @@ def provenance(artifact: Path, repo: str, files: list[str], how: str) -> dict[st
 
 def our_logs(case: str, overrides: tuple[str, ...], out: Path) -> Path:
     """Runs our virtual run and returns its artifact_logs folder."""
-    cmd = [sys.executable, "-m", "orchestrator", *overrides, "clock=virtual", "tracking.enabled=false",
-           "run.progress=false", f"paths.output_dir={out / case}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        *overrides,
+        "clock=virtual",
+        "tracking.enabled=false",
+        "run.progress=false",
+        f"paths.output_dir={out / case}",
+    ]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     return next((out / case).glob("diffserve/runs/*/artifact_logs"))
 
@@ -87,8 +95,13 @@ def diffserve_plot(artifact: Path) -> None:
             shutil.copytree(logs, work / "logs")
             (work / "plotting" / "plot_results.py").write_text(script)
             cascade = overrides[0].split("=")[1]
-            proc = subprocess.run([sys.executable, "plot_results.py", "--cascade", cascade], cwd=work / "plotting",
-                                  capture_output=True, text=True, env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"})  # fmt: skip
+            proc = subprocess.run(
+                [sys.executable, "plot_results.py", "--cascade", cascade],
+                cwd=work / "plotting",
+                capture_output=True,
+                text=True,
+                env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"},
+            )
             slo = re.search(r"Mean SLO violation rate: (\S+)", proc.stdout)
             fid = re.search(r"Mean FID: (\S+)", proc.stdout)
             error = proc.stderr.strip().splitlines()[-1] if proc.returncode else ""
@@ -100,9 +113,11 @@ def diffserve_plot(artifact: Path) -> None:
                 "script_error": error,
             }
             print(case, expected[case])
-    how = ("python plot_results.py --cascade <cascade> (unmodified, run from a plotting/ folder beside a logs/ "
-           "folder holding the case's three CSV files, MPLBACKEND=Agg); the numbers are what it printed as "
-           "'Mean SLO violation rate' and 'Mean FID', the error its last traceback line")  # fmt: skip
+    how = (
+        "python plot_results.py --cascade <cascade> (unmodified, run from a plotting/ folder beside a logs/ "
+        "folder holding the case's three CSV files, MPLBACKEND=Agg); the numbers are what it printed as "
+        "'Mean SLO violation rate' and 'Mean FID', the error its last traceback line"
+    )
     (dest / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     prov = provenance(artifact, "qizhengyang98/DiffServe", ["plotting/plot_results.py"], how)
     (dest / "provenance.json").write_text(json.dumps(prov, indent=1) + "\n")
@@ -179,9 +194,21 @@ def diffserve_ilp(artifact: Path, solver_python: str) -> None:
         tmp_path = Path(tmp)
         for cascade, overrides in ILP_RUNS.items():
             over = (*overrides, "trace=4to32qps", "approach=diffserve", "approach.queueing=artifact")
-            subprocess.run([sys.executable, "-m", "orchestrator", *over, "clock=virtual", "tracking.enabled=false",
-                            "run.progress=false", f"paths.output_dir={tmp_path / cascade}"],
-                           cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "orchestrator",
+                    *over,
+                    "clock=virtual",
+                    "tracking.enabled=false",
+                    "run.progress=false",
+                    f"paths.output_dir={tmp_path / cascade}",
+                ],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
             run_dir = next((tmp_path / cascade).glob("diffserve/runs/*"))
             decisions = pd.read_parquet(run_dir / "roles" / "controller" / "decisions.parquet")
             decisions = decisions[decisions["demand"] > 0]
@@ -226,13 +253,19 @@ def diffserve_ilp(artifact: Path, solver_python: str) -> None:
         for c, r in zip(cases, results, strict=True)
     ]
     (dest / "cases.json").write_text(json.dumps(rows, indent=1) + "\n")
-    how = ("our driver (tests/conformance/record.py, ILP_DRIVER) imports the unmodified qaware_cascade_ILP.py and "
-           "config.py, sets the cascade with config.set_cas_exec, builds CascadeILPAllocator from the profiling CSV as "
-           "controller.py does, and calls solve_ilp(demand, SLO in us, demand_per_task, queue_length_per_task); "
-           "Model.optimize is replaced by a write of the model it built (MPS), because gurobipy 13's size-limited "
-           "licence refuses it, and the written model is solved by SCIP (pyscipopt 6.3) to optimality")  # fmt: skip
-    prov = provenance(artifact, "qizhengyang98/DiffServe",
-                      ["src/controller/qaware_cascade_ILP.py", "src/config.py", "profiling/*.csv"], how)  # fmt: skip
+    how = (
+        "our driver (tests/conformance/record.py, ILP_DRIVER) imports the unmodified qaware_cascade_ILP.py and "
+        "config.py, sets the cascade with config.set_cas_exec, builds CascadeILPAllocator from the profiling CSV as "
+        "controller.py does, and calls solve_ilp(demand, SLO in us, demand_per_task, queue_length_per_task); "
+        "Model.optimize is replaced by a write of the model it built (MPS), because gurobipy 13's size-limited "
+        "licence refuses it, and the written model is solved by SCIP (pyscipopt 6.3) to optimality"
+    )
+    prov = provenance(
+        artifact,
+        "qizhengyang98/DiffServe",
+        ["src/controller/qaware_cascade_ILP.py", "src/config.py", "profiling/*.csv"],
+        how,
+    )
     (dest / "provenance.json").write_text(json.dumps(prov, indent=1) + "\n")
     print(f"{len(rows)} cases, statuses {sorted({r['artifact']['status'] for r in rows})}")
 
@@ -284,9 +317,11 @@ def spotserve_solver(artifact: Path) -> None:
         for c, r in zip(cases, results, strict=True)
     ]
     (dest / "cases.json").write_text(json.dumps(rows, indent=None).replace("}, {", "},\n{") + "\n")
-    how = ("our driver imports the unmodified solver.py beside the profile JSON and calls "
-           "StrategyOptimizer(profile, min_world_size, 128).solve(None, gpus, 4, required_tpt), as the scheduler does "
-           "with --mbs 4; the result is (dp, tp, pp, bsz, M1, M2, latency_ms, tpt) or (0,)*8 below min_world_size")  # fmt: skip
+    how = (
+        "our driver imports the unmodified solver.py beside the profile JSON and calls "
+        "StrategyOptimizer(profile, min_world_size, 128).solve(None, gpus, 4, required_tpt), as the scheduler does "
+        "with --mbs 4; the result is (dp, tp, pp, bsz, M1, M2, latency_ms, tpt) or (0,)*8 below min_world_size"
+    )
     files = ["elastic-switch/scheduler/parallel/solver.py"] + [
         f"elastic-switch/profile/T4-4x/{p}" for p, _, _ in SOLVER_MODELS.values()
     ]

@@ -46,7 +46,7 @@ def load_trace(config: Config, cascade: CascadeConfig) -> ArrivalTrace:
     return trace
 
 
-class DiffServe(System):
+class DiffServeSystem(System):
     name: ClassVar[str] = "diffserve"
     subject_key: ClassVar[str] = "cascade"
     foreign_groups: ClassVar[tuple[str, ...]] = ("model", "spot", "ablation")
@@ -73,6 +73,7 @@ class DiffServe(System):
         ("latency_mean_s", "mean (s)"),
         ("latency_p99_s", "p99 (s)"),
         ("light_fraction", "light frac."),
+        ("infeasible_plans", "infeasible plans"),
     )
     fidelity_metrics: ClassVar[tuple[Column, ...]] = (
         ("slo_violation_ratio", "SLO violation ratio"),
@@ -118,8 +119,9 @@ class DiffServe(System):
         confidence = for_cascade(c.deferral_curve.x, c.deferral_curve.y, c.num_prompts, config.seed, c.confidence_path)
         workers = [a.name for a in plan.addresses if a.role == "worker"]
         t0 = time.perf_counter()
-        model = DiffServeModel(config, plan.trace.arrival_s, plan.trace.prompt_index, workers, confidence,
-                               self.drain_s(config))  # fmt: skip
+        model = DiffServeModel(
+            config, plan.trace.arrival_s, plan.trace.prompt_index, workers, confidence, self.drain_s(config)
+        )
         engine = Engine(model)
         engine.schedule_all(model.start())
         reached = engine.run(stop=lambda: model.finished)
@@ -152,6 +154,8 @@ class DiffServe(System):
             ("FID table estimate / artifact's script", f"{s['fid']:.2f} / {s['fid_artifact_recipe']:.2f}"),
             ("latency mean / p99 (s)", f"{s['latency_mean_s']:.3f} / {s['latency_p99_s']:.3f}"),
             ("light fraction", f"{s['light_fraction']:.3f}"),
+            # a plan that met no constraint set is the fallback: say how often the planner fell back
+            ("plans / infeasible", f"{s.get('plans', 0)} / {s.get('infeasible_plans', 0)}"),
         ]
 
     def report_figures(

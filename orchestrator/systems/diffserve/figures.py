@@ -51,9 +51,13 @@ def threshold_over_time(series: pd.DataFrame, title: str, path: Path) -> Path:
     )
     if "demand" in series:
         ax2.plot(
-            series["second"], series["demand"], color="#d95f02", lw=1, ls="--",
+            series["second"],
+            series["demand"],
+            color="#d95f02",
+            lw=1,
+            ls="--",
             label="estimated demand (smoothed arrival rate x approach.demand_factor)",
-        )  # fmt: skip
+        )
     ax2.set_ylabel("queries / s")
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]

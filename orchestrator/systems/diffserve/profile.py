@@ -38,12 +38,13 @@ def time_model(pipe: Any, model: DiffusionModelConfig, batch: int, repeats: int,
     """Milliseconds of `repeats` generations of `batch` images, after `warmup` untimed ones."""
     import torch
 
+    from runtime.models.diffusion import generate
+
     def once(seed: int) -> float:
         generators = [torch.Generator().manual_seed(seed + i) for i in range(batch)]
         t0 = time.perf_counter()
         with torch.inference_mode():
-            pipe(prompt=_prompts(batch, seed), num_inference_steps=model.steps, guidance_scale=model.guidance,
-                 height=model.resolution, width=model.resolution, generator=generators, output_type="pt")  # fmt: skip
+            generate(pipe, model, _prompts(batch, seed), generators)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         return (time.perf_counter() - t0) * 1000.0
@@ -70,7 +71,7 @@ def profile(
 
     from runtime.executors.real import TINY_DISCRIMINATOR, pick_device
     from runtime.models import discriminator
-    from runtime.models.diffusion import load_pipeline
+    from runtime.models.diffusion import generate, load_pipeline
     from runtime.models.tiny import ensure_discriminator
 
     cascade = config.cascade
@@ -88,9 +89,7 @@ def profile(
         if tier == "light":
             generators = [torch.Generator().manual_seed(30_000 + i) for i in range(curve_prompts)]
             with torch.inference_mode():
-                light_images = pipe(prompt=_prompts(curve_prompts, 30_000), num_inference_steps=model.steps,
-                                    guidance_scale=model.guidance, height=model.resolution, width=model.resolution,
-                                    generator=generators, output_type="pt").images  # fmt: skip
+                light_images = generate(pipe, model, _prompts(curve_prompts, 30_000), generators).images
     d = cascade.discriminator
     if d.mode == "live" and light_images is not None:
         weights = (

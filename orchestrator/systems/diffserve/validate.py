@@ -8,7 +8,7 @@ from pathlib import Path
 from orchestrator.config.validate import require
 from runtime.exceptions import ConfigError
 from runtime.policies.diffserve.planner import QUEUEING
-from runtime.policies.diffserve.registry import APPROACHES, make_approach
+from runtime.policies.diffserve.registry import approach_class, make_approach
 from runtime.profiles import batch_latency_s
 from runtime.schema import CascadeConfig, Config, CurveConfig, ProfileConfig
 from runtime.traces.confidence import check_curve
@@ -111,7 +111,7 @@ def _validate_real(cfg: Config, cascade: CascadeConfig) -> None:
 
 def _validate_approach(cfg: Config, cascade: CascadeConfig) -> None:
     a = cfg.approach
-    require(a.name in APPROACHES, "approach", f"unknown approach {a.name!r} (allowed: {', '.join(sorted(APPROACHES))})")
+    approach_class(a)  # the registered approach of its name, or its plugin: one line if neither
     require(bool(a.batch_sizes), "approach.batch_sizes", "needs at least one batch size")
     require(
         a.demand in ("ewma", "inflight"), "approach.demand", f"unknown estimator {a.demand!r} (allowed: ewma, inflight)"

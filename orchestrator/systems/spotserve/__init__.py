@@ -53,7 +53,7 @@ def inline_availability(config: Config, container: dict[str, Any], events: list[
     log.info("Read %d availability events (%g trace seconds) from %s", len(inline), inline[-1].at_s, path)
 
 
-class SpotServe(System):
+class SpotServeSystem(System):
     name: ClassVar[str] = "spotserve"
     subject_key: ClassVar[str] = "model"
     foreign_groups: ClassVar[tuple[str, ...]] = ("cascade",)

@@ -70,8 +70,16 @@ def percentile_lines(
     for ax, (name, lines) in zip(axes.flat, panels.items(), strict=False):
         for approach in [a for a in APPROACH_COLORS if a in lines] + sorted(set(lines) - set(APPROACH_COLORS)):
             err = (spread or {}).get(name, {}).get(approach)
-            ax.errorbar(labels, lines[approach], yerr=err, marker="o", ms=4, capsize=2, label=approach,
-                        color=APPROACH_COLORS.get(approach))  # fmt: skip
+            ax.errorbar(
+                labels,
+                lines[approach],
+                yerr=err,
+                marker="o",
+                ms=4,
+                capsize=2,
+                label=approach,
+                color=APPROACH_COLORS.get(approach),
+            )
         ax.set_title(name, fontsize=10)
         ax.set_ylim(bottom=0)
         ax.set_ylabel("latency (s)")

@@ -133,10 +133,22 @@ def measure(
     from runtime.models.gpt import GptShape
 
     shape = GptShape.of(model)
-    spec = {"shape": {"layers": shape.layers, "hidden": shape.hidden, "heads": shape.heads, "vocab": shape.vocab,
-                      "max_seq_len": shape.max_seq_len, "padded_layers": shape.padded},
-            "batches": batches, "input_len": model.input_len, "repeats": repeats, "warmup": warmup,
-            "device": device, "weights": weights}  # fmt: skip
+    spec = {
+        "shape": {
+            "layers": shape.layers,
+            "hidden": shape.hidden,
+            "heads": shape.heads,
+            "vocab": shape.vocab,
+            "max_seq_len": shape.max_seq_len,
+            "padded_layers": shape.padded,
+        },
+        "batches": batches,
+        "input_len": model.input_len,
+        "repeats": repeats,
+        "warmup": warmup,
+        "device": device,
+        "weights": weights,
+    }
     passes: dict[int, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="servelab-profile-") as tmp:
         for tp in tps:

@@ -11,6 +11,7 @@ from orchestrator.config.limits import check_instances
 from orchestrator.config.validate import require as _require
 from runtime.policies.spotserve.config_optimizer import choose
 from runtime.policies.spotserve.cost_model import check_profile
+from runtime.policies.spotserve.registry import approach_class
 from runtime.schema import Config, ModelConfig
 from runtime.traces.spotserve import AvailabilityEvent, instances_in_order, load_availability, split_start
 
@@ -50,8 +51,9 @@ def validate(cfg: Config) -> list[AvailabilityEvent]:
     assert cfg.model is not None
     model, spot = cfg.model, cfg.spot
     a = cfg.approach.name
+    approach_class(a, cfg.approach.plugin)  # a plugin that does not import is one line, before the run
     _require(
-        cfg.ablation == 0 or a == "spotserve",
+        cfg.ablation == 0 or (a == "spotserve" and not cfg.approach.plugin),
         "ablation",
         f"levels 1..4 take features out of spotserve; {a} has none (use 0)",
     )

@@ -30,7 +30,9 @@ from runtime.cores.diffserve.worker import WorkerReport, WorkerSetting
 from runtime.policies.diffserve.assignment import assign_tiers
 from runtime.policies.diffserve.demand import ArtifactQueueing, DemandEstimator
 from runtime.policies.diffserve.plan import AllocationPlan, Approach, Observation
+from runtime.policies.diffserve.registry import make_approach
 from runtime.records import Tier
+from runtime.schema import Config
 
 
 @dataclass
@@ -101,6 +103,19 @@ class ControllerCore:
         workers = {n: WorkerState() for n in names}
         return cls(
             approach, demand, workers, period_s, evict_after_missed, timer, ArtifactQueueing(a.ewma_alpha, heartbeat_s)
+        )
+
+    @classmethod
+    def for_run(cls, config: Config, names: Collection[str], timer: Callable[[], float] | None) -> ControllerCore:
+        """The run's controller core, as the controller role and the engine both build it."""
+        assert config.cascade is not None
+        return cls.of(
+            make_approach(config.cascade, config.approach),
+            names,
+            period_s=config.approach.period_s,
+            heartbeat_s=config.run.heartbeat_s,
+            evict_after_missed=config.run.evict_after_missed,
+            timer=timer,
         )
 
     # ------------------------------------------------------------------ membership

@@ -19,7 +19,7 @@ without it, as a removal with no grace period (`lost` in the decision log).
 
 The shell (gRPC role or engine) asks `next_due()`, then calls `step(now)` until it returns
 None, applying the actions each returns; a rebuild needs the batches the drains stopped, so
-`step` first returns `NeedStopped` and the shell calls `step(now, stopped)` with them.
+`step` first returns `NeedDrainReports` and the shell calls `step(now, stopped)` with them.
 
 | action             | applied by         | meaning                                                   |
 | ------------------ | ------------------ | --------------------------------------------------------- |
@@ -42,21 +42,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.policies.spotserve.cost_model import ParallelConfig
-from runtime.policies.spotserve.engine import BatchTiming, timing
 from runtime.policies.spotserve.fleet import EMPTY, Fleet, Replica
 from runtime.policies.spotserve.layout import Gpu
 from runtime.policies.spotserve.migration_planner import Transfer
 from runtime.policies.spotserve.reconfiguration import (
     Change,
+    DrainReport,
     Notice,
     Rebuild,
+    Requeue,
     SpotApproach,
-    Stopped,
     interrupted_batches,
     requeue,
 )
-from runtime.schema import ModelConfig, SpotConfig
-from runtime.traces.spotserve import AvailabilityEvent, Start
+from runtime.policies.spotserve.registry import make_approach
+from runtime.policies.spotserve.timing import BatchTiming, timing
+from runtime.schema import Config, ModelConfig, SpotConfig
+from runtime.traces.spotserve import AvailabilityEvent, Start, alive_timeline, split_start
 
 REBUILD, PREEMPT, HEAR = 0, 1, 2  # at one time: finish a change, then let instances go, then plan
 
@@ -88,12 +90,6 @@ class DrainReplica:
 
 
 @dataclass(frozen=True)
-class Requeue:
-    pinned: tuple[tuple[int, tuple[int, ...], int], ...]
-    restarted: tuple[int, ...]
-
-
-@dataclass(frozen=True)
 class ReplicasGone:
     replicas: tuple[int, ...]
     at: float
@@ -108,7 +104,7 @@ Action = AssignReplica | ReleaseReplica | DrainReplica | Requeue | ReplicasGone 
 
 
 @dataclass(frozen=True)
-class NeedStopped:
+class NeedDrainReports:
     """The next step rebuilds: call `step(now, stopped)` with these replicas' stopped batches."""
 
     replicas: tuple[int, ...]
@@ -178,6 +174,30 @@ class SpotControllerCore:
                 core._push(event.at_s, PREEMPT, event)
         return core
 
+    @classmethod
+    def for_run(
+        cls,
+        config: Config,
+        events: Sequence[AvailabilityEvent],
+        workers: Mapping[Gpu, str],
+        timer: Callable[[], float] | None,
+    ) -> SpotControllerCore:
+        """The run's controller core, as the controller role and the engine both build it: the
+        approach sized for the largest fleet of the availability trace."""
+        assert config.model is not None
+        max_alive = max((s.spot + s.ondemand for s in alive_timeline(events)), default=0)
+        a = config.approach
+        approach = make_approach(a.name, config.model, config.spot, config.ablation, max_alive, a.plugin)
+        return cls.of(
+            approach,
+            config.model,
+            config.spot,
+            split_start(events),
+            workers,
+            evict_after_missed=config.run.evict_after_missed,
+            timer=timer,
+        )
+
     # ------------------------------------------------------------------ the queue
     def _push(self, at: float, priority: int, step: Any) -> int:
         seq = next(self._seq)
@@ -203,8 +223,10 @@ class SpotControllerCore:
         return self._assignments(built)
 
     # ------------------------------------------------------------------ steps
-    def step(self, now: float, stopped: Mapping[int, Stopped] | None = None) -> list[Action] | NeedStopped | None:
-        """Handle the next step due by `now`: its actions, `NeedStopped` before a rebuild, or
+    def step(
+        self, now: float, stopped: Mapping[int, DrainReport] | None = None
+    ) -> list[Action] | NeedDrainReports | None:
+        """Handle the next step due by `now`: its actions, `NeedDrainReports` before a rebuild, or
         None when nothing is due."""
         if not self._queue or self._queue[0][0] > now:
             return None
@@ -215,7 +237,7 @@ class SpotControllerCore:
                 return []
             drained = tuple(d.replica for d in self._pending.notice.drains)
             if stopped is None and drained:
-                return NeedStopped(drained)
+                return NeedDrainReports(drained)
             heapq.heappop(self._queue)
             return self._rebuild(now, stopped or {})
         if priority == PREEMPT:
@@ -256,7 +278,7 @@ class SpotControllerCore:
         kept = superseded - {d.replica for d in notice.drains}
         return drains + [DrainReplica(by_id[r], math.inf, False) for r in sorted(kept) if r in by_id]
 
-    def _rebuild(self, now: float, stopped: Mapping[int, Stopped]) -> list[Action]:
+    def _rebuild(self, now: float, stopped: Mapping[int, DrainReport]) -> list[Action]:
         pending = self._pending
         assert pending is not None
         self._pending = None
@@ -270,15 +292,23 @@ class SpotControllerCore:
         gone = [r for r in self.fleet.replicas if r.id not in kept]
         actions: list[Action] = []
         if plan.pinned or plan.restarted:
-            actions.append(Requeue(plan.pinned, plan.restarted))
+            actions.append(plan)
         if gone:
             actions.append(ReplicasGone(tuple(r.id for r in gone), now))
             actions += [ReleaseReplica(r) for r in gone]
         self.fleet = built.fleet
         actions += self._assignments(built)
         resumed = sum(len(ids) for _, ids, _ in plan.pinned)
-        self._record(pending.heard, pending, built, now, pending.planned_at, pending.plan_ms + self._ms(t0),
-                     resumed, len(plan.restarted))  # fmt: skip
+        self._record(
+            pending.heard,
+            pending,
+            built,
+            now,
+            pending.planned_at,
+            pending.plan_ms + self._ms(t0),
+            resumed,
+            len(plan.restarted),
+        )
         if self._waiting:  # events heard during this change and left for the next one
             actions += self._plan(now)
         return actions

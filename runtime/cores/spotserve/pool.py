@@ -32,8 +32,8 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from runtime.policies.spotserve.engine import BatchTiming, MeasuredRun, Run
 from runtime.policies.spotserve.mechanics import power_of_two_at_most
+from runtime.policies.spotserve.timing import BatchTiming, MeasuredRun, Run
 
 
 @dataclass(frozen=True)

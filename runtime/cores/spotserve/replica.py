@@ -3,7 +3,7 @@ timed, which tokens it has committed, and the drain rule.
 
 A replica is ready at `ready_at` (after its migration or reload); then, whenever it is idle,
 it pulls a batch from the pool (`wants_batch`, `start`). Its batch runs a prefill and one
-decode step after another, committing a token each (runtime/policies/spotserve/engine.py).
+decode step after another, committing a token each (runtime/policies/spotserve/timing.py).
 Told to drain by a deadline, it still serves until then: it starts a batch only if the whole
 batch fits, or (keeping progress) if the prefill and at least one step do; a batch that
 crosses the deadline is interrupted there with the tokens it committed (none when the drain
@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from runtime.cores.spotserve.pool import Lease
-from runtime.policies.spotserve.engine import BatchTiming, Run, worth_starting
 from runtime.policies.spotserve.mechanics import WHOLE, remaining_steps, stop_now
+from runtime.policies.spotserve.timing import BatchTiming, Run, worth_starting
+from runtime.protos import servelab_pb2 as pb
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,13 @@ class Interrupted:
 
 
 @dataclass(frozen=True)
-class Stopped:
+class Drained:
     """The replica drained with no batch running: it takes nothing more."""
 
     at: float
 
 
-Outcome = Finished | Interrupted | Stopped
+Progress = Finished | Interrupted | Drained
 
 
 class ReplicaCore:
@@ -108,9 +110,13 @@ class ReplicaCore:
         if self.a.jit and self.deadline is not None:
             run = lease.run
             steps = remaining_steps(
-                self.a.profile, len(lease.requests), self.deadline - run.started_at, self.conservative,
-                self.a.fix_factor, self.a.output_len,
-            )  # fmt: skip
+                self.a.profile,
+                len(lease.requests),
+                self.deadline - run.started_at,
+                self.conservative,
+                self.a.fix_factor,
+                self.a.output_len,
+            )
             if steps == 0:
                 self.stopped = True
                 return Interrupted(lease, run.started_at, run.started_at, lease.start_step if self.keep_progress else 0)
@@ -134,7 +140,7 @@ class ReplicaCore:
         later = [t for t in times if t > now]
         return min(later) if later else None
 
-    def advance(self, now: float) -> Outcome | None:
+    def advance(self, now: float) -> Progress | None:
         """What happened by `now`: the batch finished, a drain interrupted it, or the drained
         replica stopped idle; None when nothing did."""
         if self.lease is not None:
@@ -148,10 +154,10 @@ class ReplicaCore:
         )
         if stop:
             self.stopped = True
-            return Stopped(now)
+            return Drained(now)
         return None
 
-    def _advance_batch(self, now: float, lease: Lease) -> Outcome | None:
+    def _advance_batch(self, now: float, lease: Lease) -> Progress | None:
         """Our drain: a batch that crosses the deadline is cut there."""
         run = lease.run
         cut = self.deadline is not None and self.deadline < run.finish_at
@@ -164,7 +170,7 @@ class ReplicaCore:
             return Finished(lease, run.started_at, run.finish_at)
         return None
 
-    def _advance_jit(self, now: float, lease: Lease) -> Outcome | None:
+    def _advance_jit(self, now: float, lease: Lease) -> Progress | None:
         """The artifact's: the batch runs to its end, or to the steps the estimator gave it."""
         run = lease.run
         if now < run.finish_at:
@@ -174,3 +180,32 @@ class ReplicaCore:
             self.stopped = True
             return Interrupted(lease, run.started_at, run.finish_at, run.last_token if self.keep_progress else 0)
         return Finished(lease, run.started_at, run.finish_at)
+
+
+# --------------------------------------------------------------------------- records
+# The role shells (load balancer, worker) and the engine stamp a request's record through these
+# two, so that both clocks write the same fields the same way.
+
+
+def stamp_leased(queries: Sequence[pb.Query], lease: Lease, restarts: Mapping[int, int]) -> None:
+    """A batch leased to a replica: how often each request restarted so far, and the token it
+    resumes from (0 unless the batch resumes with its KV cache)."""
+    for q in queries:
+        q.restarts = restarts.get(q.id, 0)
+        q.tokens_done = lease.start_step
+
+
+def stamp_outcome(
+    queries: Sequence[pb.Query], outcome: Finished | Interrupted, leader: str, replica: int, output_len: int
+) -> None:
+    """A batch that finished or was cut: its stage on the leader, and the tokens each request
+    holds (all of them and the replica that served it, or those its batch committed)."""
+    end = outcome.finished_at if isinstance(outcome, Finished) else outcome.stopped_at
+    for q in queries:
+        q.stages.append(
+            pb.Stage(worker=leader, started_at=outcome.started_at, finished_at=end, batch_size=len(queries))
+        )
+        if isinstance(outcome, Finished):
+            q.tokens_done, q.replica = output_len, replica
+        else:
+            q.tokens_done = outcome.tokens

@@ -1,8 +1,10 @@
-"""Approach names to classes: the one place a new DiffServe approach is registered."""
+"""Approach names to classes: the one place a new DiffServe approach is registered (or, for an
+approach in your own package, named by `approach.plugin`)."""
 
 from __future__ import annotations
 
 from runtime.exceptions import ConfigError
+from runtime.plugins import load_class
 from runtime.policies.diffserve.all_heavy import AllHeavy
 from runtime.policies.diffserve.all_light import AllLight
 from runtime.policies.diffserve.plan import Approach
@@ -20,11 +22,18 @@ APPROACHES: dict[str, type[Approach]] = {
 }
 
 
-def make_approach(cascade: CascadeConfig, config: ApproachConfig) -> Approach:
+def approach_class(config: ApproachConfig) -> type[Approach]:
+    """The class that runs `config`: its plugin, else the registered approach of its name."""
+    if config.plugin:
+        return load_class(config.plugin, Approach, "approach.plugin")
     try:
-        cls = APPROACHES[config.name]
+        return APPROACHES[config.name]
     except KeyError:
         raise ConfigError(
-            f"approach: unknown DiffServe approach {config.name!r} (allowed: {', '.join(sorted(APPROACHES))})"
+            f"approach: unknown DiffServe approach {config.name!r} (allowed: {', '.join(sorted(APPROACHES))}, "
+            "or your own with approach.plugin)"
         ) from None
-    return cls(cascade, config)
+
+
+def make_approach(cascade: CascadeConfig, config: ApproachConfig) -> Approach:
+    return approach_class(config)(cascade, config)

@@ -38,7 +38,7 @@ there to match it (benchmarks/spotserve_run.py does).
 
 from __future__ import annotations
 
-from runtime.policies.spotserve.engine import BatchTiming
+from runtime.policies.spotserve.timing import BatchTiming
 
 WHOLE = -1  # remaining_steps: the whole batch fits
 

@@ -17,7 +17,7 @@ Each event (an instance added or removed, the target throughput changed, the end
 | Notice      | controller           | new configuration, drains, kept replicas, rebuild time     |
 | ReplicaPlan | workers of a replica | its GPUs, ready time, the batch it resumes                 |
 | Rebuild     | controller, pool     | new replicas, resumed/restarted batches, migration cost    |
-| Stopped     | drained leader       | the requests it stopped in, the tokens they committed      |
+| DrainReport | drained leader       | the requests it stopped in, the tokens they committed      |
 | Requeue     | pool                 | batches pinned to new replicas, requests back from token 0 |
 """
 
@@ -249,7 +249,7 @@ def nothing_runs(notice: Notice, interrupted: Mapping[int, InterruptedBatch]) ->
 
 
 @dataclass(frozen=True)
-class Stopped:
+class DrainReport:
     """A drained replica's report: the requests of the batch it stopped in (none if it was
     idle) and the decode steps they committed (0 when the drain kept no progress)."""
 
@@ -257,7 +257,9 @@ class Stopped:
     tokens: int
 
 
-def interrupted_batches(notice: Notice, stopped: Mapping[int, Stopped], input_len: int) -> dict[int, InterruptedBatch]:
+def interrupted_batches(
+    notice: Notice, stopped: Mapping[int, DrainReport], input_len: int
+) -> dict[int, InterruptedBatch]:
     """Old replica -> the batch it stopped in, with the KV length that can move (0: none)."""
     keeps = {d.replica: d.keep_progress for d in notice.drains}
     return {
@@ -273,7 +275,7 @@ class Requeue:
     restarted: tuple[int, ...] = ()  # requests back in the queue from token 0
 
 
-def requeue(built: Rebuild, stopped: Mapping[int, Stopped]) -> Requeue:
+def requeue(built: Rebuild, stopped: Mapping[int, DrainReport]) -> Requeue:
     """Where the interrupted requests go: a resumed batch is pinned to the replica its KV cache
     moved to and continues from its committed token; every other one restarts."""
     pinned = tuple(

@@ -26,9 +26,9 @@ from pathlib import Path
 import grpc
 
 from runtime import rolefiles
+from runtime.clock import Cadence
 from runtime.cores.diffserve.controller import ControllerCore, TickOutcome
 from runtime.cores.diffserve.worker import TIER_PB, WorkerReport
-from runtime.policies.diffserve.registry import make_approach
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
@@ -43,24 +43,14 @@ class ControllerRole(Role):
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
         super().__init__(spec, name, out_dir)
-        cascade = self.config.cascade
-        assert cascade is not None
-        run = self.config.run
         names = [w.name for w in spec.of("worker")]
-        self.core = ControllerCore.of(
-            make_approach(cascade, self.config.approach),
-            names,
-            period_s=self.config.approach.period_s,
-            heartbeat_s=run.heartbeat_s,
-            evict_after_missed=run.evict_after_missed,
-            timer=time.perf_counter,
-        )
+        self.core = ControllerCore.for_run(self.config, names, time.perf_counter)
         self.stubs = {n: pbg.WorkerStub(self.channel_to(n)) for n in names}
         self.addresses = {w.name: w.address for w in spec.of("worker")}
         self.lb = pbg.LoadBalancerStub(self.channel_to(spec.only("load_balancer").name))
         self.pool = ThreadPoolExecutor(max_workers=min(64, len(names) + 4), thread_name_prefix="rpc")
         self.beats: dict[str, Future[pb.WorkerStatus | pb.LoadBalancerStats | None]] = {}
-        self.skipped = 0
+        self.cadence = Cadence(self.config.run.heartbeat_s)
         self.lock = threading.Lock()
         self._loop = self.work_thread(self._run_loop, "control-loop")
 
@@ -83,21 +73,15 @@ class ControllerRole(Role):
         self._loop.start()
 
     def _run_loop(self) -> None:
-        h = self.config.run.heartbeat_s
-        k = 1
         while not self.stopping.is_set():
-            due = k * h
-            if self.stopping.wait(max(0.0, self.clock.wall(due - self.clock.now()))):
+            if self.stopping.wait(max(0.0, self.clock.wall(self.cadence.due - self.clock.now()))):
                 return
-            late = int((self.clock.now() - due) // h)
-            if late > 0:  # the machine fell behind: take the next tick now, count what was missed
-                self.skipped += late
-                k += late
+            now = self.clock.now()
+            self.cadence.take(now)  # behind: the ticks already past are skipped and counted
             try:
-                self._tick(self.clock.now())
+                self._tick(now)
             except Exception:  # a bad tick never stops the controller
                 self.log.exception("Tick failed; continuing")
-            k += 1
 
     def _tick(self, now: float, settle: bool = False) -> None:
         reports, missed, submitted = self._heartbeats(settle)
@@ -163,9 +147,15 @@ class ControllerRole(Role):
         if plan is not None:
             self.log.info(
                 "Plan <id=%d light=%d heavy=%d b1=%d b2=%d threshold=%.3f feasible=%s reason=%s>",
-                self.core.plan_id, plan.light_workers, plan.heavy_workers, plan.light_batch, plan.heavy_batch,
-                plan.threshold, plan.feasible, plan.reason,
-            )  # fmt: skip
+                self.core.plan_id,
+                plan.light_workers,
+                plan.heavy_workers,
+                plan.light_batch,
+                plan.heavy_batch,
+                plan.threshold,
+                plan.feasible,
+                plan.reason,
+            )
 
         def configure(item: tuple[str, pb.WorkerConfig]) -> None:
             name, cfg = item
@@ -175,10 +165,18 @@ class ControllerRole(Role):
                 self.log.warning("Configure failed <worker=%s code=%s>", name, err.code())
 
         configs = [
-            (n, pb.WorkerConfig(plan_id=s.plan_id, tier=TIER_PB[s.tier], light_batch=s.light_batch,
-                                heavy_batch=s.heavy_batch, threshold=s.threshold))
+            (
+                n,
+                pb.WorkerConfig(
+                    plan_id=s.plan_id,
+                    tier=TIER_PB[s.tier],
+                    light_batch=s.light_batch,
+                    heavy_batch=s.heavy_batch,
+                    threshold=s.threshold,
+                ),
+            )
             for n, s in outcome.settings.items()
-        ]  # fmt: skip
+        ]
         pending = [self.pool.submit(configure, item) for item in configs]
         r = outcome.routing
         routes = [
@@ -202,7 +200,9 @@ class ControllerRole(Role):
             rolefiles.write_controller(self.core.decisions, self.core.ticks, self.out_dir)
             plans, ticks = len(self.core.decisions), len(self.core.ticks)
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.log.info("Wrote the decision and tick logs <plans=%d ticks=%d skipped=%d>", plans, ticks, self.skipped)
+        self.log.info(
+            "Wrote the decision and tick logs <plans=%d ticks=%d skipped=%d>", plans, ticks, self.cadence.skipped
+        )
 
 
 class _ControllerService(pbg.ControllerServicer):

@@ -101,10 +101,19 @@ class WorkerRole(Role):
             c = self.core
             r = c.report()
             return pb.WorkerStatus(
-                name=self.name, tier=TIER_PB[c.tier], queue_length=r.queue_length, light_queue=r.light_queue,
-                heavy_queue=r.heavy_queue, enqueued=c.enqueued, completed=c.completed, dropped=c.dropped,
-                plan_id=c.plan_id, now=self.clock.now(), busy=c.running is not None, running=r.running,
-            )  # fmt: skip
+                name=self.name,
+                tier=TIER_PB[c.tier],
+                queue_length=r.queue_length,
+                light_queue=r.light_queue,
+                heavy_queue=r.heavy_queue,
+                enqueued=c.enqueued,
+                completed=c.completed,
+                dropped=c.dropped,
+                plan_id=c.plan_id,
+                now=self.clock.now(),
+                busy=c.running is not None,
+                running=r.running,
+            )
 
     # ------------------------------------------------------------------ the batch loop
     def _serve_batches(self) -> None:

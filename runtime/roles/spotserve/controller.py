@@ -30,11 +30,12 @@ from typing import TypeVar
 import grpc
 
 from runtime import rolefiles
+from runtime.clock import Cadence
 from runtime.cores.spotserve.controller import (
     Action,
     AssignReplica,
     DrainReplica,
-    NeedStopped,
+    NeedDrainReports,
     Preempt,
     ReleaseReplica,
     ReplicasGone,
@@ -43,14 +44,13 @@ from runtime.cores.spotserve.controller import (
     with_measured,
 )
 from runtime.policies.spotserve.layout import Gpu
-from runtime.policies.spotserve.reconfiguration import Stopped
-from runtime.policies.spotserve.registry import make_approach
+from runtime.policies.spotserve.reconfiguration import DrainReport
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
 from runtime.spec import RunSpec
 from runtime.tables import write_rows
-from runtime.traces.spotserve import alive_timeline, load_availability, split_start
+from runtime.traces.spotserve import load_availability
 
 DRAIN_SLACK_WALL_S = 15.0  # beyond a drain's deadline, before the controller stops waiting for it
 RETRIES = 3  # calls to the pool that change its state are tried this often
@@ -74,12 +74,7 @@ class SpotControllerRole(Role):
             workers[Gpu(w.instance, w.gpu)] = w.name
             self.process_of[w.name] = w.process_name
         self.workers = workers
-        max_alive = max((s.spot + s.ondemand for s in alive_timeline(events)), default=0)
-        approach = make_approach(cfg.approach.name, self.model, cfg.spot, cfg.ablation, max_alive)
-        self.core = SpotControllerCore.of(
-            approach, self.model, cfg.spot, split_start(events), workers,
-            evict_after_missed=cfg.run.evict_after_missed, timer=time.perf_counter,
-        )  # fmt: skip
+        self.core = SpotControllerCore.for_run(cfg, events, workers, time.perf_counter)
         self.stubs = {name: pbg.SpotWorkerStub(self.channel_to(name)) for name in workers.values()}
         self.pool = pbg.RequestPoolStub(self.channel_to(spec.only("load_balancer").name))
         self.threads = ThreadPoolExecutor(max_workers=64, thread_name_prefix="rpc")
@@ -126,14 +121,14 @@ class SpotControllerRole(Role):
                 out = self.core.step(now)
             if out is None:
                 return
-            if isinstance(out, NeedStopped):
+            if isinstance(out, NeedDrainReports):
                 stopped = self._collect(out.replicas)
                 with self.lock:
                     out = self.core.step(now, stopped)
-                assert not isinstance(out, NeedStopped)
+                assert not isinstance(out, NeedDrainReports)
             self.apply(out or [])
 
-    def _collect(self, replicas: tuple[int, ...]) -> dict[int, Stopped]:
+    def _collect(self, replicas: tuple[int, ...]) -> dict[int, DrainReport]:
         """The drains' answers: the batch each replica stopped in (those that did not answer
         are left out; the pool takes their batches back when they are gone)."""
         futures = {r: self.drains.pop(r) for r in replicas if r in self.drains}
@@ -142,7 +137,7 @@ class SpotControllerRole(Role):
         for r, fut in futures.items():
             reply = fut.result() if fut.done() else None
             if reply is not None and reply.stopped:
-                stopped[r] = Stopped(tuple(reply.requests), reply.tokens)
+                stopped[r] = DrainReport(tuple(reply.requests), reply.tokens)
             else:
                 self.log.warning("Replica %d did not say where it stopped: the pool keeps its batch", r)
         return stopped
@@ -187,10 +182,19 @@ class SpotControllerRole(Role):
                 if x.dst == me
             ]
             msg = pb.ReplicaAssignment(
-                replica=a.replica.id, config=str(a.config), members=members, worker=worker, ready_at=a.ready_at,
-                batch=a.config.batch, timing=timing, output_len=self.model.output_len, tp=a.config.tp,
-                pp=a.config.pp, reload=a.reload, transfers=transfers,
-            )  # fmt: skip
+                replica=a.replica.id,
+                config=str(a.config),
+                members=members,
+                worker=worker,
+                ready_at=a.ready_at,
+                batch=a.config.batch,
+                timing=timing,
+                output_len=self.model.output_len,
+                tp=a.config.tp,
+                pp=a.config.pp,
+                reload=a.reload,
+                transfers=transfers,
+            )
             try:
                 self.stubs[worker].Assign(msg, timeout=self.rpc_timeout)
             except grpc.RpcError as err:
@@ -232,15 +236,14 @@ class SpotControllerRole(Role):
 
     # ------------------------------------------------------------------ heartbeats
     def _tick_loop(self) -> None:
-        h = self.config.run.heartbeat_s
-        k = 1
+        cadence = Cadence(self.config.run.heartbeat_s)
         while not self.stopping.is_set():
-            due = k * h
-            if self.stopping.wait(max(0.0, self.clock.wall(due - self.clock.now()))):
+            if self.stopping.wait(max(0.0, self.clock.wall(cadence.due - self.clock.now()))):
                 return
-            k = max(k + 1, int(self.clock.now() // h) + 1)
+            now = self.clock.now()
+            cadence.take(now)
             try:
-                self._tick(self.clock.now())
+                self._tick(now)
             except Exception:
                 self.log.exception("Tick failed; continuing")
 
@@ -266,8 +269,13 @@ class SpotControllerRole(Role):
             (answered if ok else missed).extend(names)
         try:
             s = self.pool.PoolStatus(pb.Empty(), timeout=self.config.run.heartbeat_timeout_s)
-            pool = {"waiting": s.waiting, "resumable": s.resumable, "pinned": s.pinned, "leased": s.leased,
-                    "submitted": s.submitted}  # fmt: skip
+            pool = {
+                "waiting": s.waiting,
+                "resumable": s.resumable,
+                "pinned": s.pinned,
+                "leased": s.leased,
+                "submitted": s.submitted,
+            }
         except grpc.RpcError:
             pool = {}
         with self.lock:
@@ -280,17 +288,37 @@ class SpotControllerRole(Role):
     def migrated_report(self, r: pb.MigrationReport) -> None:
         at = self.clock.now()
         rows: list[dict[str, object]] = [
-            {"at": at, "replica": r.replica, "worker": r.worker, "kind": "total", "layers": "", "src": "",
-             "planned_bytes": sum(d.planned.nbytes for d in r.transfers), "bytes": sum(d.nbytes for d in r.transfers),
-             "seconds": r.seconds, "group_s": r.group_s, "blocks": sum(d.blocks for d in r.transfers)}
-        ]  # fmt: skip
+            {
+                "at": at,
+                "replica": r.replica,
+                "worker": r.worker,
+                "kind": "total",
+                "layers": "",
+                "src": "",
+                "planned_bytes": sum(d.planned.nbytes for d in r.transfers),
+                "bytes": sum(d.nbytes for d in r.transfers),
+                "seconds": r.seconds,
+                "group_s": r.group_s,
+                "blocks": sum(d.blocks for d in r.transfers),
+            }
+        ]
         for d in r.transfers:
             p = d.planned
             rows.append(
-                {"at": at, "replica": r.replica, "worker": r.worker, "kind": p.kind,
-                 "layers": f"{p.layer_lo}-{p.layer_hi}", "src": p.src or "storage", "planned_bytes": p.nbytes,
-                 "bytes": d.nbytes, "seconds": d.seconds, "group_s": 0.0, "blocks": d.blocks}
-            )  # fmt: skip
+                {
+                    "at": at,
+                    "replica": r.replica,
+                    "worker": r.worker,
+                    "kind": p.kind,
+                    "layers": f"{p.layer_lo}-{p.layer_hi}",
+                    "src": p.src or "storage",
+                    "planned_bytes": p.nbytes,
+                    "bytes": d.nbytes,
+                    "seconds": d.seconds,
+                    "group_s": 0.0,
+                    "blocks": d.blocks,
+                }
+            )
         with self.lock:
             self.migrated += rows
 

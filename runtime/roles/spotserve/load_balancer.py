@@ -16,8 +16,9 @@ import grpc
 
 from runtime import rolefiles
 from runtime.cores.spotserve.pool import Lease
-from runtime.policies.spotserve.engine import BatchTiming
+from runtime.cores.spotserve.replica import stamp_leased
 from runtime.policies.spotserve.registry import request_pool
+from runtime.policies.spotserve.timing import BatchTiming
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
@@ -30,7 +31,7 @@ class SpotLoadBalancerRole(Role):
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
         super().__init__(spec, name, out_dir)
         self.cond = threading.Condition()
-        self.core = request_pool(self.config.approach.name, self.config.spot)
+        self.core = request_pool(self.config.approach.name, self.config.spot, self.config.approach.plugin)
         self.pulling = 0  # replicas waiting in NextBatch
         self.queries: dict[int, pb.Query] = {}
 
@@ -64,16 +65,15 @@ class SpotLoadBalancerRole(Role):
                 lease = self._lease(request, timing)
             if lease is None:
                 return pb.NextBatchReply(lease=-1)
-            queries = []
-            for r in lease.requests:
-                q = self.queries[r]
-                q.restarts = self.core.restarts.get(r, 0)
-                q.tokens_done = lease.start_step
-                queries.append(q)
+            queries = [self.queries[r] for r in lease.requests]
+            stamp_leased(queries, lease, self.core.restarts)
             return pb.NextBatchReply(
-                queries=queries, start_step=lease.start_step, lease=lease.id, recompute=lease.recompute,
+                queries=queries,
+                start_step=lease.start_step,
+                lease=lease.id,
+                recompute=lease.recompute,
                 started_at=lease.run.started_at,
-            )  # fmt: skip
+            )
 
     def _lease(self, request: pb.NextBatchRequest, timing: BatchTiming) -> Lease | None:
         r = request
@@ -147,6 +147,11 @@ class _Pool(pbg.RequestPoolServicer):
         with self.lb.cond:
             c = self.lb.core.counts()
             return pb.PoolStats(
-                submitted=c["submitted"], waiting=c["waiting"] + c["ahead"], pinned=c["pinned"], now=self.lb.clock.now(),
-                leased=c["leased"], held=c["held"], resumable=c["resumable"],
-            )  # fmt: skip
+                submitted=c["submitted"],
+                waiting=c["waiting"] + c["ahead"],
+                pinned=c["pinned"],
+                now=self.lb.clock.now(),
+                leased=c["leased"],
+                held=c["held"],
+                resumable=c["resumable"],
+            )

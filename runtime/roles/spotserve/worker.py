@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING
 import grpc
 
 from runtime.cores.spotserve.pool import Lease
-from runtime.cores.spotserve.replica import Assignment, Finished, Interrupted, ReplicaCore
+from runtime.cores.spotserve.replica import Assignment, Finished, Interrupted, ReplicaCore, stamp_outcome
 from runtime.outbox import Outbox
-from runtime.policies.spotserve.engine import BatchTiming, MeasuredRun, Run
+from runtime.policies.spotserve.timing import BatchTiming, MeasuredRun, Run
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
@@ -156,8 +156,19 @@ class SpotWorkerRole(Role):
                 ready = float("inf") if self.gpu is not None else a.ready_at
                 m = self.config.spot.mechanics
                 ff = self.config.model.final_fix_factor  # type: ignore[union-attr]
-                core = ReplicaCore(Assignment(a.replica, a.batch, timing, a.output_len, ready, a.config, m.jit_interruption,
-                                              ff, not m.fix_factor_planning_only))  # fmt: skip
+                core = ReplicaCore(
+                    Assignment(
+                        a.replica,
+                        a.batch,
+                        timing,
+                        a.output_len,
+                        ready,
+                        a.config,
+                        m.jit_interruption,
+                        ff,
+                        not m.fix_factor_planning_only,
+                    )
+                )
                 engine = _Engine(core, a.worker)
                 self.engines[a.replica] = engine
         if self.gpu is not None:
@@ -200,8 +211,9 @@ class SpotWorkerRole(Role):
             engine = self.engines.get(replica)
             busy = engine is not None and engine.core.lease is not None
             port = self.gpu.store_port() if self.gpu is not None else 0
-            return pb.WorkerStatus(name=worker, plan_id=replica, busy=busy, completed=self.completed,
-                                   now=self.clock.now(), store_port=port)  # fmt: skip
+            return pb.WorkerStatus(
+                name=worker, plan_id=replica, busy=busy, completed=self.completed, now=self.clock.now(), store_port=port
+            )
 
     # ------------------------------------------------------------------ a replica's engine
     def _run(self, engine: _Engine) -> None:
@@ -238,10 +250,13 @@ class SpotWorkerRole(Role):
         a = engine.core.a
         t = a.timing
         request = pb.NextBatchRequest(
-            replica=a.replica, max_batch=a.batch, wait_s=PULL_WAIT_WALL_S, output_len=a.output_len,
+            replica=a.replica,
+            max_batch=a.batch,
+            wait_s=PULL_WAIT_WALL_S,
+            output_len=a.output_len,
             timing=pb.BatchTiming(prefill_s=t.prefill_s, step_s=t.step_s, embed_s=t.embed_s),
             received=engine.received,
-        )  # fmt: skip
+        )
         try:
             reply = self.pool.NextBatch(request, timeout=self.rpc_timeout + PULL_WAIT_WALL_S)
         except grpc.RpcError as err:
@@ -265,20 +280,13 @@ class SpotWorkerRole(Role):
     def _report(self, engine: _Engine, outcome: Finished | Interrupted) -> None:
         """Under the lock: stamp the batch's stage and tell the pool (and the sink) how it ended."""
         finished = isinstance(outcome, Finished)
-        end = outcome.finished_at if isinstance(outcome, Finished) else outcome.stopped_at
         queries, engine.queries = engine.queries, []
-        for q in queries:
-            q.stages.append(pb.Stage(worker=engine.leader, started_at=outcome.started_at, finished_at=end,
-                                     batch_size=len(queries)))  # fmt: skip
+        stamp_outcome(queries, outcome, engine.leader, engine.core.id, engine.core.a.output_len)
         if isinstance(outcome, Finished):
-            for q in queries:
-                q.tokens_done, q.replica = engine.core.a.output_len, engine.core.id
             self.completed += len(queries)
             self.to_sink.put(queries)
             self.reports.put([pb.LeaseReport(lease=outcome.lease.id, finished=True)])
         else:
-            for q in queries:
-                q.tokens_done = outcome.tokens
             engine.interrupted = (tuple(q.id for q in queries), outcome.tokens)
             self.reports.put([pb.LeaseReport(lease=outcome.lease.id, finished=finished, tokens=outcome.tokens)])
             self.log.info(
@@ -307,8 +315,12 @@ class SpotWorkerRole(Role):
             self.migrations.put([_migration_report(a, migration, group_s, now)])
             self.log.info(
                 "Rank %d of replica %d <config=%s migration=%.3fs group=%.3fs>",
-                rank, a.replica, a.config, migration.seconds, group_s,
-            )  # fmt: skip
+                rank,
+                a.replica,
+                a.config,
+                migration.seconds,
+                group_s,
+            )
             if engine is None:
                 gpu.follow()
                 return
@@ -377,8 +389,9 @@ class SpotWorkerRole(Role):
 
         if self.gpu is None:
             return
-        blocks = self.gpu.serve(list(request.names), request.kv_replica, list(request.kv_layers),
-                                list(request.kv_heads))  # fmt: skip
+        blocks = self.gpu.serve(
+            list(request.names), request.kv_replica, list(request.kv_layers), list(request.kv_heads)
+        )
         for data, last in pack(blocks):
             yield pb.BlockChunk(data=data, last=last)
 
@@ -393,11 +406,20 @@ def _migration_report(a: pb.ReplicaAssignment, m: Migration, group_s: float, now
     done = []
     for d in m.transfers:
         p = d.planned
-        planned = pb.PlannedTransfer(kind=p.kind, layer_lo=p.layers[0], layer_hi=p.layers[1], slice=p.slice,
-                                     slices=p.slices, replica=p.replica, src=p.src, nbytes=p.nbytes)  # fmt: skip
+        planned = pb.PlannedTransfer(
+            kind=p.kind,
+            layer_lo=p.layers[0],
+            layer_hi=p.layers[1],
+            slice=p.slice,
+            slices=p.slices,
+            replica=p.replica,
+            src=p.src,
+            nbytes=p.nbytes,
+        )
         done.append(pb.TransferDone(planned=planned, nbytes=d.nbytes, seconds=d.seconds, blocks=d.blocks))
-    return pb.MigrationReport(replica=a.replica, worker=a.worker, transfers=done, seconds=m.seconds,
-                              group_s=group_s, ready_at=now)  # fmt: skip
+    return pb.MigrationReport(
+        replica=a.replica, worker=a.worker, transfers=done, seconds=m.seconds, group_s=group_s, ready_at=now
+    )
 
 
 class _SpotWorkerService(pbg.SpotWorkerServicer):
