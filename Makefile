@@ -32,6 +32,8 @@ bench: ## every benchmark script (minutes)
 	$(PY) -m benchmarks.gpt_decode
 	$(PY) -m benchmarks.spotserve_real
 	$(PY) -m benchmarks.bounds
+	$(PY) -m benchmarks.sweeps
+	$(PY) -m benchmarks.faults
 
 protos: ## regenerate the gRPC stubs from runtime/protos/servelab.proto
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. runtime/protos/servelab.proto

@@ -153,9 +153,9 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="bench-bounds-"))
     if not args.skip_memory:
-        print(table(["measured", "value", "beside"], memory(out)))
+        print(table(["measured", "value", "beside"], memory(out), name="bounds-memory"))
         print()
-    print(table(["input", "exit", "s to refuse", "peak RSS", "the line"], refusals(out)))
+    print(table(["input", "exit", "s to refuse", "peak RSS", "the line"], refusals(out), name="bounds-refusals"))
 
 
 if __name__ == "__main__":

@@ -28,10 +28,18 @@ def run(*overrides: str, out: Path | None = None) -> dict[str, Any]:
     return run_experiment(cfg, out / "run").summary
 
 
-def table(header: list[str], rows: list[list[Any]]) -> str:
+def table(header: list[str], rows: list[list[Any]], name: str | None = None) -> str:
+    """A markdown table. With `name` it is also the docs' table of that name: written to
+    docs/tables/<name>.md and spliced into every docs page that shows it (benchmarks.doc_tables),
+    so that no measured table in the docs is typed by hand."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    if name is not None:
+        from benchmarks.doc_tables import publish
+
+        publish(name, text, " ".join([f"python -m benchmarks.{Path(sys.argv[0]).stem}", *sys.argv[1:]]))
+    return text
 
 
 def say(text: str) -> None:

@@ -99,7 +99,7 @@ def main() -> None:
         "longest lease gap (s)",
         "largest limit (s)",
     ]
-    say(table(header, rows))
+    say(table(header, rows, name="deploy"))
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ def main() -> None:
                 "light fraction",
             ],
             rows,
+            name="diffserve-paper",
         )
     )
     say("† the script's heavy/all ratio is 0/0 (no heavy-served query): it prints its fit at the all-heavy end")
@@ -117,7 +118,7 @@ def main() -> None:
             slo = f"{(1 - ours / theirs) * 100:.1f} %" if theirs > 0 else "n/a (0 violations)"
             claims.append([cascade, APPROACHES[name], f"{fid * 100:+.1f} %", slo])
     say("DiffServe against each baseline (table FID: + is better quality; violations: lower by)")
-    say(table(["cascade", "baseline", "FID better by", "violations lower by"], claims))
+    say(table(["cascade", "baseline", "FID better by", "violations lower by"], claims, name="diffserve-paper-claims"))
     if args.figure is not None:
         from orchestrator.report import aggregate
         from orchestrator.systems.diffserve.figures import comparison_figures

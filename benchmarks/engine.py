@@ -139,6 +139,7 @@ def loops() -> None:
                 "faster than real time",
             ],
             rows,
+            name="engine-loop",
         )
     )
 
@@ -172,6 +173,7 @@ def command() -> None:
                     f"{statistics.median(walls):.1f}",
                 ]
             ],
+            name="engine-command",
         )
     )
 
@@ -205,6 +207,7 @@ def sweep() -> None:
                     f"{took / max(done, 1):.1f}",
                 ]
             ],
+            name="engine-sweep",
         )
     )
 

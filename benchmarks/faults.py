@@ -610,7 +610,7 @@ def main() -> None:
         say(f"{row.fault}: {row.cells()[1:]}")
         rows.append(row.cells())
     header = ["fault", "exit", "printed", "unaccounted", "unfinished", "processes left", "detected after (s)", "note"]
-    say(table(header, rows))
+    say(table(header, rows, name="faults"))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def fidelity(time_scale: float) -> None:
             diff = "" if label.startswith(("client", "heartbeat")) else f" ({r.diff:+.3g})"
             cells.append(f"{r.virtual:.3g} / {r.wall:.3g}{diff}")
         body.append([label, *cells])
-    say(table(["virtual / wall (wall - virtual)", *per_cascade], body))
+    say(table(["virtual / wall (wall - virtual)", *per_cascade], body, name="fidelity"))
 
 
 def cadence() -> None:
@@ -80,6 +80,7 @@ def cadence() -> None:
                 "client send lag p99 (s)",
             ],
             rows,
+            name="fidelity-cadence",
         )
     )
 

@@ -67,7 +67,7 @@ def main() -> None:
             ms = float(Path(out, "ms.txt").read_text())
         rows.append([f"tp {tp}, pp {pp} (gloo)", str(tp * pp), f"{ms:.2f}", f"{ms / alone:.2f}"])
     say(f"{os.cpu_count()} cores; model=tiny shape, batch 4, median of {args.steps} decode steps")
-    say(table(["configuration", "processes", "ms per token", "vs one process"], rows))
+    say(table(["configuration", "processes", "ms per token", "vs one process"], rows, name="gpt-decode"))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
             ms = np.array(times) * 1000
             rows.append([cascade, workers, f"{np.median(ms):.3f}", f"{np.percentile(ms, 99):.3f}"])
-    say(table(["cascade", "GPU workers", "median (ms)", "p99 (ms)"], rows))
+    say(table(["cascade", "GPU workers", "median (ms)", "p99 (ms)"], rows, name="planner"))
 
 
 if __name__ == "__main__":

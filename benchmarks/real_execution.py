@@ -112,9 +112,15 @@ def main() -> None:
             [int(batch), int(row["count"]), f"{row['median']:.1f}", f"{direct:.1f}", f"{row['median'] / direct:.2f}"]
         )
     say("Tiny light model + discriminator per batch (1 torch thread):\n")
-    say(table(["batch", "batches seen", "in the worker (ms)", "direct call (ms)", "ratio"], rows))
+    say(
+        table(
+            ["batch", "batches seen", "in the worker (ms)", "direct call (ms)", "ratio"],
+            rows,
+            name="real-execution-batches",
+        )
+    )
     say("\nFID computation:\n")
-    say(table(["what", "features (s)", "Fréchet distance (s)"], fid_times()))
+    say(table(["what", "features (s)", "Fréchet distance (s)"], fid_times(), name="real-execution-fid"))
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def main() -> None:
         "migration KM (s)",
         "migration rank order (s)",
     ]
-    say(table(header, rows))
+    say(table(header, rows, name="spotserve-policies"))
 
 
 if __name__ == "__main__":

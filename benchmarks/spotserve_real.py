@@ -74,7 +74,13 @@ def main() -> None:
             ]
         )
     say(f"shape hidden {args.hidden}, heads {args.heads}, layers {args.layers}; run {run_dir}")
-    say(table(["change", "plan (s)", "measured (s)", "plan (MB)", "measured (MB)", "what moved", "peer MB/s"], rows))
+    say(
+        table(
+            ["change", "plan (s)", "measured (s)", "plan (MB)", "measured (MB)", "what moved", "peer MB/s"],
+            rows,
+            name="spotserve-real-migrations",
+        )
+    )
     say(
         f"completed {summary['completed']} of {summary['queries_sent']}, unfinished {summary['unfinished']}, "
         f"resumed {summary['resumed_requests']}; latency p50 {summary['latency_p50_s']:.2f} s"

@@ -70,7 +70,7 @@ def main() -> None:
         ]
     )
     say(f"{os.cpu_count()} cores")
-    say(table(["sweep", "basic launcher (s)", "joblib launcher (s)", "speed-up"], rows))
+    say(table(["sweep", "basic launcher (s)", "joblib launcher (s)", "speed-up"], rows, name="sweeps"))
 
 
 if __name__ == "__main__":

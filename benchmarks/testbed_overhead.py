@@ -83,9 +83,9 @@ def main() -> None:
             ]
         )
     say("\nAdded latency per query at 10 q/s (zero-latency model):\n")
-    say(table(["workers", "p50 (ms)", "p99 (ms)"], rows_latency))
+    say(table(["workers", "p50 (ms)", "p99 (ms)"], rows_latency, name="testbed-latency"))
     say(f"\nHighest sustained rate (send lag p99 <= {MAX_LAG_MS} ms, >= 99% within 0.5 s):\n")
-    say(table(["workers", "rate (q/s)", "p99 at that rate (ms)", "send lag p99 (ms)"], rows_rate))
+    say(table(["workers", "rate (q/s)", "p99 at that rate (ms)", "send lag p99 (ms)"], rows_rate, name="testbed-rate"))
 
 
 if __name__ == "__main__":

@@ -37,15 +37,15 @@ class WallClock:
 
 
 class Cadence:
-    """The heartbeat ticks of a controller, at k x period_s trace seconds (k = 1, 2, ...), as
+    """The heartbeat ticks of a controller, at k x period_s trace seconds (k = 0, 1, 2, ...), as
     both clocks take them: the controller role's loop (wall clock) and the engine's Tick event
     (virtual clock). A tick is due on the grid, never re-based on when the last one ran; when
     the machine fell behind, the ticks already past are skipped and counted, and the next one
-    is taken at once."""
+    is taken at once. The tick at 0 is the start's (the role takes it when the run starts)."""
 
     def __init__(self, period_s: float) -> None:
         self.period_s = period_s
-        self.k = 1
+        self.k = 0
         self.skipped = 0
 
     @property
@@ -54,10 +54,8 @@ class Cadence:
         return self.k * self.period_s
 
     def take(self, now: float) -> float:
-        """A tick runs at `now`; returns when the next one is due. A tick before `due` (the one
-        at the start, before the first period) leaves the grid as it is."""
-        if now < self.due:
-            return self.due
+        """The due tick runs at `now` (a wait may end a hair before `due`: it is still that
+        tick); returns when the next one is due."""
         late = int((now - self.due) // self.period_s)
         if late > 0:
             self.skipped += late

@@ -21,11 +21,15 @@ SHELLS = [*sorted((ROOT / "runtime" / "roles").rglob("*.py")), *sorted((ROOT / "
 
 def test_cadence_keeps_the_grid_and_counts_what_it_skips() -> None:
     c = Cadence(0.5)
-    assert c.take(0.0) == 0.5  # the start's tick leaves the grid as it is
+    assert c.due == 0.0 and c.take(0.0) == 0.5  # the start's tick
     assert [c.take(t) for t in (0.5, 1.0, 1.5)] == [1.0, 1.5, 2.0] and c.skipped == 0
     assert c.take(2.01) == 2.5  # a little late: the next tick stays on the grid
     assert c.take(4.2) == 4.5 and c.skipped == 3  # 2.5, 3.0, 3.5 were past: skipped, 4.0 taken at 4.2
+    early = Cadence(0.5)
+    early.take(0.0)
+    assert early.take(0.5 - 1e-9) == 1.0  # a wait that ended a hair early is still that tick, once
     ticks = Cadence(0.2)
+    ticks.take(0.0)
     times = [0.2]
     for _ in range(999):
         times.append(ticks.take(times[-1]))

@@ -70,6 +70,7 @@ class ControllerRole(Role):
     def on_start(self) -> None:
         # The first plan is applied before Start returns, so the first query finds its route.
         self._tick(0.0, settle=True)
+        self.cadence.take(0.0)
         self._loop.start()
 
     def _run_loop(self) -> None:

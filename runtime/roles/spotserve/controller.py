@@ -237,6 +237,7 @@ class SpotControllerRole(Role):
     # ------------------------------------------------------------------ heartbeats
     def _tick_loop(self) -> None:
         cadence = Cadence(self.config.run.heartbeat_s)
+        cadence.take(0.0)  # the start (core.start) stands for the tick at 0: the loop's first is at 1 x period
         while not self.stopping.is_set():
             if self.stopping.wait(max(0.0, self.clock.wall(cadence.due - self.clock.now()))):
                 return
