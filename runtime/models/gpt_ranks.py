@@ -12,6 +12,7 @@ new configuration's shards and continues from the last token.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -71,14 +72,7 @@ def run_ranks(
 
     (out / phase).mkdir(parents=True)
     spec = {
-        "shape": {
-            "layers": shape.layers,
-            "hidden": shape.hidden,
-            "heads": shape.heads,
-            "vocab": shape.vocab,
-            "max_seq_len": shape.max_seq_len,
-            "padded_layers": shape.padded_layers,
-        },
+        "shape": dataclasses.asdict(shape),  # the rank processes rebuild it: GptShape(**spec["shape"])
         "seed": seed,
         "prompt": prompt,
         "steps": steps,

@@ -13,6 +13,7 @@ decode step) per (tp, batch), and `embed_ms` per batch. The pipeline boundary co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -134,14 +135,7 @@ def measure(
 
     shape = GptShape.of(model)
     spec = {
-        "shape": {
-            "layers": shape.layers,
-            "hidden": shape.hidden,
-            "heads": shape.heads,
-            "vocab": shape.vocab,
-            "max_seq_len": shape.max_seq_len,
-            "padded_layers": shape.padded,
-        },
+        "shape": dataclasses.asdict(shape),  # the rank processes rebuild it: GptShape(**spec["shape"])
         "batches": batches,
         "input_len": model.input_len,
         "repeats": repeats,
