@@ -76,7 +76,7 @@ def fid_times() -> list[list[object]]:
 
     from orchestrator.quality.extractors import build_extractor
     from orchestrator.quality.frechet import fid, gaussian
-    from runtime.schema import QualityConfig
+    from runtime.schema.diffserve import QualityConfig
 
     torch.set_num_threads(2)
     extract = build_extractor(QualityConfig(extractor="small_cnn"))

@@ -46,7 +46,7 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[str, str]:
 
 
 def row(name: str, gpus: int, repeats: int) -> list[object]:
-    cfg = typed_config(compose_config(f"+model={name}"))
+    cfg = typed_config(compose_config("system=spotserve", f"model={name}"))
     model = cfg.model
     assert model is not None
     fleet = [Gpu(f"node-{i}", j) for i in range(gpus // GPUS_PER_INSTANCE) for j in range(GPUS_PER_INSTANCE)]

@@ -21,8 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from orchestrator.compose import precheck
-from orchestrator.config import register
+from orchestrator.compose import precheck, register
 from orchestrator.console import job_line, print_summary, summary_text
 from orchestrator.experiment import Launch, run_experiment
 from orchestrator.sweep import parent_run

@@ -61,7 +61,7 @@ def read_role_files(run_dir: Path, plan: RunPlan) -> RoleFiles:
         meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
     else:
         trace = read_artifact(run_dir / TRACE_FILE)
-        core = ClientCore.for_run(plan.config, trace.arrival_s, trace.prompt_index)
+        core = ClientCore.for_run(plan.system.client_terms(plan.config), trace.arrival_s, trace.prompt_index)
         journal = roles / "client" / rolefiles.CLIENT_JOURNAL
         if journal.exists():
             rolefiles.replay_client(core, journal)

@@ -40,7 +40,7 @@ from orchestrator.deploy.supervisor import bounded_limit
 from runtime.exceptions import ServelabError
 from runtime.identity import IDENTITY_FILE
 from runtime.logs import init_logger
-from runtime.schema import Config, HostConfig
+from runtime.schema import HostConfig
 
 log = init_logger("orchestrator")
 
@@ -187,10 +187,11 @@ def finish_results(run_dir: Path) -> dict[str, Any] | None:
     if (run_dir / "summary.json").exists() or not (run_dir / "config_resolved.yaml").exists():
         return None
     from orchestrator.experiment import results_of
+    from orchestrator.plan import saved_config
 
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(run_dir / "config_resolved.yaml"))
+    cfg = saved_config(run_dir / "config_resolved.yaml")
     cfg.tracking.enabled = False
-    return results_of(cfg, run_dir).summary  # type: ignore[arg-type]
+    return results_of(cfg, run_dir).summary
 
 
 def main(argv: list[str] | None = None) -> int:

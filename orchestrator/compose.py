@@ -6,9 +6,11 @@ value is one line naming the key, not a traceback, and nothing starts."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import multiprocessing
 import os
+import typing
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -22,10 +24,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from orchestrator.config import GROUPS
-from orchestrator.config.keys import override_error
+from orchestrator.config import GROUPS, SCHEMA_GROUP
+from orchestrator.config.keys import has_key, override_error
 from orchestrator.config.validate import check_path_names
-from orchestrator.systems import get_system, owner_of_approach, owner_of_group, system_names
+from orchestrator.systems import SYSTEMS, get_system, owner_of_approach, owner_of_group, system_names
 from runtime.exceptions import ConfigError, ServelabError
 
 if TYPE_CHECKING:
@@ -36,11 +38,21 @@ if TYPE_CHECKING:
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
+def register() -> None:
+    """Every system's schema in Hydra's ConfigStore, as `schema/<system>` in the global package:
+    the system's config file lists it first, so every group is type-checked against the
+    schema of the system that runs. (The union-of-grids sweeper registers itself:
+    hydra_plugins/servelab_sweepers/.)"""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for system in SYSTEMS:
+        store.store(group=SCHEMA_GROUP, name=system.name, node=system.schema, package="_global_")
+
+
 @contextlib.contextmanager
 def hydra_context(config_dir: Path = CONF_DIR) -> Iterator[None]:
     """Hydra's global state set to the project's config folder for the block, and cleared after."""
-    from orchestrator.config import register
-
     register()
     GlobalHydra.instance().clear()
     try:
@@ -102,6 +114,45 @@ def _experiment_systems(override: str, extra: list[Path] | None) -> list[str]:
     return systems
 
 
+def _sections(schema: type) -> dict[str, type]:
+    """A schema's top-level keys and their types."""
+    return typing.get_type_hints(schema)
+
+
+def trace_owners(option: str, extra: list[Path] | None = None) -> list[str]:
+    """The systems whose trace section takes every key of the trace file `option` (a SpotServe
+    trace has availability events, a DiffServe one an arrival rate)."""
+    for folder in [CONF_DIR, *(extra or [])]:
+        path = folder / "trace" / f"{option}.yaml"
+        if path.is_file():
+            keys = set(yaml.safe_load(path.read_text()) or {}) - {"defaults"}
+            fields = {s.name: {f.name for f in dataclasses.fields(_sections(s.schema)["trace"])} for s in SYSTEMS}
+            return [name for name, known in fields.items() if keys <= known]
+    return []
+
+
+def _check_other_systems(overrides: list[str], systems: list[str], extra: list[Path] | None) -> None:
+    """A trace, or a setting, that only another system's schema has: one line naming that system
+    (Hydra's own message would only say the key is not in the schema)."""
+    ours = [get_system(s) for s in systems]
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.lstrip("+~")
+        if key == "trace" and sep:
+            for choice in (c.strip() for c in value.split(",")):
+                owners = trace_owners(choice, extra)
+                if owners and not any(s in owners for s in systems):
+                    raise ConfigError(f"trace: {choice} is a {owners[0]} trace: it needs system={owners[0]}")
+        if key in GROUPS or not sep or any(has_key(s.schema, key) for s in ours):
+            continue
+        other = next((s for s in SYSTEMS if has_key(s.schema, key)), None)
+        if other is not None:
+            raise ConfigError(
+                f"{key}: a {other.name} setting; the {'/'.join(systems)} system has no such key "
+                f"(add system={other.name} to run {other.name})"
+            )
+
+
 def check_group_choices(overrides: list[str], extra: list[Path] | None = None) -> None:
     """A group option that does not exist, or that belongs to another system, in one line."""
     named = [v for o in overrides if o.startswith("system=") for v in o.split("=", 1)[1].split(",")]
@@ -117,6 +168,7 @@ def check_group_choices(overrides: list[str], extra: list[Path] | None = None) -
             raise ConfigError(
                 f"{key}: the {other} system takes {wanted}, not a {key} (add system={owner.name} to run {owner.name})"
             )
+    _check_other_systems(overrides, systems, extra)
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")
@@ -148,7 +200,7 @@ def job_overrides(overrides: list[str]) -> list[list[str]]:
 
 def _config_error(err: BaseException) -> ConfigError:
     """Hydra's or OmegaConf's error as one line (an unknown key with the closest known one)."""
-    return override_error(str(err)) or ConfigError(_one_line(err))
+    return override_error(str(err), [s.schema for s in SYSTEMS]) or ConfigError(_one_line(err))
 
 
 def _one_line(err: BaseException) -> str:
@@ -190,8 +242,6 @@ _checked_stores: set[str] = set()  # tracking stores checked by this process
 
 
 def _init_checker() -> None:
-    from orchestrator.config import register
-
     register()
     GlobalHydra.instance().clear()
     initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3").__enter__()  # for this process's life

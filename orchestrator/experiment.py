@@ -108,8 +108,9 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec, 
         config=config,
         roles=plan.addresses,
         trace_file=TRACE_FILE,
-        targets=dict(plan.system.role_targets),
+        targets=plan.system.targets(),
         drain_s=plan.system.drain_s(config),  # the system's, once: the client and the engine wait as long
+        client=plan.system.client_terms(config),
     )
     # The roles never log to MLflow: the files that travel with the run hold no tracking secret.
     secret_uri = config.tracking.uri
@@ -451,9 +452,8 @@ def _track(
             launch.parent_run_id,
             start_s=span[0],
         )
-        foreign = {"paths", "experiment", *plan.system.foreign_groups}
         params, arrays = tracking.config_params(
-            {k: v for k, v in plan.container.items() if k not in foreign and v is not None}
+            {k: v for k, v in plan.container.items() if k not in ("paths", "experiment") and v is not None}
         )
         params["tracking.uri"] = tracking.mask(params.get("tracking.uri", ""))
         tracking.log_params(uri, run_id, params)

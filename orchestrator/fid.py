@@ -18,7 +18,7 @@ import pandas as pd
 
 from orchestrator.quality.measure import MeasuredFid, measure
 from runtime.exceptions import ServelabError
-from runtime.schema import QualityConfig
+from runtime.schema.diffserve import QualityConfig
 
 
 def write(run_dir: Path, result: MeasuredFid) -> dict[str, object]:

@@ -15,11 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from orchestrator import tracking
 from runtime.exceptions import ServelabError
-from runtime.schema import Config
 
 
 def _earlier(uri: str, experiment: str, run_dir: Path) -> list[object]:
@@ -33,14 +30,14 @@ def _earlier(uri: str, experiment: str, run_dir: Path) -> list[object]:
 def log_run(run_dir: Path, uri: str | None) -> str:
     """Log one run directory; returns what happened, in one line."""
     from orchestrator.experiment import Launch, RunResult, _checked, _track  # the run's own logging
-    from orchestrator.plan import resolve
+    from orchestrator.plan import resolve, saved_config
     from orchestrator.sweep import sweep_info
 
     run_dir = run_dir.resolve()
     config_file, summary_file = run_dir / "config_resolved.yaml", run_dir / "summary.json"
     if not config_file.exists() or not summary_file.exists():
         raise ServelabError(f"{run_dir}: not a finished run directory (config_resolved.yaml and summary.json)")
-    cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(config_file))
+    cfg = saved_config(config_file)
     if uri is not None:
         cfg.tracking.uri = uri
     elif "***" in cfg.tracking.uri:  # config_resolved.yaml keeps a secret masked
@@ -54,7 +51,7 @@ def log_run(run_dir: Path, uri: str | None) -> str:
             return f"{run_dir}: already in MLflow as run {info.run_id} ({info.status}); nothing logged"
         if info.status == "RUNNING":
             tracking.end_run(target, info.run_id, "FAILED")  # an attempt cut off: never left RUNNING
-    plan = resolve(cfg)  # type: ignore[arg-type]
+    plan = resolve(cfg)
     summary = json.loads(summary_file.read_text())
     result = plan.system.analyze(run_dir, plan, bool(summary.get("partial")))
     sweep_dir = run_dir.parent
@@ -88,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", type=Path, help="run directories")
     parser.add_argument("--tracking-uri", default=None, help="the MLflow store (default: the run's tracking.uri)")
     args = parser.parse_args(argv)
-    from orchestrator.config import register
+    from orchestrator.compose import register
 
     register()
     code = 0

@@ -9,6 +9,7 @@ before the first one runs, and `run_experiment` resolves its job again to run it
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -23,13 +24,25 @@ from runtime.schema import Config
 
 
 def typed_config(cfg: DictConfig) -> Config:
-    """The composed config as the schema's dataclasses; a key the schema does not know (a typo
-    added with `+`) is a ConfigError naming it and the closest known key."""
-    check_known_keys(cfg)
+    """The composed config as its system's schema (runtime/schema/<name>.py); a key the schema
+    does not know (a typo added with `+`) is a ConfigError naming it and the closest known key."""
+    schema = get_system(str(cfg.system.name)).schema
+    check_known_keys(cfg, schema)
     obj = OmegaConf.to_object(cfg)
-    if not isinstance(obj, Config):
-        raise ConfigError("config: the composed config does not follow the schema (is `schema` in the defaults list?)")
+    if not isinstance(obj, schema):
+        raise ConfigError(
+            f"config: the composed config is not a {schema.__name__} (does conf/system/{cfg.system.name}.yaml "
+            f"list /schema: {cfg.system.name} first in its defaults?)"
+        )
     return obj
+
+
+def saved_config(path: Path) -> DictConfig:
+    """A run's config_resolved.yaml, typed again by its system's schema (to resolve it anew)."""
+    data = OmegaConf.load(path)
+    merged = OmegaConf.merge(OmegaConf.structured(get_system(str(data.system.name)).schema), data)
+    assert isinstance(merged, DictConfig)  # a mapping merged into a dataclass stays one
+    return merged
 
 
 def resolve(cfg: DictConfig) -> RunPlan:

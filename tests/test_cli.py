@@ -118,7 +118,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
             ["system=spotserve", "trace.availability_window_s=[0,60]"],
             "trace.availability_window_s: only for a g4dn.csv trace.availability_path",
         ),
-        (["trace=Bs"], "trace: Bs is a SpotServe availability trace: it needs system=spotserve"),
+        (["trace=Bs"], "trace: Bs is a spotserve trace: it needs system=spotserve"),
         (
             ["system=spotserve", "model=tiny", "execution=real", "trace=tiny_spot", "model.heads=2"],
             "model.heads: 2 heads cannot be split over tensor parallelism 4",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.compose import load_plan
 from orchestrator.deploy.placement import place
 from orchestrator.plan import resolve, typed_config
 from runtime.exceptions import ConfigError
@@ -37,8 +38,14 @@ def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["trace=As"], r"^trace: As is a SpotServe availability trace: it needs system=spotserve$"),
-        (["system=spotserve", "trace=3to24qps"], r"^trace: 3to24qps has no availability events"),
+        (["trace=As"], r"^trace: As is a spotserve trace: it needs system=spotserve$"),
+        (["system=spotserve", "trace=3to24qps"], r"^trace: 3to24qps is a diffserve trace: it needs system=diffserve$"),
+        (
+            ["system=spotserve", "cascade.slo_s=3"],
+            r"^cascade.slo_s: a diffserve setting; the spotserve system has no such key \(add system=diffserve",
+        ),
+        (["ablation=2"], r"^ablation: a spotserve setting; the diffserve system has no such key"),
+        (["system=spotserve", "approach.threshold=0.5"], r"^approach.threshold: a diffserve setting"),
         (
             ["approach=rerouting"],
             r"^approach: unknown diffserve approach 'rerouting' \(a spotserve approach: it needs system=spotserve\)",
@@ -50,8 +57,10 @@ def test_every_option_of_every_group_composes_and_validates(group: str) -> None:
     ],
 )
 def test_options_of_the_other_system_are_refused(overrides: list[str], message: str) -> None:
+    """Each system's schema holds only its own sections: another system's trace, section or
+    approach setting is refused before composition, in one line naming the system it needs."""
     with pytest.raises(ConfigError, match=message):
-        resolve(compose_config(*overrides))
+        load_plan(overrides)
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
@@ -180,12 +189,12 @@ def test_the_expected_arrivals_are_what_the_generators_draw() -> None:
         drawn = [len(generate("t", low, high, duration, 100, seed, shape)) for seed in range(20)]
         assert abs(sum(drawn) / len(drawn) - expected) < 3 * (expected / len(drawn)) ** 0.5 + 1
 
-    from runtime.schema import ModelConfig, RequestsConfig, TraceConfig
+    from runtime.schema.spotserve import ModelConfig, RequestsConfig, SpotServeTraceConfig
     from runtime.traces.spotserve import expected_requests, generate_requests
 
     model = ModelConfig(name="m", request_rate_rps=2.0)
     for requests in (RequestsConfig(), RequestsConfig(rates_per_minute=[1.0, 4.0])):
-        trace = TraceConfig(name="t", duration_s=150.0, requests=requests)
+        trace = SpotServeTraceConfig(name="t", duration_s=150.0, requests=requests)
         expected = expected_requests(trace, model)
         rate = None if requests.rates_per_minute else 2.0
         drawn = [

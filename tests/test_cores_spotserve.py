@@ -25,7 +25,7 @@ from runtime.policies.spotserve.fleet import instance_gpus
 from runtime.policies.spotserve.reconfiguration import DrainReport
 from runtime.policies.spotserve.registry import make_approach
 from runtime.policies.spotserve.timing import timing
-from runtime.schema import SpotConfig
+from runtime.schema.spotserve import SpotConfig
 from runtime.traces.spotserve import AvailabilityEvent, split_start
 from tests.test_spotserve_policies import model
 

@@ -39,9 +39,7 @@ def test_every_relative_link_resolves(page: Path) -> None:
             continue
         path, _, anchor = target.partition("#")
         where = (page.parent / path).resolve() if path else page
-        if not where.exists() or (
-            anchor and where.suffix == ".md" and anchor not in _anchors(where)
-        ):
+        if not where.exists() or (anchor and where.suffix == ".md" and anchor not in _anchors(where)):
             broken.append(target)
     assert broken == []
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import typing
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,53 @@ def test_packages_import_only_the_layers_below():
 def test_a_cycle_is_found():
     with pytest.raises(graphlib.CycleError):
         tuple(graphlib.TopologicalSorter({"a": {"b"}, "b": {"c"}, "c": {"a"}}).static_order())
+
+
+# Modules of one system that live outside its folders: DiffServe's image pipeline and its FID.
+OWNED_ELSEWHERE = {
+    "diffserve": ("orchestrator.fid", "orchestrator.quality", "runtime.executors", "runtime.models.diffusion"),
+    "spotserve": (),
+}
+
+
+def owner(module: str) -> str | None:
+    """The system a module belongs to: by its folder, or by the list above (None: shared)."""
+    for system, elsewhere in OWNED_ELSEWHERE.items():
+        if system in module.split(".") or any(module == m or module.startswith(f"{m}.") for m in elsewhere):
+            return system
+    return None
+
+
+def test_shared_code_reads_only_the_shared_schema():
+    """A system's schema (runtime/schema/<name>.py) is read by that system's code only: shared
+    modules see the base `Config`, and ask the run's `System` for anything system-specific."""
+    wrong = sorted(
+        f"{a} -> {b}"
+        for a, targets in graph().items()
+        for b in targets
+        if a.split(".")[0] in ("orchestrator", "runtime")
+        and (system := owner(b)) is not None
+        and b.startswith("runtime.schema.")
+        and owner(a) != system
+    )
+    assert not wrong, "\n".join(wrong)
+    assert owner("runtime.cores.client") is None and owner("runtime.schema.spotserve") == "spotserve"
+
+
+def test_each_system_owns_its_sections():
+    """The shared Config has no section of either system, and neither system has the other's."""
+    import dataclasses
+
+    from runtime.schema import Config
+    from runtime.schema.diffserve import DiffServeConfig
+    from runtime.schema.spotserve import SpotServeConfig
+
+    shared = {f.name for f in dataclasses.fields(Config)}
+    diff = {f.name for f in dataclasses.fields(DiffServeConfig)} - shared
+    spot = {f.name for f in dataclasses.fields(SpotServeConfig)} - shared
+    assert diff == {"cascade", "quality"} and spot == {"model", "spot", "ablation"}
+    for base, sub in ((Config, DiffServeConfig), (Config, SpotServeConfig)):
+        for section in ("trace", "approach"):  # each system's own subclass of the shared section
+            hints_base, hints_sub = typing.get_type_hints(base), typing.get_type_hints(sub)
+            assert hints_sub[section] is not hints_base[section] or (section == "approach" and sub is SpotServeConfig)
+            assert issubclass(hints_sub[section], hints_base[section])

@@ -24,7 +24,7 @@ from runtime.policies.spotserve.reconfiguration import (
 )
 from runtime.policies.spotserve.registry import make_approach
 from runtime.policies.spotserve.timing import Run, timing, worth_starting
-from runtime.schema import ModelConfig, SpotConfig
+from runtime.schema.spotserve import ModelConfig, SpotConfig
 from runtime.traces.spotserve import AvailabilityEvent
 from tests.test_spotserve_policies import model
 

@@ -18,7 +18,7 @@ from runtime.policies.spotserve.cost_model import ParallelConfig
 from runtime.policies.spotserve.mechanics import WHOLE, power_of_two_at_most, remaining_steps, stop_now
 from runtime.policies.spotserve.registry import make_approach, request_pool
 from runtime.policies.spotserve.timing import timing
-from runtime.schema import MechanicsConfig, SpotConfig
+from runtime.schema.spotserve import MechanicsConfig, SpotConfig
 from runtime.traces.spotserve import AvailabilityEvent
 from tests.conftest import compose_config
 from tests.test_spotserve_policies import model

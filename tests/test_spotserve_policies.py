@@ -33,7 +33,7 @@ from runtime.policies.spotserve.migration_planner import (
     steps_that_fit,
     transfer_time_s,
 )
-from runtime.schema import ModelConfig
+from runtime.schema.spotserve import ModelConfig
 from tests.conftest import CONF, REFERENCE, compose_config, needs_reference
 
 PROFILE_20B = REFERENCE / "spotserve" / "profiles" / "T4-4x" / "megatron_h6144_profile.json"
@@ -43,7 +43,7 @@ C = [Gpu("C", 0), Gpu("C", 1)]
 
 
 def model(name: str) -> ModelConfig:
-    m = typed_config(compose_config(f"+model={name}")).model
+    m = typed_config(compose_config("system=spotserve", f"model={name}")).model
     assert m is not None
     return m
 

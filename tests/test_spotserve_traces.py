@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.plan import typed_config
 from runtime.exceptions import ConfigError, TraceFormatError
-from runtime.schema import AvailabilityEventConfig
+from runtime.schema.spotserve import AvailabilityEventConfig
 from runtime.traces.spotserve import (
     AvailabilityEvent,
     alive_timeline,
@@ -53,7 +53,7 @@ def counts(events: list[AvailabilityEvent]) -> list[tuple[float, int]]:
 
 
 def config_events(trace: str) -> list[AvailabilityEvent]:
-    cfg = typed_config(compose_config(f"trace={trace}", "+model=20B"))
+    cfg = typed_config(compose_config("system=spotserve", f"trace={trace}", "model=20B"))
     return availability_from_config(cfg.trace.availability)
 
 
@@ -223,7 +223,7 @@ def test_config_availability_errors_name_the_event(events: list[AvailabilityEven
 def test_every_spotserve_trace_composes_and_is_consistent(trace: str) -> None:
     """Each conf/trace SpotServe option composes with a model, its events are valid, it ends at
     duration_s, and suggested_workers is 4 GPUs per instance at the peak."""
-    cfg = typed_config(compose_config(f"trace={trace}", "+model=20B"))
+    cfg = typed_config(compose_config("system=spotserve", f"trace={trace}", "model=20B"))
     assert cfg.trace.name == trace and cfg.model is not None and cfg.model.name == "20B"
     events = availability_from_config(cfg.trace.availability)
     assert events[-1].op == "end" and events[-1].at_s == cfg.trace.duration_s
@@ -245,7 +245,7 @@ def test_config_traces_reproduce_the_artifact_files(trace: str) -> None:
 def test_workload_traces_start_at_the_scripts_target() -> None:
     """A and B start with required_tpt 0.6 and carry the 19 published per-minute rates."""
     for trace in ("A", "B"):
-        cfg = typed_config(compose_config(f"trace={trace}"))
+        cfg = typed_config(compose_config("system=spotserve", f"trace={trace}"))
         first = availability_from_config(cfg.trace.availability)[0]
         assert (first.at_s, first.op, first.required_tpt) == (0.0, "tpt", 0.6)
         rates = cfg.trace.requests.rates_per_minute
@@ -332,7 +332,7 @@ def test_rates_per_minute_change_the_rate_every_minute() -> None:
 
 def test_workload_a_rates_give_the_artifacts_count() -> None:
     """The published 19 rates over 1140 s give about as many requests as query_realAr_cv6.txt (681)."""
-    cfg = typed_config(compose_config("trace=A", "+model=20B"))
+    cfg = typed_config(compose_config("system=spotserve", "trace=A", "model=20B"))
     r = cfg.trace.requests
     trace = generate_requests(None, cfg.trace.duration_s, r.distribution, r.cv, 0, 512, 128, r.rates_per_minute)
     assert abs(len(trace) - 681) < 20 and trace.interarrival_cv() < 0.15

@@ -15,12 +15,12 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig
 
 from runtime.exceptions import ConfigError
-from runtime.schema import Config
 
 
 def _dataclass_of(annotation: Any) -> type | None:
@@ -38,9 +38,10 @@ def _fields(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def schema_node(path: str) -> type | None:
-    """The dataclass at `path` ('' for the root), or None where the schema has free-form data."""
-    cls: type | None = Config
+def schema_node(schema: type, path: str) -> type | None:
+    """The dataclass at `path` ('' for the root) of `schema`, or None where it has no such
+    section or free-form data."""
+    cls: type | None = schema
     for part in [p for p in path.split(".") if p]:
         if cls is None:
             return None
@@ -48,10 +49,24 @@ def schema_node(path: str) -> type | None:
     return cls
 
 
-def did_you_mean(path: str) -> str:
-    """' (did you mean X?)' for the closest known key to `path`, or ''."""
+def has_key(schema: type, path: str) -> bool:
+    """Whether `schema` declares the key at `path` (any key inside a free-form dict or a list)."""
+    cls: type | None = schema
+    for part in path.split("."):
+        if cls is None:
+            return True
+        fields = _fields(cls)
+        if part not in fields:
+            return False
+        cls = _dataclass_of(fields[part])
+    return True
+
+
+def did_you_mean(path: str, schemas: Sequence[type]) -> str:
+    """' (did you mean X?)' for the closest key to `path` that the first of `schemas` holding
+    its parent section knows, or ''."""
     parent, _, key = path.rpartition(".")
-    cls = schema_node(parent)
+    cls = next((c for c in (schema_node(s, parent) for s in schemas) if c is not None), None)
     if cls is None:
         return ""
     known = list(_fields(cls))
@@ -59,7 +74,7 @@ def did_you_mean(path: str) -> str:
     return f" (did you mean {'.'.join(p for p in (parent, close[0]) if p)}?)" if close else ""
 
 
-def unknown_keys(cfg: DictConfig, cls: type = Config, path: str = "") -> list[str]:
+def unknown_keys(cfg: DictConfig, cls: type, path: str = "") -> list[str]:
     """Every key of `cfg` that the schema's dataclasses do not declare (dict fields are free)."""
     fields = _fields(cls)
     out = []
@@ -76,20 +91,21 @@ def unknown_keys(cfg: DictConfig, cls: type = Config, path: str = "") -> list[st
     return out
 
 
-def check_known_keys(cfg: DictConfig) -> None:
-    """ConfigError naming the first key the schema does not know, and the closest one it does."""
-    stray = unknown_keys(cfg)
+def check_known_keys(cfg: DictConfig, schema: type) -> None:
+    """ConfigError naming the first key `schema` does not know, and the closest one it does."""
+    stray = unknown_keys(cfg, schema)
     if stray:
-        raise ConfigError(f"{stray[0]}: no such key{did_you_mean(stray[0])}")
+        raise ConfigError(f"{stray[0]}: no such key{did_you_mean(stray[0], [schema])}")
 
 
 _OVERRIDE = re.compile(r"Could not override '([^']+)'")
 
 
-def override_error(message: str) -> ConfigError | None:
-    """Hydra's 'Could not override KEY ... use +KEY' as our one line, or None for another error."""
+def override_error(message: str, schemas: Sequence[type]) -> ConfigError | None:
+    """Hydra's 'Could not override KEY ... use +KEY' as our one line (the closest key of the
+    first of `schemas` that has its section), or None for another error."""
     m = _OVERRIDE.search(message)
     if m is None or ("not in struct" not in message and "To append" not in message):
         return None
     key = m.group(1)
-    return ConfigError(f"{key}: no such key{did_you_mean(key)}")
+    return ConfigError(f"{key}: no such key{did_you_mean(key, schemas)}")

@@ -1,7 +1,7 @@
 """Bounds on what a run may ask for, checked before anything starts: role processes per host
 against its cores and memory, workers, SpotServe instances, queries (trace lines or expected
 arrivals) and the memory they need, windows of the windowed series, and the wall time implied
-by `time_scale`. Each bound is a `limits.*` key (runtime/schema.py) so that a user who means it
+by `time_scale`. Each bound is a `limits.*` key (runtime/schema/__init__.py) so that a user who means it
 can raise it; each refusal is a ConfigError naming the key to raise.
 
 The decisions are pure functions of numbers; `machine()` and `count_lines()` are the only I/O.
@@ -151,8 +151,6 @@ def check_run(
     are checked when the deployment connects to them.)"""
     lim = config.limits
     check_windows(trace_s, config.metrics.window_s, "metrics.window_s", lim)
-    if config.quality.reference:
-        check_windows(trace_s, config.quality.window_s, "quality.window_s", lim)
     local = 0
     if config.clock == "wall":
         check_wall_time(trace_s + drain_s, config.time_scale, lim)

@@ -52,7 +52,7 @@ def _numbers(value: Any, key: str) -> Iterator[tuple[str, Any]]:
 
 def check_numbers(node: Any, prefix: str = "") -> None:
     """One rule for every numeric key of the schema: the value is finite, and inside the range
-    its field declares (runtime/schema.py); a ConfigError names the first key that is not."""
+    its field declares (runtime/schema/); a ConfigError names the first key that is not."""
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
         key = f"{prefix}{f.name}"

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from runtime.exceptions import ConfigError
-from runtime.schema import QualityConfig
+from runtime.schema.diffserve import QualityConfig
 
 Extractor = Callable[[Any], np.ndarray]
 SMALL_CNN_SEED = 1234

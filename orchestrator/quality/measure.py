@@ -20,7 +20,7 @@ from orchestrator.quality.extractors import Extractor, build_extractor
 from orchestrator.quality.frechet import fid
 from runtime.exceptions import ConfigError
 from runtime.records import Outcome
-from runtime.schema import QualityConfig
+from runtime.schema.diffserve import QualityConfig
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 

@@ -5,10 +5,11 @@ system's name.
 | member              | used by                 | what it says                                          |
 | ------------------- | ----------------------- | ----------------------------------------------------- |
 | name, subject_key   | config, tracking        | the system; the group naming what it serves           |
-| foreign_groups      | tracking                | config groups of the other systems (not its params)   |
+| schema              | composition, the roles  | its Config subclass (runtime/schema/<name>.py)        |
 | approaches          | validation, errors      | the approaches it has (others belong to another one)  |
 | has_slo             | progress line, console  | whether queries have a latency SLO                    |
 | role_targets        | the run spec            | the class of each role                                |
+| client_terms        | the run spec, results   | the SLO, tokens per request and prompts of the client |
 | role_files          | results                 | the files its roles must leave (else: partial)        |
 | resolve             | orchestrator.plan       | validation, files read once, workers, trace, places   |
 | drain_s             | the wall run's watch    | how long the client waits after the last arrival      |
@@ -26,10 +27,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from runtime.schema import Config, HostConfig
-from runtime.spec import RoleAddress
+from runtime.spec import SCHEMA_TARGET, ClientTerms, RoleAddress
 from runtime.traces.arrivals import ArrivalTrace
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from orchestrator.deploy.base import Host
 
 Column = tuple[str, str]  # summary key, heading
+C = TypeVar("C", bound=Config)  # a system's schema (runtime/schema/<name>.py)
 
 
 @dataclass(frozen=True)
@@ -54,13 +56,13 @@ class Resolved:
 
 
 @dataclass(frozen=True)
-class RunPlan:
+class RunPlan(Generic[C]):
     """A config resolved once by its system (orchestrator.plan.resolve): everything the later
     phases read (typed config, workers, trace, role addresses, the system's own details)."""
 
-    config: Config
+    config: C
     container: dict[str, Any]  # the resolved config as plain data: spec, config_resolved.yaml, MLflow params
-    system: System
+    system: System[C]
     resolved: Resolved
 
     @property
@@ -114,10 +116,10 @@ class ProfileOptions:
     out: Path
 
 
-class System(ABC):
+class System(ABC, Generic[C]):
     name: ClassVar[str]
+    schema: ClassVar[type[Config]]
     subject_key: ClassVar[str]
-    foreign_groups: ClassVar[tuple[str, ...]]
     approaches: ClassVar[tuple[str, ...]]
     has_slo: ClassVar[bool]
     role_targets: ClassVar[Mapping[str, str]]
@@ -129,24 +131,32 @@ class System(ABC):
     role_files: ClassVar[tuple[str, ...]]  # what the roles must leave under roles/: a run without one is partial
 
     @abstractmethod
-    def resolve(self, config: Config, container: dict[str, Any]) -> Resolved:
+    def resolve(self, config: C, container: dict[str, Any]) -> Resolved:
         """Validate the system's part of `config` (ConfigError naming the key) and resolve it;
         may rewrite `config` and `container` (e.g. events read from a file, inlined)."""
 
     @abstractmethod
-    def drain_s(self, config: Config) -> float:
+    def drain_s(self, config: C) -> float:
         """Trace seconds the client waits for notices after the last arrival."""
 
     @abstractmethod
-    def run_virtual(self, plan: RunPlan, run_dir: Path) -> VirtualRun:
+    def client_terms(self, config: C) -> ClientTerms:
+        """What the client's books need: the SLO, tokens per request, the prompts it sends."""
+
+    def targets(self) -> dict[str, str]:
+        """The run spec's classes: each role's, and the schema's (what the roles read the config as)."""
+        return {**self.role_targets, SCHEMA_TARGET: f"{self.schema.__module__}:{self.schema.__qualname__}"}
+
+    @abstractmethod
+    def run_virtual(self, plan: RunPlan[C], run_dir: Path) -> VirtualRun:
         """Replay the run on the virtual clock and write the roles' files under run_dir/roles/."""
 
     @abstractmethod
-    def analyze(self, run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+    def analyze(self, run_dir: Path, plan: RunPlan[C], partial: bool) -> Analysis:
         """Records, accounting, summary and per-second series from the roles' files."""
 
     @abstractmethod
-    def figures(self, analysis: Analysis, run_dir: Path, plan: RunPlan) -> list[Path]:
+    def figures(self, analysis: Analysis, run_dir: Path, plan: RunPlan[C]) -> list[Path]:
         """The run's own figures (run_dir/figures/)."""
 
     @abstractmethod
@@ -161,11 +171,11 @@ class System(ABC):
         orchestrator.report), into out_dir with file names starting with `prefix`."""
 
     @abstractmethod
-    def profile(self, config: Config, options: ProfileOptions) -> str:
+    def profile(self, config: C, options: ProfileOptions) -> str:
         """Measure the subject on this machine, write a config the simulator reads; returns
         what to tell the user (the file, and the command that simulates it)."""
 
-    def host_checks(self, config: Config, host: Host, host_cfg: HostConfig) -> list[tuple[str, bool, str]]:
+    def host_checks(self, config: C, host: Host, host_cfg: HostConfig) -> list[tuple[str, bool, str]]:
         """`hosts check` rows (item, ok, detail) this system adds for one host."""
         return []
 

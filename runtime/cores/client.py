@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from runtime.protos import servelab_pb2 as pb
-from runtime.schema import Config
+from runtime.spec import ClientTerms
 
 RATE_WINDOW_S = 5.0  # the progress line's sending rate is measured over this many trace seconds
 
@@ -59,12 +59,10 @@ class ClientCore:
         self._recent: deque[float] = deque()
 
     @classmethod
-    def for_run(cls, config: Config, arrival_s: np.ndarray, prompt_index: np.ndarray) -> ClientCore:
-        """The client's books for a run of `config` (SpotServe has no SLO: a request counts until
-        the trace's end, then it is unfinished)."""
-        cascade, model = config.cascade, config.model
-        slo_s = cascade.slo_s if cascade is not None else math.inf
-        return cls(arrival_s, prompt_index, slo_s, model.output_len if model is not None else 0)
+    def for_run(cls, terms: ClientTerms, arrival_s: np.ndarray, prompt_index: np.ndarray) -> ClientCore:
+        """The client's books for a run on the system's terms (no SLO: a request counts until the
+        trace's end, then it is unfinished)."""
+        return cls(arrival_s, prompt_index, math.inf if terms.slo_s is None else terms.slo_s, terms.output_len)
 
     def __len__(self) -> int:
         return len(self.arrival_s)

@@ -33,7 +33,7 @@ from runtime.engine.loop import Event
 from runtime.executors.simulated import SimulatedExecutor
 from runtime.protos import servelab_pb2 as pb
 from runtime.records import Tier
-from runtime.schema import Config
+from runtime.schema.diffserve import DiffServeConfig
 
 BATCH_DONE, TICK, ARRIVAL, DRAIN_END = 0, 1, 2, 3
 
@@ -41,7 +41,7 @@ BATCH_DONE, TICK, ARRIVAL, DRAIN_END = 0, 1, 2, 3
 class DiffServeModel:
     def __init__(
         self,
-        config: Config,
+        config: DiffServeConfig,
         arrival_s: np.ndarray,
         prompt_index: np.ndarray,
         workers: list[str],
@@ -49,7 +49,6 @@ class DiffServeModel:
         drain_s: float,
     ) -> None:
         cascade = config.cascade
-        assert cascade is not None
         self.executor = SimulatedExecutor(cascade, confidence, lambda _s: None)
         self.client = ClientCore(arrival_s, prompt_index, cascade.slo_s)
         self.lb = LoadBalancerCore()

@@ -48,7 +48,7 @@ from runtime.policies.spotserve.layout import Gpu
 from runtime.policies.spotserve.reconfiguration import DrainReport
 from runtime.policies.spotserve.registry import request_pool
 from runtime.protos import servelab_pb2 as pb
-from runtime.schema import Config
+from runtime.schema.spotserve import SpotServeConfig
 from runtime.traces.spotserve import AvailabilityEvent
 
 REPLICA, CONTROLLER, ARRIVAL, TICK, DRAIN_END = 0, 1, 2, 3, 4
@@ -57,14 +57,13 @@ REPLICA, CONTROLLER, ARRIVAL, TICK, DRAIN_END = 0, 1, 2, 3, 4
 class SpotServeModel:
     def __init__(
         self,
-        config: Config,
+        config: SpotServeConfig,
         arrival_s: np.ndarray,
         request_ids: np.ndarray,
         events: list[AvailabilityEvent],
         workers: Mapping[Gpu, str],
     ) -> None:
         model = config.model
-        assert model is not None
         self.model = model
         self.client = ClientCore(arrival_s, request_ids, float("inf"), model.output_len)
         self.pool = request_pool(config.approach.name, config.spot, config.approach.plugin)

@@ -17,7 +17,7 @@ from runtime.executors.simulated import profiled_latency_s
 from runtime.logs import init_logger
 from runtime.models.diffusion import ModelLoadError, generate, load_pipeline
 from runtime.records import Tier
-from runtime.schema import Config
+from runtime.schema.diffserve import DiffServeConfig
 from runtime.spec import RoleAddress
 
 log = init_logger(__name__)
@@ -38,15 +38,13 @@ def pick_device(setting: str, gpu: int | None) -> str:
 
 
 class RealExecutor:
-    def __init__(self, config: Config, me: RoleAddress, out_dir: Path, confidence: np.ndarray) -> None:
+    def __init__(self, config: DiffServeConfig, me: RoleAddress, out_dir: Path, confidence: np.ndarray) -> None:
         import torch
 
         from runtime.models import discriminator
         from runtime.models.tiny import ensure_discriminator
 
-        cascade = config.cascade
-        assert cascade is not None
-        self.cascade = cascade
+        cascade = self.cascade = config.cascade
         self.seed = config.seed
         self.confidence = confidence
         self.device = pick_device(config.execution.device, me.gpu)

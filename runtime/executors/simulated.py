@@ -12,7 +12,7 @@ import numpy as np
 from runtime.executors.base import BatchItem, ItemResult
 from runtime.profiles import batch_latency_s
 from runtime.records import Tier
-from runtime.schema import CascadeConfig
+from runtime.schema.diffserve import CascadeConfig
 
 
 def profiled_latency_s(cascade: CascadeConfig, tier: Tier, batch: int) -> float:

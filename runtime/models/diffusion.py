@@ -13,7 +13,7 @@ from typing import Any
 
 from runtime.exceptions import ServelabError
 from runtime.models.tiny import ensure_pipeline
-from runtime.schema import DiffusionModelConfig
+from runtime.schema.diffserve import DiffusionModelConfig
 
 TINY_PREFIX = "tiny:"
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import grpc
 
@@ -23,19 +23,22 @@ from runtime.logs import init_logger
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.rpc import channel, server
+from runtime.schema import Config
 from runtime.spec import RunSpec
 
 Servicer = tuple[Callable[[Any, grpc.Server], None], Any]
+C = TypeVar("C", bound=Config)
 
 
-class Role:
+class Role(Generic[C]):
     role: ClassVar[str]
+    schema: type[C]  # the config a role reads: its system's (runtime/schema/<name>.py), or the shared part
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
         self.spec = spec
         self.name = name
         self.me = spec.role(name)
-        self.config = spec.config
+        self.config: C = spec.config_as(self.schema)
         self.out_dir = out_dir
         self.identity = identity.read(spec.directory / identity.IDENTITY_FILE)
         self.clock = WallClock(self.config.time_scale)

@@ -20,21 +20,22 @@ from runtime.journal import Journal
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
+from runtime.schema import Config
 from runtime.spec import RunSpec
 from runtime.traces.arrivals import ArrivalTrace, read_artifact
 
 
-class ClientRole(Role):
+class ClientRole(Role[Config]):
+    schema = Config
     role = "client"
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
         super().__init__(spec, name, out_dir)
-        cascade = self.config.cascade
         trace: ArrivalTrace = read_artifact(spec.trace_path, name=self.config.trace.name)
-        self.core = ClientCore.for_run(self.config, trace.arrival_s, trace.prompt_index)
+        terms = spec.client
+        self.core = ClientCore.for_run(terms, trace.arrival_s, trace.prompt_index)
         self.drain_s = spec.drain_s
-        real = self.config.execution.mode == "real" and cascade is not None
-        self.prompts = load_prompts(cascade.prompts_path, cascade.num_prompts) if real and cascade else None
+        self.prompts = load_prompts(terms.prompts_path, terms.num_prompts) if terms.sends_prompts else None
         self.lock = threading.Lock()
         self.done = threading.Event()
         self.halted = threading.Event()  # Halt or Stop: send nothing more

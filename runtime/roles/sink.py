@@ -15,10 +15,12 @@ from runtime.outbox import Outbox
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
+from runtime.schema import Config
 from runtime.spec import RunSpec
 
 
-class SinkRole(Role):
+class SinkRole(Role[Config]):
+    schema = Config
     role = "sink"
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:

@@ -27,7 +27,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from runtime.exceptions import ConfigError, TraceFormatError
-from runtime.schema import MAX_TRACE_S, AvailabilityEventConfig, ModelConfig, TraceConfig
+from runtime.schema import MAX_TRACE_S
+from runtime.schema.spotserve import AvailabilityEventConfig, ModelConfig, SpotServeTraceConfig
 
 OPS = ("add", "remove", "tpt", "end")
 # The artifact's op names and ours: "other" only changes the required throughput, "DONE" ends the run.
@@ -490,7 +491,7 @@ def read_requests(path: str | Path, output_len: int = 128) -> RequestTrace:
     )
 
 
-def load_availability(trace: TraceConfig) -> list[AvailabilityEvent]:
+def load_availability(trace: SpotServeTraceConfig) -> list[AvailabilityEvent]:
     """The run's availability events: `trace.availability_path` (an artifact JSON-lines segment,
     or the full `g4dn.csv`) when set, else the events written in the trace config."""
     if trace.availability_path:
@@ -538,7 +539,7 @@ def instances_in_order(events: Sequence[AvailabilityEvent]) -> list[str]:
     return list(seen)
 
 
-def expected_requests(trace: TraceConfig, model: ModelConfig) -> float:
+def expected_requests(trace: SpotServeTraceConfig, model: ModelConfig) -> float:
     """The mean number of requests `load_requests` generates (0 for a request file): a bound
     checked before drawing them."""
     r = trace.requests
@@ -553,7 +554,7 @@ def expected_requests(trace: TraceConfig, model: ModelConfig) -> float:
     return float(rate) * trace.duration_s
 
 
-def load_requests(trace: TraceConfig, model: ModelConfig, seed: int) -> RequestTrace:
+def load_requests(trace: SpotServeTraceConfig, model: ModelConfig, seed: int) -> RequestTrace:
     """The run's requests: an artifact query file, or our seeded generator over the trace."""
     r = trace.requests
     input_len = r.input_len or model.input_len

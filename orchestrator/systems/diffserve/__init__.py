@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from orchestrator.config.limits import check_queries, check_workers, count_lines
+from orchestrator.config.limits import check_queries, check_windows, check_workers, count_lines
 from orchestrator.deploy.placement import place
 from orchestrator.systems.base import Analysis, Column, ProfileOptions, Resolved, System, VirtualRun
 from orchestrator.systems.diffserve import analysis as ds_analysis
@@ -16,7 +16,8 @@ from orchestrator.systems.diffserve import figures as ds_figures
 from orchestrator.systems.diffserve.validate import validate, workers_wanted
 from runtime.exceptions import TraceFormatError
 from runtime.policies.diffserve.registry import APPROACHES
-from runtime.schema import CascadeConfig, Config
+from runtime.schema.diffserve import DiffServeConfig
+from runtime.spec import ClientTerms
 from runtime.traces.arrivals import ArrivalTrace, read_artifact
 from runtime.traces.diffserve import expected_arrivals, generate
 
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
     from orchestrator.systems.base import RunPlan
 
 
-def load_trace(config: Config, cascade: CascadeConfig) -> ArrivalTrace:
+def load_trace(config: DiffServeConfig) -> ArrivalTrace:
     """The arrivals the client will replay: an artifact file, or our seeded generator."""
-    t = config.trace
+    t, cascade = config.trace, config.cascade
     if t.path:
         check_queries(count_lines(t.path), config.limits, f"{t.path} (trace.path)")
         trace = read_artifact(t.path, name=Path(t.path).stem)  # named by its file, not by trace=...
@@ -46,10 +47,10 @@ def load_trace(config: Config, cascade: CascadeConfig) -> ArrivalTrace:
     return trace
 
 
-class DiffServeSystem(System):
+class DiffServeSystem(System[DiffServeConfig]):
     name: ClassVar[str] = "diffserve"
+    schema: ClassVar[type[DiffServeConfig]] = DiffServeConfig
     subject_key: ClassVar[str] = "cascade"
-    foreign_groups: ClassVar[tuple[str, ...]] = ("model", "spot", "ablation")
     approaches: ClassVar[tuple[str, ...]] = tuple(APPROACHES)
     has_slo: ClassVar[bool] = True
     role_targets: ClassVar[Mapping[str, str]] = {
@@ -97,25 +98,30 @@ class DiffServeSystem(System):
         ("slo_violation_ratio_window", "SLO violation ratio, 5-s windows"),
     )
 
-    def resolve(self, config: Config, container: dict[str, Any]) -> Resolved:
-        cascade = validate(config)
+    def resolve(self, config: DiffServeConfig, container: dict[str, Any]) -> Resolved:
+        validate(config)
         workers = workers_wanted(config)
         check_workers(workers, config.limits, "hostfile.workers")
-        trace = load_trace(config, cascade)
-        return Resolved(workers, trace, tuple(place(config.hostfile, workers)), cascade.name)
+        trace = load_trace(config)
+        if config.quality.reference:
+            trace_s = max(config.trace.duration_s, trace.duration_s)
+            check_windows(trace_s, config.quality.window_s, "quality.window_s", config.limits)
+        return Resolved(workers, trace, tuple(place(config.hostfile, workers)), config.cascade.name)
 
-    def drain_s(self, config: Config) -> float:
-        assert config.cascade is not None
+    def drain_s(self, config: DiffServeConfig) -> float:
         return config.run.drain_slo_factor * config.cascade.slo_s
 
-    def run_virtual(self, plan: RunPlan, run_dir: Path) -> VirtualRun:
+    def client_terms(self, config: DiffServeConfig) -> ClientTerms:
+        c, real = config.cascade, config.execution.mode == "real"
+        return ClientTerms(slo_s=c.slo_s, sends_prompts=real, prompts_path=c.prompts_path, num_prompts=c.num_prompts)
+
+    def run_virtual(self, plan: RunPlan[DiffServeConfig], run_dir: Path) -> VirtualRun:
         from runtime.engine.diffserve import DiffServeModel
         from runtime.engine.loop import Engine
         from runtime.traces.confidence import for_cascade
 
         config = plan.config
         c = config.cascade
-        assert c is not None
         confidence = for_cascade(c.deferral_curve.x, c.deferral_curve.y, c.num_prompts, config.seed, c.confidence_path)
         workers = [a.name for a in plan.addresses if a.role == "worker"]
         t0 = time.perf_counter()
@@ -129,10 +135,10 @@ class DiffServeSystem(System):
         model.write(run_dir)
         return VirtualRun(engine.handled, took, reached)
 
-    def analyze(self, run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+    def analyze(self, run_dir: Path, plan: RunPlan[DiffServeConfig], partial: bool) -> Analysis:
         return ds_analysis.analyze(run_dir, plan, partial)
 
-    def figures(self, result: Analysis, run_dir: Path, plan: RunPlan) -> list[Path]:
+    def figures(self, result: Analysis, run_dir: Path, plan: RunPlan[DiffServeConfig]) -> list[Path]:
         if result.records.empty:
             return []
         title = self.title(result.summary)
@@ -163,7 +169,7 @@ class DiffServeSystem(System):
     ) -> list[Path]:
         return ds_figures.comparison_figures(rows, out_dir, title, prefix)
 
-    def profile(self, config: Config, options: ProfileOptions) -> str:
+    def profile(self, config: DiffServeConfig, options: ProfileOptions) -> str:
         from orchestrator.systems.diffserve.profile import profile_cascade
 
         return profile_cascade(config, options)

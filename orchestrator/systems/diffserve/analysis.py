@@ -25,12 +25,12 @@ ARTIFACT_LOGS = "artifact_logs"
 
 if TYPE_CHECKING:
     from orchestrator.systems.base import RunPlan
+    from runtime.schema.diffserve import DiffServeConfig
 
 
-def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+def analyze(run_dir: Path, plan: RunPlan[DiffServeConfig], partial: bool) -> Analysis:
     config = plan.config
     cascade = config.cascade
-    assert cascade is not None
     files = read_role_files(run_dir, plan)
     records = merge_records(files.client, files.sink, cascade.slo_s)
     records["served_model"] = records["path"].map({"light": cascade.light.name, "heavy": cascade.heavy.name}).fillna("")

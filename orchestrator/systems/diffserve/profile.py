@@ -25,7 +25,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from orchestrator.systems.base import ProfileOptions
-from runtime.schema import CascadeConfig, Config, DiffusionModelConfig
+from runtime.schema.diffserve import CascadeConfig, DiffServeConfig, DiffusionModelConfig
 
 CURVE_POINTS = np.round(np.linspace(0.0, 1.0, 21), 3)
 
@@ -65,7 +65,7 @@ def summarize(samples: list[float]) -> dict[str, float]:
 
 
 def profile(
-    config: Config, batch_sizes: list[int], repeats: int, warmup: int, curve_prompts: int, work: Path
+    config: DiffServeConfig, batch_sizes: list[int], repeats: int, warmup: int, curve_prompts: int, work: Path
 ) -> dict[str, Any]:
     import torch
 
@@ -75,7 +75,6 @@ def profile(
     from runtime.models.tiny import ensure_discriminator
 
     cascade = config.cascade
-    assert cascade is not None
     device = pick_device(config.execution.device, 0)
     if device == "cpu" and config.execution.threads > 0:
         torch.set_num_threads(config.execution.threads)
@@ -165,9 +164,8 @@ def write(
     return target
 
 
-def profile_cascade(config: Config, options: ProfileOptions) -> str:
+def profile_cascade(config: DiffServeConfig, options: ProfileOptions) -> str:
     """DiffServe's profiler (its registry entry calls it)."""
-    assert config.cascade is not None
     batch_sizes = options.batch_sizes or [1, 2, 4, 8]
     measured = profile(config, batch_sizes, options.repeats, options.warmup, options.curve_prompts, options.out)
     target = write(options.out, config.cascade, measured, batch_sizes)

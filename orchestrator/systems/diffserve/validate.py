@@ -10,35 +10,27 @@ from runtime.exceptions import ConfigError
 from runtime.policies.diffserve.planner import QUEUEING
 from runtime.policies.diffserve.registry import approach_class, make_approach
 from runtime.profiles import batch_latency_s
-from runtime.schema import CascadeConfig, Config, CurveConfig, ProfileConfig
+from runtime.schema.diffserve import CascadeConfig, CurveConfig, DiffServeConfig, ProfileConfig
 from runtime.traces.confidence import check_curve
 
 EXTRACTORS = ("inception", "small_cnn", "module")
 SHAPES = ("diurnal", "constant")
 
 
-def workers_wanted(cfg: Config) -> int:
+def workers_wanted(cfg: DiffServeConfig) -> int:
     """GPU workers of the run: hostfile.workers, else what the trace suggests."""
     return cfg.hostfile.workers if cfg.hostfile.workers is not None else cfg.trace.suggested_workers
 
 
-def validate(cfg: Config) -> CascadeConfig:
-    """Every DiffServe key; returns the cascade."""
-    require(
-        not (cfg.trace.availability or cfg.trace.availability_path),
-        "trace",
-        f"{cfg.trace.name} is a SpotServe availability trace: it needs system=spotserve",
-    )
+def validate(cfg: DiffServeConfig) -> None:
+    """Every DiffServe key."""
     _validate_trace(cfg)
-    require(cfg.cascade is not None, "cascade", "the diffserve system needs a cascade (e.g. cascade=sdxs)")
-    assert cfg.cascade is not None
     _validate_cascade(cfg.cascade)
-    _validate_approach(cfg, cfg.cascade)
-    _validate_real(cfg, cfg.cascade)
-    return cfg.cascade
+    _validate_approach(cfg)
+    _validate_real(cfg)
 
 
-def _validate_trace(cfg: Config) -> None:
+def _validate_trace(cfg: DiffServeConfig) -> None:
     t = cfg.trace
     if t.path is not None:
         require(Path(t.path).is_file(), "trace.path", f"no such file: {t.path}")
@@ -78,8 +70,8 @@ def _validate_cascade(c: CascadeConfig) -> None:
     )
 
 
-def _validate_real(cfg: Config, cascade: CascadeConfig) -> None:
-    d = cascade.discriminator
+def _validate_real(cfg: DiffServeConfig) -> None:
+    d = cfg.cascade.discriminator
     require(
         d.mode in ("live", "table"), "cascade.discriminator.mode", f"unknown mode {d.mode!r} (allowed: live, table)"
     )
@@ -109,7 +101,7 @@ def _validate_real(cfg: Config, cascade: CascadeConfig) -> None:
         )
 
 
-def _validate_approach(cfg: Config, cascade: CascadeConfig) -> None:
+def _validate_approach(cfg: DiffServeConfig) -> None:
     a = cfg.approach
     approach_class(a)  # the registered approach of its name, or its plugin: one line if neither
     require(bool(a.batch_sizes), "approach.batch_sizes", "needs at least one batch size")
@@ -122,7 +114,7 @@ def _validate_approach(cfg: Config, cascade: CascadeConfig) -> None:
         f"unknown queueing term {a.queueing!r} (allowed: {', '.join(QUEUEING)})",
     )
     workers = workers_wanted(cfg)
-    needed = make_approach(cascade, a).required_workers(workers)
+    needed = make_approach(cfg.cascade, a).required_workers(workers)
     require(
         needed <= workers,
         "approach.light_workers",

@@ -20,7 +20,9 @@ from orchestrator.systems.spotserve.validate import spot_workers, validate
 from runtime.exceptions import ConfigError
 from runtime.logs import init_logger
 from runtime.policies.spotserve.registry import APPROACHES
-from runtime.schema import Config, HostConfig
+from runtime.schema import HostConfig
+from runtime.schema.spotserve import SpotServeConfig
+from runtime.spec import ClientTerms
 from runtime.traces.arrivals import ArrivalTrace
 from runtime.traces.spotserve import AvailabilityEvent, availability_to_config, expected_requests, load_requests
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 log = init_logger("orchestrator")
 
 
-def inline_availability(config: Config, container: dict[str, Any], events: list[AvailabilityEvent]) -> None:
+def inline_availability(config: SpotServeConfig, container: dict[str, Any], events: list[AvailabilityEvent]) -> None:
     """Replace `trace.availability_path` by the events read from it, in the typed config and in
     the container the spec is written from: roles, on any host and in any directory, then
     replay exactly the events validated here, and the resolved config records them. The trace
@@ -53,10 +55,10 @@ def inline_availability(config: Config, container: dict[str, Any], events: list[
     log.info("Read %d availability events (%g trace seconds) from %s", len(inline), inline[-1].at_s, path)
 
 
-class SpotServeSystem(System):
+class SpotServeSystem(System[SpotServeConfig]):
     name: ClassVar[str] = "spotserve"
+    schema: ClassVar[type[SpotServeConfig]] = SpotServeConfig
     subject_key: ClassVar[str] = "model"
-    foreign_groups: ClassVar[tuple[str, ...]] = ("cascade",)
     approaches: ClassVar[tuple[str, ...]] = tuple(APPROACHES)
     has_slo: ClassVar[bool] = False
     role_targets: ClassVar[Mapping[str, str]] = {
@@ -110,14 +112,13 @@ class SpotServeSystem(System):
         ("replicas", "replicas"),
     )
 
-    def resolve(self, config: Config, container: dict[str, Any]) -> Resolved:
+    def resolve(self, config: SpotServeConfig, container: dict[str, Any]) -> Resolved:
         events = validate(config)
         if config.trace.availability_path:
             inline_availability(config, container, events)
         instances, workers = spot_workers(config, events)
         check_workers(workers, config.limits, f"trace {config.trace.name} ({len(instances)} instances)")
         model = config.model
-        assert model is not None
         r = config.trace.requests
         if r.path:
             check_queries(count_lines(r.path), config.limits, f"{r.path} (trace.requests.path)")
@@ -137,10 +138,13 @@ class SpotServeSystem(System):
         addresses = place(config.hostfile, workers, instances, config.spot.gpus_per_instance, shared)
         return Resolved(workers, trace, tuple(addresses), model.name, events)
 
-    def drain_s(self, config: Config) -> float:
+    def drain_s(self, config: SpotServeConfig) -> float:
         return 0.0
 
-    def run_virtual(self, plan: RunPlan, run_dir: Path) -> VirtualRun:
+    def client_terms(self, config: SpotServeConfig) -> ClientTerms:
+        return ClientTerms(slo_s=None, output_len=config.model.output_len)  # no SLO: counted until the trace ends
+
+    def run_virtual(self, plan: RunPlan[SpotServeConfig], run_dir: Path) -> VirtualRun:
         from runtime.engine.loop import Engine
         from runtime.engine.spotserve import SpotServeModel
         from runtime.policies.spotserve.layout import Gpu
@@ -157,10 +161,10 @@ class SpotServeSystem(System):
         model.write(run_dir)
         return VirtualRun(engine.handled, took, reached)
 
-    def analyze(self, run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+    def analyze(self, run_dir: Path, plan: RunPlan[SpotServeConfig], partial: bool) -> Analysis:
         return spot_analysis.analyze(run_dir, plan, partial)
 
-    def figures(self, result: Analysis, run_dir: Path, plan: RunPlan) -> list[Path]:
+    def figures(self, result: Analysis, run_dir: Path, plan: RunPlan[SpotServeConfig]) -> list[Path]:
         if result.records.empty:
             return []
         path = run_dir / "figures" / "latency_over_time.png"
@@ -194,12 +198,12 @@ class SpotServeSystem(System):
     ) -> list[Path]:
         return spot_report.comparison_figures(uri, rows, out_dir, title, prefix)
 
-    def profile(self, config: Config, options: ProfileOptions) -> str:
+    def profile(self, config: SpotServeConfig, options: ProfileOptions) -> str:
         from orchestrator.systems.spotserve.profile import profile
 
         return profile(config, options)
 
-    def host_checks(self, config: Config, host: Host, host_cfg: HostConfig) -> list[tuple[str, bool, str]]:
+    def host_checks(self, config: SpotServeConfig, host: Host, host_cfg: HostConfig) -> list[tuple[str, bool, str]]:
         from orchestrator.systems.spotserve.hosts import group_check
 
         return [group_check(host, host_cfg)] if config.execution.mode == "real" else []

@@ -21,12 +21,12 @@ from runtime.traces.spotserve import AvailabilityEvent, instance_hours
 
 if TYPE_CHECKING:
     from orchestrator.systems.base import RunPlan
+    from runtime.schema.spotserve import SpotServeConfig
 
 
-def analyze(run_dir: Path, plan: RunPlan, partial: bool) -> Analysis:
+def analyze(run_dir: Path, plan: RunPlan[SpotServeConfig], partial: bool) -> Analysis:
     config = plan.config
     model = config.model
-    assert model is not None
     events: list[AvailabilityEvent] = plan.resolved.details
     files = read_role_files(run_dir, plan)
     records = merge_records(files.client, files.sink, math.inf)  # no SLO: a request completes or not

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 
 from orchestrator.systems.base import ProfileOptions
 from runtime.exceptions import ConfigError
-from runtime.schema import Config, ModelConfig
+from runtime.schema.spotserve import ModelConfig, SpotServeConfig
 
 MIN_MS = 1e-3  # the schema wants positive times; a layer faster than this is recorded as this
 
@@ -195,12 +195,11 @@ def write_profile(out_dir: Path, model: ModelConfig, profiled: dict[str, Any]) -
     return target
 
 
-def profile(config: Config, options: ProfileOptions) -> str:
+def profile(config: SpotServeConfig, options: ProfileOptions) -> str:
     """SpotServe's profiler (its registry entry calls it)."""
     from runtime.executors.real import pick_device
 
     model = config.model
-    assert model is not None
     batches = options.batch_sizes or list(model.profile_batches)
     tps = [tp for tp in model.profile_tps if tp <= model.max_tp and (options.max_tp is None or tp <= options.max_tp)]
     if not tps:

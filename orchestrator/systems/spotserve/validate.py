@@ -12,11 +12,11 @@ from orchestrator.config.validate import require as _require
 from runtime.policies.spotserve.config_optimizer import choose
 from runtime.policies.spotserve.cost_model import check_profile
 from runtime.policies.spotserve.registry import approach_class
-from runtime.schema import Config, ModelConfig
+from runtime.schema.spotserve import ModelConfig, SpotServeConfig
 from runtime.traces.spotserve import AvailabilityEvent, instances_in_order, load_availability, split_start
 
 
-def spot_workers(cfg: Config, events: list[AvailabilityEvent]) -> tuple[list[str], int]:
+def spot_workers(cfg: SpotServeConfig, events: list[AvailabilityEvent]) -> tuple[list[str], int]:
     """(instances in the order they appear, GPU workers): one worker per GPU of every instance
     the trace ever adds (later ones wait, warm, until their instance arrives)."""
     instances = instances_in_order(events)
@@ -40,15 +40,13 @@ def check_real_shape(model: ModelConfig) -> None:
     )
 
 
-def validate(cfg: Config) -> list[AvailabilityEvent]:
+def validate(cfg: SpotServeConfig) -> list[AvailabilityEvent]:
     """Every SpotServe key; returns the availability events (read once)."""
     _require(
         bool(cfg.trace.availability or cfg.trace.availability_path),
         "trace",
-        f"{cfg.trace.name} has no availability events (a DiffServe trace: it needs system=diffserve)",
+        f"{cfg.trace.name} has no availability events (set trace.availability or trace.availability_path)",
     )
-    _require(cfg.model is not None, "model", "the spotserve system needs a model (model=6.7B|20B|30B|tiny)")
-    assert cfg.model is not None
     model, spot = cfg.model, cfg.spot
     a = cfg.approach.name
     approach_class(a, cfg.approach.plugin)  # a plugin that does not import is one line, before the run

@@ -32,7 +32,7 @@ from runtime.policies.diffserve.demand import ArtifactQueueing, DemandEstimator
 from runtime.policies.diffserve.plan import AllocationPlan, Approach, Observation
 from runtime.policies.diffserve.registry import make_approach
 from runtime.records import Tier
-from runtime.schema import Config
+from runtime.schema.diffserve import DiffServeConfig
 
 
 @dataclass
@@ -106,9 +106,10 @@ class ControllerCore:
         )
 
     @classmethod
-    def for_run(cls, config: Config, names: Collection[str], timer: Callable[[], float] | None) -> ControllerCore:
+    def for_run(
+        cls, config: DiffServeConfig, names: Collection[str], timer: Callable[[], float] | None
+    ) -> ControllerCore:
         """The run's controller core, as the controller role and the engine both build it."""
-        assert config.cascade is not None
         return cls.of(
             make_approach(config.cascade, config.approach),
             names,

@@ -57,7 +57,7 @@ from runtime.policies.spotserve.reconfiguration import (
 )
 from runtime.policies.spotserve.registry import make_approach
 from runtime.policies.spotserve.timing import BatchTiming, timing
-from runtime.schema import Config, ModelConfig, SpotConfig
+from runtime.schema.spotserve import ModelConfig, SpotConfig, SpotServeConfig
 from runtime.traces.spotserve import AvailabilityEvent, Start, alive_timeline, split_start
 
 REBUILD, PREEMPT, HEAR = 0, 1, 2  # at one time: finish a change, then let instances go, then plan
@@ -177,14 +177,13 @@ class SpotControllerCore:
     @classmethod
     def for_run(
         cls,
-        config: Config,
+        config: SpotServeConfig,
         events: Sequence[AvailabilityEvent],
         workers: Mapping[Gpu, str],
         timer: Callable[[], float] | None,
     ) -> SpotControllerCore:
         """The run's controller core, as the controller role and the engine both build it: the
         approach sized for the largest fleet of the availability trace."""
-        assert config.model is not None
         max_alive = max((s.spot + s.ondemand for s in alive_timeline(events)), default=0)
         a = config.approach
         approach = make_approach(a.name, config.model, config.spot, config.ablation, max_alive, a.plugin)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from runtime.profiles import batch_latency_s
-from runtime.schema import ApproachConfig, CascadeConfig
+from runtime.schema.diffserve import CascadeConfig, DiffServeApproachConfig
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Approach(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, cascade: CascadeConfig, config: ApproachConfig) -> None:
+    def __init__(self, cascade: CascadeConfig, config: DiffServeApproachConfig) -> None:
         self.cascade = cascade
         self.config = config
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from runtime.policies.diffserve.plan import AllocationPlan, Approach, Observation, profiled_batches
 from runtime.profiles import batch_latency_s
-from runtime.schema import ApproachConfig, CascadeConfig
+from runtime.schema.diffserve import CascadeConfig, DiffServeApproachConfig
 
 # approach.queueing: how the planner estimates the queueing delay (module docstring).
 QUEUEING = ("capacity", "artifact", "none")
@@ -57,7 +57,7 @@ class CascadeModel:
     slo_s: float
 
     @staticmethod
-    def of(cascade: CascadeConfig, config: ApproachConfig) -> CascadeModel:
+    def of(cascade: CascadeConfig, config: DiffServeApproachConfig) -> CascadeModel:
         def tier(
             model_profile_sizes: list[int], latency_ms: list[float], extra_s: float
         ) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +157,7 @@ def _fallback(model: CascadeModel, workers: int, demand: float) -> AllocationPla
 class DiffServe(Approach):
     name = "diffserve"
 
-    def __init__(self, cascade: CascadeConfig, config: ApproachConfig) -> None:
+    def __init__(self, cascade: CascadeConfig, config: DiffServeApproachConfig) -> None:
         super().__init__(cascade, config)
         self.model = CascadeModel.of(cascade, config)
 

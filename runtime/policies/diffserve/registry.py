@@ -11,7 +11,7 @@ from runtime.policies.diffserve.plan import Approach
 from runtime.policies.diffserve.planner import DiffServe
 from runtime.policies.diffserve.proteus import Proteus
 from runtime.policies.diffserve.static import Static
-from runtime.schema import ApproachConfig, CascadeConfig
+from runtime.schema.diffserve import CascadeConfig, DiffServeApproachConfig
 
 APPROACHES: dict[str, type[Approach]] = {
     AllLight.name: AllLight,
@@ -22,7 +22,7 @@ APPROACHES: dict[str, type[Approach]] = {
 }
 
 
-def approach_class(config: ApproachConfig) -> type[Approach]:
+def approach_class(config: DiffServeApproachConfig) -> type[Approach]:
     """The class that runs `config`: its plugin, else the registered approach of its name."""
     if config.plugin:
         return load_class(config.plugin, Approach, "approach.plugin")
@@ -35,5 +35,5 @@ def approach_class(config: ApproachConfig) -> type[Approach]:
         ) from None
 
 
-def make_approach(cascade: CascadeConfig, config: ApproachConfig) -> Approach:
+def make_approach(cascade: CascadeConfig, config: DiffServeApproachConfig) -> Approach:
     return approach_class(config)(cascade, config)

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 from runtime.policies.spotserve.cost_model import ZERO, ParallelConfig, batch_latency_s, throughput_rps
-from runtime.schema import ModelConfig
+from runtime.schema.spotserve import ModelConfig
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from runtime.exceptions import ConfigError
-from runtime.schema import ModelConfig
+from runtime.schema.spotserve import ModelConfig
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from runtime.policies.spotserve.layout import (
     layer_sharded_bytes,
     positions,
 )
-from runtime.schema import ModelConfig
+from runtime.schema.spotserve import ModelConfig
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.policies.spotserve.cost_model import ParallelConfig
-from runtime.schema import ModelConfig
+from runtime.schema.spotserve import ModelConfig
 
 
 @dataclass(frozen=True, order=True)

@@ -47,7 +47,7 @@ from runtime.policies.spotserve.layout import (
     shard_bytes,
     stage_layers,
 )
-from runtime.schema import ModelConfig
+from runtime.schema.spotserve import ModelConfig
 
 KINDS = ("embedding", "weights", "copied", "kv", "lm_head")
 

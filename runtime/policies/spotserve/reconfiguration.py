@@ -35,7 +35,7 @@ from runtime.policies.spotserve.device_mapper import rank_order
 from runtime.policies.spotserve.fleet import Fleet, Replica, instance_gpus, replicas_from
 from runtime.policies.spotserve.layout import Gpu, InterruptedBatch
 from runtime.policies.spotserve.migration_planner import Transfer
-from runtime.schema import ModelConfig, SpotConfig
+from runtime.schema.spotserve import ModelConfig, SpotConfig
 from runtime.traces.spotserve import AvailabilityEvent
 
 

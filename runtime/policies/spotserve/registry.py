@@ -11,7 +11,7 @@ from runtime.policies.spotserve.reconfiguration import SpotApproach
 from runtime.policies.spotserve.reparallelization import Reparallelization
 from runtime.policies.spotserve.rerouting import Rerouting
 from runtime.policies.spotserve.spotserve import SpotServe
-from runtime.schema import ModelConfig, SpotConfig
+from runtime.schema.spotserve import ModelConfig, SpotConfig
 
 APPROACHES: dict[str, type[SpotApproach]] = {
     SpotServe.name: SpotServe,

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from runtime.policies.spotserve.cost_model import ParallelConfig, decode_step_ms, embed_ms, prefill_ms
-from runtime.schema import ModelConfig
+from runtime.schema.spotserve import ModelConfig
 
 
 @dataclass(frozen=True)

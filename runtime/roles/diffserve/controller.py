@@ -32,13 +32,15 @@ from runtime.cores.diffserve.worker import TIER_PB, WorkerReport
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
+from runtime.schema.diffserve import DiffServeConfig
 from runtime.spec import RunSpec
 
 WAIT_SHARE = 0.5  # of the heartbeat period (wall), the longest a tick waits for heartbeat answers
 LB = ""  # the load balancer's key among the outstanding heartbeats (no worker has an empty name)
 
 
-class ControllerRole(Role):
+class ControllerRole(Role[DiffServeConfig]):
+    schema = DiffServeConfig
     role = "controller"
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:

@@ -21,10 +21,12 @@ from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.records import DropReason, Tier
 from runtime.roles.base import Role, Servicer
 from runtime.rpc import TIER_FROM_PB
+from runtime.schema.diffserve import DiffServeConfig
 from runtime.spec import RunSpec
 
 
-class LoadBalancerRole(Role):
+class LoadBalancerRole(Role[DiffServeConfig]):
+    schema = DiffServeConfig
     role = "load_balancer"
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:

@@ -20,14 +20,13 @@ from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
 from runtime.rpc import TIER_FROM_PB
+from runtime.schema.diffserve import DiffServeConfig
 from runtime.spec import RunSpec
 from runtime.traces.confidence import for_cascade
 
 
-def make_executor(role: Role) -> Executor:
-    cascade = role.config.cascade
-    assert cascade is not None
-    c = cascade
+def make_executor(role: Role[DiffServeConfig]) -> Executor:
+    c = role.config.cascade
     confidence = for_cascade(c.deferral_curve.x, c.deferral_curve.y, c.num_prompts, role.config.seed, c.confidence_path)
     if role.config.execution.mode == "real":
         from runtime.executors.real import RealExecutor  # heavy imports only when asked for
@@ -35,18 +34,19 @@ def make_executor(role: Role) -> Executor:
         return RealExecutor(role.config, role.me, role.out_dir, confidence)
     from runtime.executors.simulated import SimulatedExecutor
 
-    return SimulatedExecutor(cascade, confidence, role.clock.sleep)
+    return SimulatedExecutor(c, confidence, role.clock.sleep)
 
 
-class WorkerRole(Role):
+class WorkerRole(Role[DiffServeConfig]):
+    schema = DiffServeConfig
     role = "worker"
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
         super().__init__(spec, name, out_dir)
-        cascade = self.config.cascade
-        assert cascade is not None
         self.executor = make_executor(self)
-        self.core = WorkerCore(name, cascade.slo_s, self.config.run.drop_factor, self.executor.expected_latency_s)
+        self.core = WorkerCore(
+            name, self.config.cascade.slo_s, self.config.run.drop_factor, self.executor.expected_latency_s
+        )
         self.cond = threading.Condition()
         self.registered = False
         sink = pbg.SinkStub(self.channel_to(spec.only("sink").name))

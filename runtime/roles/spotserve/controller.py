@@ -48,6 +48,7 @@ from runtime.policies.spotserve.reconfiguration import DrainReport
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
+from runtime.schema.spotserve import SpotServeConfig
 from runtime.spec import RunSpec
 from runtime.tables import write_rows
 from runtime.traces.spotserve import load_availability
@@ -58,13 +59,13 @@ RETRIES = 3  # calls to the pool that change its state are tried this often
 T = TypeVar("T")
 
 
-class SpotControllerRole(Role):
+class SpotControllerRole(Role[SpotServeConfig]):
+    schema = SpotServeConfig
     role = "controller"
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
         super().__init__(spec, name, out_dir)
         cfg = self.config
-        assert cfg.model is not None
         self.model = cfg.model
         events = load_availability(cfg.trace)
         workers: dict[Gpu, str] = {}

@@ -22,10 +22,12 @@ from runtime.policies.spotserve.timing import BatchTiming
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
+from runtime.schema.spotserve import SpotServeConfig
 from runtime.spec import RunSpec
 
 
-class SpotLoadBalancerRole(Role):
+class SpotLoadBalancerRole(Role[SpotServeConfig]):
+    schema = SpotServeConfig
     role = "load_balancer"
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:

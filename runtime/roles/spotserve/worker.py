@@ -37,6 +37,7 @@ from runtime.policies.spotserve.timing import BatchTiming, MeasuredRun, Run
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
 from runtime.roles.base import Role, Servicer
+from runtime.schema.spotserve import SpotServeConfig
 from runtime.spec import RunSpec
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ class _Engine:
     thread: threading.Thread | None = None
 
 
-class SpotWorkerRole(Role):
+class SpotWorkerRole(Role[SpotServeConfig]):
+    schema = SpotServeConfig
     role = "worker"
 
     def __init__(self, spec: RunSpec, name: str, out_dir: Path) -> None:
@@ -97,7 +99,6 @@ class SpotWorkerRole(Role):
         from runtime.models.gpt import GptShape
 
         cfg = self.config
-        assert cfg.model is not None
         gpu = self.spec.role(self.name).gpu
         device = pick_device(cfg.execution.device, gpu)
         if device.startswith("cuda") and gpu is not None:
@@ -155,7 +156,7 @@ class SpotWorkerRole(Role):
                 # Real execution: ready when its group has formed (`_real_replica` sets it).
                 ready = float("inf") if self.gpu is not None else a.ready_at
                 m = self.config.spot.mechanics
-                ff = self.config.model.final_fix_factor  # type: ignore[union-attr]
+                ff = self.config.model.final_fix_factor
                 core = ReplicaCore(
                     Assignment(
                         a.replica,
