@@ -66,7 +66,8 @@ class Check:
     """Runs the checks in order, each timed and kept to one row; a failure keeps its reason."""
 
     def __init__(self, cpu: bool, out: Path, only: tuple[str, ...] = ()) -> None:
-        self.cpu, self.out, self.rows, self.only = cpu, out, [], only
+        self.cpu, self.out, self.only = cpu, out, only
+        self.rows: list[Row] = []
         self.device = "cpu" if cpu else "cuda"
         self.work = Path(tempfile.mkdtemp(prefix="device-check-"))
         self.profiles: dict[str, Any] = {}
@@ -280,16 +281,16 @@ def unet_rows(check: Check) -> None:
     estimate against the artifact's profile; a cascade config the simulator reads."""
     import torch
 
-    from orchestrator.plan import typed_config
+    from orchestrator.plan import config_as
     from orchestrator.systems.diffserve.profile import summarize, write
     from runtime.models.shapes import build_unet, generation_ms, unet_parameters, unet_step_ms
+    from runtime.schema.diffserve import DiffServeConfig
 
     dtype = torch.float32 if check.cpu else torch.float16
     cascades = ("tiny",) if check.cpu else CASCADES
     gpu = "cpu" if check.cpu else torch.cuda.get_device_name(0).replace(" ", "_")
     for name in cascades:
-        cascade = typed_config(compose_config(f"cascade={name}")).cascade
-        assert cascade is not None
+        cascade = config_as(compose_config(f"cascade={name}"), DiffServeConfig).cascade
         measured: dict[str, Any] = {"device": check.device, "models": {}}
         for tier, model in (("light", cascade.light), ("heavy", cascade.heavy)):
             box: dict[str, Any] = {}
@@ -341,14 +342,14 @@ def gpt_rows(check: Check) -> None:
     """The SpotServe GPTs at tp 1: prefill and decode per batch, a model config the simulator reads."""
     import torch
 
-    from orchestrator.plan import typed_config
+    from orchestrator.plan import config_as
     from orchestrator.systems.spotserve.profile import measure, profiled_model, write_profile
+    from runtime.schema.spotserve import SpotServeConfig
 
     models = ("tiny",) if check.cpu else REAL_MODELS
     gpu = "cpu" if check.cpu else torch.cuda.get_device_name(0).replace(" ", "_")
     for name in models:
-        model = typed_config(compose_config("system=spotserve", f"model={name}")).model
-        assert model is not None
+        model = config_as(compose_config("system=spotserve", f"model={name}"), SpotServeConfig).model
 
         def one(model: Any = model, name: str = name) -> tuple[str, str]:
             batches = list(GPT_BATCHES)

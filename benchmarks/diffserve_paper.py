@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="bench-diffserve-paper-"))
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    variants = [(a, (f"approach={a}",)) for a in APPROACHES]
+    variants: list[tuple[str, tuple[str, ...]]] = [(a, (f"approach={a}",)) for a in APPROACHES]
     variants.append(("diffserve+artifact queueing", ("approach=diffserve", "approach.queueing=artifact")))
     for cascade in CASCADES:
         for name, overrides in variants:

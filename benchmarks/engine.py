@@ -61,7 +61,7 @@ class SimPyEngine:
 
         ev = simpy.Event(self.env)
         ev._ok, ev._value = True, None
-        ev.callbacks.append(lambda _e, event=event: self._handle(event))
+        ev.callbacks.append(lambda _fired: self._handle(event))
         self.env.schedule(ev, priority=event.PRIORITY, delay=event.time - self.env.now)
 
     def schedule_all(self, events: Any) -> None:

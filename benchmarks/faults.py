@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from benchmarks.common import ROOT, say, table
 from labkit import free_base_port, processes_mentioning
@@ -161,7 +161,7 @@ class Orchestrator:
     def tail(self) -> str:
         return " | ".join(line for _, line in self.lines[-5:])
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, Any]:
         run = self.run_dir
         path = run / "summary.json" if run is not None else None
         return json.loads(path.read_text()) if path is not None and path.exists() else {}
@@ -201,7 +201,7 @@ def _row(name: str, orch: Orchestrator, code: int | None, detected: float | None
     unfinished = s.get("unfinished", "-")
     left = len(processes_of(orch.run_dir))
     printed = said([line for _, line in orch.lines]) if code is not None else "-"
-    return Row(name, code, unaccounted, unfinished, left, detected, note, printed)  # type: ignore[arg-type]
+    return Row(name, code, unaccounted, unfinished, left, detected, note, printed)
 
 
 # --------------------------------------------------------------------------- the faults
@@ -348,7 +348,7 @@ def lost_host(out: Path, lease_s: float = 6.0) -> Row:
             "lost SSH host",
             code,
             s.get("queries_unaccounted", "no summary"),
-            s.get("unfinished", "-"),  # type: ignore[arg-type]
+            s.get("unfinished", "-"),
             left,
             detected,
             f"the run went on; the cut-off host's roles stopped by their lease after {gone_after:.1f} s",

@@ -40,8 +40,8 @@ def fidelity(time_scale: float) -> None:
     body = []
     for label in labels:
         cells = []
-        for rows in per_cascade.values():
-            r = rows[label]
+        for by_label in per_cascade.values():
+            r = by_label[label]
             diff = "" if label.startswith(("client", "heartbeat")) else f" ({r.diff:+.3g})"
             cells.append(f"{r.virtual:.3g} / {r.wall:.3g}{diff}")
         body.append([label, *cells])

@@ -13,16 +13,17 @@ import time
 import numpy as np
 
 from benchmarks.common import compose_config, say, table
-from orchestrator.plan import typed_config
+from orchestrator.plan import config_as
 from runtime.policies.diffserve.planner import CascadeModel, plan_cascade
+from runtime.schema.diffserve import DiffServeConfig
 
 
 def main() -> None:
     rows = []
     rng = np.random.default_rng(0)
     for cascade in ("sdturbo", "sdxs", "sdxlltn"):
-        cfg = typed_config(compose_config(f"cascade={cascade}", "approach=diffserve"))
-        model = CascadeModel.of(cfg.cascade, cfg.approach)  # type: ignore[arg-type]
+        cfg = config_as(compose_config(f"cascade={cascade}", "approach=diffserve"), DiffServeConfig)
+        model = CascadeModel.of(cfg.cascade, cfg.approach)
         for workers in (16, 64):
             demands = rng.uniform(1, 3 * workers, 1000)
             queues = rng.integers(0, 20, (1000, 2))

@@ -107,9 +107,15 @@ def main() -> None:
     for batch, row in batches.iterrows():
         if row["count"] < 3:
             continue
-        direct = direct_ms(int(batch))
+        direct = direct_ms(int(str(batch)))
         rows.append(
-            [int(batch), int(row["count"]), f"{row['median']:.1f}", f"{direct:.1f}", f"{row['median'] / direct:.2f}"]
+            [
+                int(str(batch)),
+                int(row["count"]),
+                f"{row['median']:.1f}",
+                f"{direct:.1f}",
+                f"{row['median'] / direct:.2f}",
+            ]
         )
     say("Tiny light model + discriminator per batch (1 torch thread):\n")
     say(

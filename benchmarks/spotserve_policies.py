@@ -22,11 +22,12 @@ from collections.abc import Callable
 import numpy as np
 
 from benchmarks.common import compose_config, say, table
-from orchestrator.plan import typed_config
+from orchestrator.plan import config_as
 from runtime.policies.spotserve.config_optimizer import choose
 from runtime.policies.spotserve.device_mapper import map_devices, rank_order, resume_order
 from runtime.policies.spotserve.layout import Gpu, InterruptedBatch, positions
 from runtime.policies.spotserve.migration_planner import plan_migration, transfer_time_s
+from runtime.schema.spotserve import SpotServeConfig
 
 GPUS_PER_INSTANCE = 4
 NETWORK_GBPS = 50.0
@@ -46,7 +47,7 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[str, str]:
 
 
 def row(name: str, gpus: int, repeats: int) -> list[object]:
-    cfg = typed_config(compose_config("system=spotserve", f"model={name}"))
+    cfg = config_as(compose_config("system=spotserve", f"model={name}"), SpotServeConfig)
     model = cfg.model
     assert model is not None
     fleet = [Gpu(f"node-{i}", j) for i in range(gpus // GPUS_PER_INSTANCE) for j in range(GPUS_PER_INSTANCE)]

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import ROOT, run, say, table
 from labkit import free_base_port
@@ -125,7 +126,7 @@ def comparison() -> None:
     paper = paper_ratios()
     seeds = {name: [runs_of((*over, f"seed={seed}"), out) for seed in SEEDS] for name, over in FOOTINGS.items()}
     runs = {name: per_seed[0] for name, per_seed in seeds.items()}
-    rows = []
+    rows: list[list[Any]] = []
     for n, (trace, (stat, _)) in enumerate((t, s) for t in TRACES for s in STATS):
         cells = [trace, stat, f"{paper[2 * n]:.2f}, {paper[2 * n + 1]:.2f}"]
         for name in FOOTINGS:

@@ -10,7 +10,7 @@ before the first one runs, and `run_experiment` resolves its job again to run it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,6 +34,18 @@ def typed_config(cfg: DictConfig) -> Config:
             f"config: the composed config is not a {schema.__name__} (does conf/system/{cfg.system.name}.yaml "
             f"list /schema: {cfg.system.name} first in its defaults?)"
         )
+    return obj
+
+
+C = TypeVar("C", bound=Config)
+
+
+def config_as(cfg: DictConfig, schema: type[C]) -> C:
+    """`typed_config` for code of one system (a benchmark, a test): its schema's type, or a
+    ConfigError naming the system it got."""
+    obj = typed_config(cfg)
+    if not isinstance(obj, schema):
+        raise ConfigError(f"system: {cfg.system.name} composes a {type(obj).__name__}, not a {schema.__name__}")
     return obj
 
 
