@@ -5,10 +5,17 @@ heartbeat, taken at `reported_at`, or a worker's own enqueue reply) plus what th
 it after that moment: a new report is merged with the router's own count of what it sent since,
 not taken as the whole truth, so queries sent between a heartbeat and the routing update that
 carries it are not forgotten. Ties rotate so that equal workers share the load evenly.
+
+A pick costs O(log n), not a scan of the tier: each tier keeps its workers' positions bucketed
+by their estimate (`_Shortest`), so the shortest queue is the smallest bucket and the rotation
+a bisection in it. It picks exactly the worker the scan did (tests/test_router.py compares the
+two on random sequences; tests/test_records_identity.py the records of whole runs).
 """
 
 from __future__ import annotations
 
+import heapq
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -29,10 +36,52 @@ class Route:
         return self.queue + len(self.sent)
 
 
+class _Shortest:
+    """One tier's workers, by position, bucketed by their queue estimate: the first position at
+    or after `start` (cyclically) among those with the smallest estimate, in O(log n)."""
+
+    def __init__(self, estimates: list[int]) -> None:
+        self.estimates = estimates
+        self.buckets: dict[int, list[int]] = {}  # estimate -> positions, ascending
+        for position, estimate in enumerate(estimates):
+            self.buckets.setdefault(estimate, []).append(position)
+        self.heap = list(self.buckets)  # estimates with a bucket, and stale ones (lazily dropped)
+        heapq.heapify(self.heap)
+        self.in_heap = set(self.heap)
+
+    def set(self, position: int, estimate: int) -> None:
+        old = self.estimates[position]
+        if old == estimate:
+            return
+        left = self.buckets[old]
+        del left[bisect_left(left, position)]
+        if not left:
+            del self.buckets[old]
+        self.estimates[position] = estimate
+        joined = self.buckets.get(estimate)
+        if joined is not None:
+            insort(joined, position)
+            return
+        self.buckets[estimate] = [position]
+        if estimate not in self.in_heap:
+            heapq.heappush(self.heap, estimate)
+            self.in_heap.add(estimate)
+
+    def first(self, start: int) -> int:
+        heap = self.heap
+        while heap[0] not in self.buckets:
+            self.in_heap.discard(heapq.heappop(heap))
+        bucket = self.buckets[heap[0]]
+        i = bisect_left(bucket, start)
+        return bucket[i] if i < len(bucket) else bucket[0]
+
+
 class ShortestQueueRouter:
     def __init__(self) -> None:
         self._routes: dict[str, Route] = {}
         self._by_tier: dict[Tier, list[Route]] = {}
+        self._position: dict[str, int] = {}  # a worker's place in its tier's list
+        self._shortest: dict[Tier, _Shortest] = {}
         self._turn = 0
 
     def update(self, routes: list[Route], reported_at: float) -> None:
@@ -50,7 +99,13 @@ class ShortestQueueRouter:
         self._routes = merged
         self._by_tier = {}
         for r in merged.values():
-            self._by_tier.setdefault(r.tier, []).append(r)
+            tier = self._by_tier.setdefault(r.tier, [])
+            self._position[r.name] = len(tier)
+            tier.append(r)
+        self._shortest = {t: _Shortest([r.queue + len(r.sent) for r in rs]) for t, rs in self._by_tier.items()}
+
+    def _changed(self, route: Route) -> None:
+        self._shortest[route.tier].set(self._position[route.name], route.queue + len(route.sent))
 
     def workers(self, tier: Tier) -> list[Route]:
         return list(self._by_tier.get(tier, ()))
@@ -59,8 +114,10 @@ class ShortestQueueRouter:
         """The worker of `tier` with the shortest queue, or None if the tier has none. Among
         equal queues the search starts one place further each time, so they share the load."""
         candidates = self._by_tier.get(tier, [])
-        if exclude:
-            candidates = [r for r in candidates if r.name not in exclude]
+        if not exclude and candidates:
+            self._turn += 1
+            return candidates[self._shortest[tier].first(self._turn % len(candidates))]
+        candidates = [r for r in candidates if r.name not in exclude]  # a retry: rare, a scan
         n = len(candidates)
         if not n:
             return None
@@ -75,8 +132,10 @@ class ShortestQueueRouter:
         return best
 
     def on_sent(self, name: str, now: float) -> None:
-        if name in self._routes:
-            self._routes[name].sent.append(now)
+        route = self._routes.get(name)
+        if route is not None:
+            route.sent.append(now)
+            self._changed(route)
 
     def on_reply(self, name: str, queue: int, now: float) -> None:
         """The worker's own count right after it enqueued what we sent at `now`."""
@@ -85,12 +144,15 @@ class ShortestQueueRouter:
             route.queue = queue
             while route.sent and route.sent[0] <= now:
                 route.sent.popleft()
+            self._changed(route)
 
     def on_failure(self, name: str) -> None:
         """The worker did not take a query: send it nothing more until the next routing update
         (the controller evicts it if it stays silent)."""
-        if name in self._routes:
-            self._routes[name].queue = FAILED_QUEUE
+        route = self._routes.get(name)
+        if route is not None:
+            route.queue = FAILED_QUEUE
+            self._changed(route)
 
     def entry_tier(self) -> Tier:
         """Where a new query goes: the light tier, or the heavy one when no light worker exists."""
