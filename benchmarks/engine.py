@@ -8,7 +8,8 @@
    same records.
 2. `python -m orchestrator clock=virtual cascade=sdxs trace=3to24qps`: the engine's own time
    (engine.json) and the whole command's wall time, Python start and MLflow included (median
-   of 3, into a store that already exists, as every run but the first).
+   of 3, into a store that already exists, as every run but the first); and `--help`, from
+   the config folder and through Hydra.
 3. A 48-run DiffServe sweep on the virtual clock (3 cascades x 4 approaches x 4 traces) with
    Hydra's basic launcher, MLflow included.
 """
@@ -176,6 +177,23 @@ def command() -> None:
             name="engine-command",
         )
     )
+    helps = {
+        "python -m orchestrator --help (from the config folder)": [sys.executable, "-m", "orchestrator", "--help"],
+        "the same help through Hydra (orchestrator.app)": [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv = ['orchestrator', '--help']; from orchestrator.app import main; main()",
+        ],
+    }
+    rows = []
+    for label, help_cmd in helps.items():
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run(help_cmd, cwd=ROOT, check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+        rows.append([label, f"{statistics.median(times):.2f}"])
+    say(table(["command", "wall (s), median of 3"], rows, name="startup-help"))
 
 
 def sweep() -> None:

@@ -36,7 +36,7 @@ def orchestrate(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.
 def orchestrate_here(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The command's entry point in this process, for errors that stop it before anything runs
     (what a subprocess would print, without starting Python again)."""
-    from orchestrator.__main__ import main
+    from orchestrator.app import main
 
     argv = ["orchestrator", f"paths.output_dir={tmp_path}", "run.progress=false", *args]
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -425,3 +425,33 @@ def test_interrupt_stops_every_role_and_keeps_what_was_measured(tmp_path: Path, 
     run_dir = next(tmp_path.glob("diffserve/runs/*"))
     assert (run_dir / "records.parquet").exists() and (run_dir / "summary.json").exists()
     assert (run_dir / "logs" / "localhost" / "controller.log").stat().st_size > 0
+
+
+def test_help_is_hydras_without_hydra() -> None:
+    """A bare --help is answered from the config folder (orchestrator/help.py) and prints what
+    Hydra's own --help prints, without importing Hydra or the systems."""
+    fast = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import runpy, sys; sys.argv = ['orchestrator', '--help']; runpy.run_module('orchestrator', run_name='__main__');"
+            "print(sorted(m for m in ('hydra', 'matplotlib', 'pandas', 'orchestrator.systems') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    hydra = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv = ['orchestrator', '--help']; from orchestrator.app import main; main()",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    text, _, imported = fast.rstrip("\n").rpartition("\n")
+    assert imported == "[]"
+    assert "Config groups (group=option):\napproach: " in hydra and "\ntrace: 1to8qps, " in hydra
+    assert text.strip() == hydra.strip()
