@@ -221,3 +221,29 @@ def test_a_run_is_logged_later_once(run_job: Callable[..., RunResult], tmp_path:
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.tags[LOGGED_TAG] == "complete"
     assert_summary_metrics_read_back(runs[0].data.metrics, result.summary)
+
+
+def test_the_command_exits_without_teardown_and_loses_nothing(tmp_path: Path) -> None:
+    """`python -m orchestrator` leaves by os._exit once a single run is done (orchestrator/__main__.py):
+    the run's files, its log's last line and its whole MLflow record are there afterwards."""
+    import subprocess
+    import sys
+
+    from orchestrator.tracking import LOGGED_TAG
+    from tests.conftest import ROOT
+
+    cmd = [sys.executable, "-m", "orchestrator", *VIRTUAL, "trace.duration_s=60", f"paths.output_dir={tmp_path}"]
+    proc = subprocess.run([*cmd, "run.progress=false"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Run directory:" in proc.stdout  # the console's last line reached the pipe
+    (run_dir,) = (tmp_path / "diffserve" / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert "Logged to MLflow" in (run_dir / "orchestrator.log").read_text().splitlines()[-1]
+    client = MlflowClient(absolute_uri(f"sqlite:///{tmp_path}/mlflow.db"))
+    exp = client.get_experiment_by_name("diffserve")
+    assert exp is not None
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags[LOGGED_TAG] == "complete"
+    assert_summary_metrics_read_back(run.data.metrics, summary)
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"records.parquet", "summary.json", "orchestrator.log"} <= logged
