@@ -22,7 +22,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from orchestrator.compose import CONF_DIR, precheck, register
+from orchestrator.compose import precheck, register
+from orchestrator.config import CONF_DIR
 from orchestrator.console import job_line, print_summary, summary_text
 from orchestrator.experiment import Launch, run_experiment
 from orchestrator.sweep import parent_run

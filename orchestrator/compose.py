@@ -6,11 +6,9 @@ value is one line naming the key, not a traceback, and nothing starts."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import difflib
 import multiprocessing
 import os
-import typing
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -24,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from orchestrator.config import GROUPS, SCHEMA_GROUP
+from orchestrator.config import CONF_DIR, GROUPS, SCHEMA_GROUP
 from orchestrator.config.keys import has_key, override_error
 from orchestrator.config.validate import check_path_names
 from orchestrator.systems import SYSTEMS, get_system, owner_of_approach, owner_of_group, system_names
@@ -34,8 +32,6 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from orchestrator.systems.base import RunPlan
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def register() -> None:
@@ -114,11 +110,6 @@ def _experiment_systems(override: str, extra: list[Path] | None) -> list[str]:
     return systems
 
 
-def _sections(schema: type) -> dict[str, type]:
-    """A schema's top-level keys and their types."""
-    return typing.get_type_hints(schema)
-
-
 def trace_owners(option: str, extra: list[Path] | None = None) -> list[str]:
     """The systems whose trace section takes every key of the trace file `option` (a SpotServe
     trace has availability events, a DiffServe one an arrival rate)."""
@@ -126,8 +117,7 @@ def trace_owners(option: str, extra: list[Path] | None = None) -> list[str]:
         path = folder / "trace" / f"{option}.yaml"
         if path.is_file():
             keys = set(yaml.safe_load(path.read_text()) or {}) - {"defaults"}
-            fields = {s.name: {f.name for f in dataclasses.fields(_sections(s.schema)["trace"])} for s in SYSTEMS}
-            return [name for name, known in fields.items() if keys <= known]
+            return [s.name for s in SYSTEMS if all(has_key(s.schema, f"trace.{k}") for k in keys)]
     return []
 
 

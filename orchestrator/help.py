@@ -8,7 +8,8 @@ from pathlib import Path
 
 import yaml
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from orchestrator.config import CONF_DIR
+
 # Groups Hydra knows from the ConfigStore, not from files: each system's schema
 # (orchestrator.compose.register), named as the system's config file.
 STORED_GROUPS = {"schema": "system"}
