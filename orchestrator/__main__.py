@@ -3,7 +3,7 @@ importing Hydra, the systems or their plotting and data libraries (0.05 s, not 3
 command goes to the Hydra app (orchestrator/app.py).
 
 A single run ends with `os._exit` once its files are closed: the interpreter's own teardown
-(freeing every module of torch, pandas, matplotlib and MLflow one by one) cost 0.9 s of a 5-s
+(freeing every module of torch, pandas, matplotlib and MLflow one by one) cost 0.7 s of a 5.3-s
 virtual run and writes nothing. By then the run has stopped its roles, written its files and
 logged to MLflow (each call committed), and the log handlers are flushed and closed here;
 tests/test_cli.py reads a run back after such an exit. A sweep (`-m`) exits normally: its
