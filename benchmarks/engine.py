@@ -102,7 +102,7 @@ def one(plan: RunPlan, kind: str) -> tuple[float, int, list[dict[str, Any]]]:
     engine.schedule_all(model.start())
     engine.run(stop=lambda: model.finished)
     took = time.perf_counter() - t0
-    return took, engine.handled, model.client.rows()
+    return took, engine.handled, model.client.table().to_pylist()
 
 
 def loops() -> None:

@@ -66,7 +66,7 @@ def read_role_files(run_dir: Path, plan: RunPlan) -> RoleFiles:
         if journal.exists():
             rolefiles.replay_client(core, journal)
             recovered += [f"client/{rolefiles.CLIENT_FILE}", f"client/{rolefiles.CLIENT_META_FILE}"]
-        client, meta = pd.DataFrame(core.rows()), core.meta()
+        client, meta = core.table().to_pandas(), core.meta()
     sink_file, sink_journal = roles / "sink" / rolefiles.SINK_FILE, roles / "sink" / rolefiles.SINK_JOURNAL
     if sink_file.exists():
         sink = pd.read_parquet(sink_file)

@@ -16,7 +16,7 @@ from runtime.cores.client import ClientCore
 from runtime.cores.sink import SinkCore
 from runtime.cores.spotserve.pool import RequestPoolCore
 from runtime.journal import read
-from runtime.tables import write_rows
+from runtime.tables import RowGroups, write_rows, write_table
 
 CLIENT_FILE = "client.parquet"
 CLIENT_META_FILE = "client_meta.json"
@@ -31,15 +31,26 @@ SINK_JOURNAL = "sink.journal.jsonl"
 
 def write_client(core: ClientCore, out_dir: Path) -> None:
     write_client_meta(core, out_dir)
-    write_rows(core.rows(), out_dir / CLIENT_FILE)
+    write_table(core.table(), out_dir / CLIENT_FILE)
 
 
 def write_client_meta(core: ClientCore, out_dir: Path) -> None:
     (out_dir / CLIENT_META_FILE).write_text(json.dumps(core.meta()), encoding="utf-8")
 
 
+SPILL_ROWS = 1 << 18  # a virtual run's sink writes its rows in row groups of this many
+
+
+def spilling_sink(out_dir: Path) -> SinkCore:
+    """A sink core whose rows leave for out_dir/sink.parquet in row groups as they fill, so a
+    virtual run of any length holds at most SPILL_ROWS of them (`write_sink` adds the rest)."""
+    return SinkCore(spill=RowGroups(out_dir / SINK_FILE), spill_every=SPILL_ROWS)
+
+
 def write_sink(core: SinkCore, out_dir: Path) -> None:
-    write_rows(core.rows, out_dir / SINK_FILE)
+    """out_dir/sink.parquet: the rows the sink holds, after those it spilled (spilling_sink)."""
+    groups = core.spill if isinstance(core.spill, RowGroups) else RowGroups(out_dir / SINK_FILE)
+    groups.close(core.columns.take())
 
 
 def write_controller(decisions: list[dict[str, Any]], ticks: list[dict[str, Any]], out_dir: Path) -> None:

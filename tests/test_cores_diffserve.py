@@ -233,7 +233,7 @@ def test_the_client_and_sink_books() -> None:
     assert client.all_noticed and client.progress(2.0).completed == 2
     assert client.close() and not client.close()
     client.notice(2, False, "", "light", 9.0)
-    assert client.after_close == [2] and client.rows()[2]["sent_at"] is None
+    assert client.after_close == [2] and client.table().to_pylist()[2]["sent_at"] is None
     q1.stages.append(pb.Stage(tier=pb.HEAVY, worker="h", finished_at=1.5))
     sink.complete([q1], 1.6)
     changed = pb.Query(id=1)

@@ -11,14 +11,28 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from math import isnan
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runtime.columns import Columns, Kind
 from runtime.protos import servelab_pb2 as pb
 from runtime.spec import ClientTerms
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 RATE_WINDOW_S = 5.0  # the progress line's sending rate is measured over this many trace seconds
+
+CLIENT_BOOKS: dict[str, Kind] = {
+    "sent_at": "float",  # null: never sent
+    "notice_at": "float",  # null: no notice (yet)
+    "notice_dropped": "bool",
+    "notice_reason": "str",
+    "notice_path": "str",
+    "submit_error": "str",  # the grpc code of a failed submit call
+}
 
 
 @dataclass(frozen=True)
@@ -42,12 +56,17 @@ class ClientCore:
         self.slo_s = slo_s
         self.output_len = output_len
         n = len(arrival_s)
-        self.sent_at: list[float | None] = [None] * n
-        self.notice_at: list[float | None] = [None] * n
-        self.dropped = [False] * n
-        self.reason = [""] * n
-        self.path = [""] * n
-        self.submit_error = [""] * n
+        # One typed column per field (runtime/columns.py): 8 bytes a time, 4 a string code.
+        self.books = Columns(CLIENT_BOOKS)
+        for name, empty in (("sent_at", None), ("notice_at", None), ("notice_dropped", False)):
+            self.books.fill(name, empty, n)
+        for name in ("notice_reason", "notice_path", "submit_error"):
+            self.books.fill(name, "", n)
+        data = self.books.data
+        self._sent_at, self._notice_at, self._dropped = data["sent_at"], data["notice_at"], data["notice_dropped"]
+        self._reason, self._path, self._error = data["notice_reason"], data["notice_path"], data["submit_error"]
+        self._codes = {n: self.books.strings[n].code for n in ("notice_reason", "notice_path", "submit_error")}
+        self.submit_errors = 0  # queries whose submit call failed
         self.repeats = 0  # the same notice again (a retried delivery): harmless
         self.conflicts = 0  # a different notice for a query already decided: a real double count
         self.unknown = 0  # a notice for a query never sent
@@ -70,9 +89,12 @@ class ClientCore:
     # ------------------------------------------------------------------ sending
     def send(self, i: int, now: float, prompt: str = "") -> pb.Query:
         """Query `i` leaves now: its record on the wire."""
-        self.sent_at[i] = now
+        self._sent_at[i] = now
         self.sent += 1
-        self._recent.append(now)
+        recent = self._recent
+        recent.append(now)
+        while recent[0] < now - RATE_WINDOW_S:  # only the window is kept, however long the run
+            recent.popleft()
         q = pb.Query(id=i, prompt_index=int(self.prompt_index[i]), output_len=self.output_len, sent_at=now)
         if prompt:
             q.prompt = prompt
@@ -81,7 +103,9 @@ class ClientCore:
     def submit_failed(self, i: int, code: str) -> None:
         """The submit call failed: the load balancer may still have taken it, so a notice may still
         come; without one the query counts as dropped (submit_failed) at the end."""
-        self.submit_error[i] = code
+        if not self.books.get("submit_error", i):
+            self.submit_errors += 1
+        self._error[i] = self._codes["submit_error"](code)
 
     def drain_until(self, duration_s: float, drain_s: float) -> float:
         """Trace time the client waits until for the last notices: the last arrival (or the trace's
@@ -94,22 +118,25 @@ class ClientCore:
         if self.closed:
             self.after_close.append(i)
             return
-        if not 0 <= i < len(self) or self.sent_at[i] is None:
+        if not 0 <= i < len(self) or isnan(self._sent_at[i]):
             self.unknown += 1
             return
-        if self.notice_at[i] is not None:
-            if (self.dropped[i], self.path[i]) == (dropped, path):
+        code = self._codes
+        if not isnan(self._notice_at[i]):
+            if (bool(self._dropped[i]), self._path[i]) == (dropped, code["notice_path"](path)):
                 self.repeats += 1
             else:
                 self.conflicts += 1
             return
-        self.notice_at[i] = now
-        self.dropped[i], self.reason[i], self.path[i] = dropped, reason, path
+        self._notice_at[i] = now
+        self._dropped[i], self._reason[i], self._path[i] = (
+            dropped,
+            code["notice_reason"](reason),
+            code["notice_path"](path),
+        )
         self.noticed += 1
         self.drops += int(dropped)
-        sent = self.sent_at[i]
-        assert sent is not None
-        if dropped or now - sent > self.slo_s:
+        if dropped or now - self._sent_at[i] > self.slo_s:
             self.violations += 1
 
     @property
@@ -139,22 +166,20 @@ class ClientCore:
         self.closed, self.closed_at = True, now
         return True
 
-    def rows(self) -> list[dict[str, Any]]:
+    def table(self) -> pa.Table:
         """One row per query of the trace (client.parquet)."""
-        return [
-            {
-                "query_id": i,
-                "prompt_index": int(self.prompt_index[i]),
-                "arrival_s": float(self.arrival_s[i]),
-                "sent_at": self.sent_at[i],
-                "notice_at": self.notice_at[i],
-                "notice_dropped": self.dropped[i],
-                "notice_reason": self.reason[i],
-                "notice_path": self.path[i],
-                "submit_error": self.submit_error[i],
-            }
-            for i in range(len(self))
-        ]
+        import pyarrow as pa
+
+        n = len(self)
+        table = self.books.table()
+        trace = {
+            "query_id": pa.array(np.arange(n, dtype=np.int64)),
+            "prompt_index": pa.array(np.asarray(self.prompt_index, dtype=np.int64)),
+            "arrival_s": pa.array(np.asarray(self.arrival_s, dtype=np.float64)),
+        }
+        for k, (name, column) in enumerate(trace.items()):
+            table = table.add_column(k, name, column)
+        return table
 
     def meta(self) -> dict[str, Any]:
         """The accounting counters (client_meta.json)."""

@@ -1,91 +1,175 @@
 """The sink's books: one row per query that reached the end of its pipeline, with its timeline,
 and the notice the client gets. A retried delivery of what the sink already has is ignored; a
-second, different ending of one query is counted as a duplicate (a real double count)."""
+second, different ending of one query is counted as a duplicate (a real double count).
+
+The rows are typed columns (runtime/columns.py), appended field by field, a few hundred bytes a
+query; a long virtual run hands them to a Parquet writer in row groups as they fill
+(`spill_every`), so the sink holds at most that many rows however long the trace.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from array import array
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
+from runtime.columns import INT_NULL, Columns, Kind
 from runtime.protos import servelab_pb2 as pb
 from runtime.records import Tier
 
-_TIERS = {pb.LIGHT: Tier.LIGHT, pb.HEAVY: Tier.HEAVY}
-_STAGE_COLUMNS = {
-    p: (f"{p}_worker", f"{p}_enqueued_at", f"{p}_started_at", f"{p}_finished_at", f"{p}_batch_size")
-    for p in ("light", "heavy")
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_TIERS: dict[int, Tier] = {pb.LIGHT: Tier.LIGHT, pb.HEAVY: Tier.HEAVY}
+_STAGE: dict[str, Kind] = {
+    "worker": "str",
+    "enqueued_at": "float",
+    "started_at": "float",
+    "finished_at": "float",
+    "batch_size": "int",
 }
-
-
-def query_row(q: pb.Query, sink_at: float) -> dict[str, Any]:
-    """A query's timeline as one flat row (one column set per tier); a stage that never ran
-    (skipped: set aside by the drop rule) gives only its worker and enqueue time."""
-    ran = [st for st in q.stages if not st.skipped]
-    row: dict[str, Any] = {
-        "query_id": q.id,
-        "prompt_index": q.prompt_index,
-        "sent_at": q.sent_at,
-        "admitted_at": q.admitted_at,
-        "sink_at": sink_at,
-        "dropped": q.dropped,
-        "drop_reason": q.drop_reason,
-        "confidence": float(q.confidence) if q.scored else None,
-        "threshold": float(q.threshold) if q.scored else None,
-        "image_path": q.image_path,
-        "note": q.note,
-        "tokens_done": q.tokens_done,
-        "restarts": q.restarts,
-        "replica": q.replica,
-        "attempts": len(ran),
-        "first_started_at": ran[0].started_at if ran else None,
-    }
-    first: dict[Tier, pb.Stage] = {}
-    for stage in q.stages:
-        tier = _TIERS.get(stage.tier)
-        if tier is not None and tier not in first:
-            first[tier] = stage
-    for tier, p in ((Tier.LIGHT, "light"), (Tier.HEAVY, "heavy")):
-        st = first.get(tier)
-        if st is None:
-            row.update(dict.fromkeys(_STAGE_COLUMNS[p]))
-        else:
-            names = _STAGE_COLUMNS[p]
-            row[names[0]], row[names[1]] = st.worker, st.enqueued_at
-            if not st.skipped:
-                row[names[2]], row[names[3]], row[names[4]] = st.started_at, st.finished_at, st.batch_size
-            else:
-                row.update(dict.fromkeys(names[2:]))
-    return row
-
-
-def served_path(q: pb.Query) -> str:
-    """The tier whose output the user got: the last stage that ran, or '' if none did (or the
-    stage has no tier, as in SpotServe)."""
-    ran = [st for st in q.stages if not st.skipped]
-    if not ran or q.dropped:
-        return ""
-    tier = _TIERS.get(ran[-1].tier)
-    return tier.value if tier is not None else ""
+SINK_COLUMNS: dict[str, Kind] = {
+    "query_id": "int",
+    "prompt_index": "int",
+    "sent_at": "float",
+    "admitted_at": "float",
+    "sink_at": "float",
+    "dropped": "bool",
+    "drop_reason": "str",
+    "confidence": "float",  # null unless the light stage scored it
+    "threshold": "float",
+    "image_path": "str",
+    "note": "str",
+    "tokens_done": "int",
+    "restarts": "int",
+    "replica": "int",
+    "attempts": "int",  # stages that ran
+    "first_started_at": "float",  # null if none ran
+    # the first stage of each tier: a stage that never ran (set aside by the drop rule) gives
+    # only its worker and enqueue time; no stage of the tier, all null
+    **{f"{p}_{f}": k for p in ("light", "heavy") for f, k in _STAGE.items()},
+}
+_NAN = math.nan
+_NO_STAGE = (-1, _NAN, _NAN, _NAN, INT_NULL)
 
 
 class SinkCore:
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self.seen: dict[int, tuple[int, float, bool]] = {}
+    def __init__(self, spill: Callable[[pa.Table], None] | None = None, spill_every: int = 1 << 20) -> None:
+        self.columns = Columns(SINK_COLUMNS)
+        self.rows_written = 0  # rows handed to `spill` already
+        self.spill, self.spill_every = spill, spill_every
+        # What the sink has of each query, for telling a repeat from a duplicate: by query id
+        # (the client's dense index), its stage count (-1: not seen), last finish and drop flag.
+        self._stages = array("i")
+        self._last = array("d")
+        self._dropped = array("b")
+        self._other: dict[int, tuple[int, float, bool]] = {}  # ids outside the dense range
         self.duplicates = 0
         self.repeats = 0
+        self._codes = {n: self.columns.strings[n].code for n in ("drop_reason", "image_path", "note")}
+        self._worker = {p: self.columns.strings[f"{p}_worker"].code for p in ("light", "heavy")}
+
+    def __len__(self) -> int:
+        """Rows recorded, spilled ones included."""
+        return self.rows_written + len(self.columns)
+
+    def rows_since(self, start: int) -> Iterable[dict[str, Any]]:
+        """The rows from number `start` on, as dicts (the wall sink's journal; never spilled)."""
+        return self.columns.rows(start - self.rows_written)
+
+    def table(self) -> pa.Table:
+        """The rows not spilled, as an Arrow table."""
+        return self.columns.table()
+
+    def _known(self, qid: int, fingerprint: tuple[int, float, bool]) -> tuple[int, float, bool] | None:
+        if 0 <= qid < 1 << 32:
+            if qid >= len(self._stages):
+                grow = max(qid + 1, 2 * len(self._stages)) - len(self._stages)
+                self._stages.extend(array("i", [-1]) * grow)
+                self._last.extend(array("d", [0.0]) * grow)
+                self._dropped.extend(array("b", [0]) * grow)
+            n = self._stages[qid]
+            known = None if n < 0 else (n, self._last[qid], bool(self._dropped[qid]))
+            self._stages[qid], self._last[qid], self._dropped[qid] = fingerprint
+            return known
+        known = self._other.get(qid)
+        self._other[qid] = fingerprint
+        return known
 
     def complete(self, queries: list[pb.Query], now: float) -> list[pb.Notice]:
         """Record what arrived; the notices to send to the client (none for repeats)."""
         notices = []
         for q in queries:
-            fingerprint = (len(q.stages), q.stages[-1].finished_at if q.stages else -1.0, q.dropped)
-            known = self.seen.get(q.id)
+            stages = q.stages
+            fingerprint = (len(stages), stages[-1].finished_at if stages else -1.0, q.dropped)
+            known = self._known(q.id, fingerprint)
             if known == fingerprint:
                 self.repeats += 1
                 continue
             if known is not None:
                 self.duplicates += 1
-            self.seen[q.id] = fingerprint
-            self.rows.append(query_row(q, now))
-            notices.append(pb.Notice(id=q.id, dropped=q.dropped, drop_reason=q.drop_reason, path=served_path(q)))
+            path = self._record(q, now)
+            notices.append(pb.Notice(id=q.id, dropped=q.dropped, drop_reason=q.drop_reason, path=path))
+        if self.spill is not None and len(self.columns) >= self.spill_every:
+            self.flush()
         return notices
+
+    def flush(self) -> None:
+        """Hand the rows held to `spill` (a row group of the run's Parquet file)."""
+        if self.spill is not None and len(self.columns):
+            n = len(self.columns)
+            self.spill(self.columns.take())
+            self.rows_written += n
+
+    def _record(self, q: pb.Query, sink_at: float) -> str:
+        """Add q's row; the tier whose output the user got (the last stage that ran; '' if none
+        did, it was dropped, or its stage has no tier, as in SpotServe's)."""
+        light = heavy = None
+        ran, first_started, last_tier = 0, _NAN, -1  # last_tier: a pb.Tier value
+        for st in q.stages:
+            tier = st.tier
+            if tier == pb.LIGHT:
+                if light is None:
+                    light = st
+            elif tier == pb.HEAVY and heavy is None:
+                heavy = st
+            if not st.skipped:
+                if not ran:
+                    first_started = st.started_at
+                ran += 1
+                last_tier = tier
+        scored, code = q.scored, self._codes
+        self.columns.add(
+            (
+                q.id,
+                q.prompt_index,
+                q.sent_at,
+                q.admitted_at,
+                sink_at,
+                q.dropped,
+                code["drop_reason"](q.drop_reason),
+                float(q.confidence) if scored else _NAN,
+                float(q.threshold) if scored else _NAN,
+                code["image_path"](q.image_path),
+                code["note"](q.note),
+                q.tokens_done,
+                q.restarts,
+                q.replica,
+                ran,
+                first_started,
+                *self._stage(light, "light"),
+                *self._stage(heavy, "heavy"),
+            )
+        )
+        if not ran or q.dropped:
+            return ""
+        served = _TIERS.get(last_tier)
+        return served.value if served is not None else ""
+
+    def _stage(self, st: pb.Stage | None, tier: str) -> tuple[Any, ...]:
+        if st is None:
+            return _NO_STAGE
+        if st.skipped:
+            return (self._worker[tier](st.worker), st.enqueued_at, _NAN, _NAN, INT_NULL)
+        return (self._worker[tier](st.worker), st.enqueued_at, st.started_at, st.finished_at, st.batch_size)

@@ -47,12 +47,14 @@ class DiffServeModel:
         workers: list[str],
         confidence: np.ndarray,
         drain_s: float,
+        run_dir: Path | None = None,
     ) -> None:
         cascade = config.cascade
         self.executor = SimulatedExecutor(cascade, confidence, lambda _s: None)
         self.client = ClientCore(arrival_s, prompt_index, cascade.slo_s)
         self.lb = LoadBalancerCore()
-        self.sink = SinkCore()
+        # given the run's directory, the sink's rows go to its file as they come (any length fits)
+        self.sink = SinkCore() if run_dir is None else rolefiles.spilling_sink(run_dir / "roles" / "sink")
         latency = self.executor.expected_latency_s
         self.workers = {n: WorkerCore(n, cascade.slo_s, config.run.drop_factor, latency) for n in workers}
         self.controller = ControllerCore.for_run(config, workers, time.perf_counter)

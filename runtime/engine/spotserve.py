@@ -62,6 +62,7 @@ class SpotServeModel:
         request_ids: np.ndarray,
         events: list[AvailabilityEvent],
         workers: Mapping[Gpu, str],
+        run_dir: Path | None = None,
     ) -> None:
         model = config.model
         self.model = model
@@ -69,7 +70,8 @@ class SpotServeModel:
         self.pool = request_pool(config.approach.name, config.spot, config.approach.plugin)
         self.jit = config.spot.mechanics.jit_interruption
         self.charged = not config.spot.mechanics.fix_factor_planning_only
-        self.sink = SinkCore()
+        # given the run's directory, the sink's rows go to its file as they come (any length fits)
+        self.sink = SinkCore() if run_dir is None else rolefiles.spilling_sink(run_dir / "roles" / "sink")
         self.queries: dict[int, pb.Query] = {}
         self.workers = dict(workers)
         self.controller = SpotControllerCore.for_run(config, events, workers, time.perf_counter)

@@ -118,7 +118,7 @@ class ClientRole(Role[Config]):
             if not self.core.close(now):
                 return
             self.journal.add(["c", now])
-            errors = sum(1 for e in self.core.submit_error if e)
+            errors = self.core.submit_errors
             rolefiles.write_client(self.core, self.out_dir)
         if errors:
             self.log.warning("%d submits failed or timed out", errors)

@@ -38,9 +38,9 @@ class SinkRole(Role[Config]):
 
     def complete(self, queries: list[pb.Query]) -> None:
         with self.lock:
-            duplicates, known = self.core.duplicates, len(self.core.rows)
+            duplicates, known = self.core.duplicates, len(self.core)
             notices = self.core.complete(queries, self.clock.now())
-            self.journal.add(*self.core.rows[known:])  # before the client hears of them
+            self.journal.add(*self.core.rows_since(known))  # before the client hears of them
             if self.core.duplicates > duplicates:
                 self.log.warning("%d queries reached the sink twice", self.core.duplicates - duplicates)
         self.to_client.put(notices)
@@ -52,9 +52,7 @@ class SinkRole(Role[Config]):
             self.journal.close()
             self.journal.path.unlink()  # sink.parquet holds the same rows
             c = self.core
-            self.log.info(
-                "Wrote the sink's rows <rows=%d duplicates=%d repeats=%d>", len(c.rows), c.duplicates, c.repeats
-            )
+            self.log.info("Wrote the sink's rows <rows=%d duplicates=%d repeats=%d>", len(c), c.duplicates, c.repeats)
 
 
 class _SinkService(pbg.SinkServicer):

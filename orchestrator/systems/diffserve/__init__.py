@@ -126,7 +126,7 @@ class DiffServeSystem(System[DiffServeConfig]):
         workers = [a.name for a in plan.addresses if a.role == "worker"]
         t0 = time.perf_counter()
         model = DiffServeModel(
-            config, plan.trace.arrival_s, plan.trace.prompt_index, workers, confidence, self.drain_s(config)
+            config, plan.trace.arrival_s, plan.trace.prompt_index, workers, confidence, self.drain_s(config), run_dir
         )
         engine = Engine(model)
         engine.schedule_all(model.start())

@@ -152,7 +152,7 @@ class SpotServeSystem(System[SpotServeConfig]):
         workers = {Gpu(str(a.instance), int(a.gpu or 0)): a.name for a in plan.addresses if a.role == "worker"}
         t0 = time.perf_counter()
         model = SpotServeModel(
-            plan.config, plan.trace.arrival_s, plan.trace.prompt_index, plan.resolved.details, workers
+            plan.config, plan.trace.arrival_s, plan.trace.prompt_index, plan.resolved.details, workers, run_dir
         )
         engine = Engine(model)
         engine.schedule_all(model.start())

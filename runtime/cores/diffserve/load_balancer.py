@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime.columns import IdSet
 from runtime.policies.diffserve.proteus import route_heavy
 from runtime.policies.diffserve.router import Route, ShortestQueueRouter
 from runtime.policies.diffserve.rules import keeps_light_result, kept_light_note
@@ -44,7 +45,7 @@ class LoadBalancerCore:
         self.plan_id = -1
         self.reported_at = -float("inf")
         self.heavy_share = 0.0
-        self._forwarded_ids: set[int] = set()  # workers retry Forward: route each query once
+        self._forwarded_ids = IdSet()  # workers retry Forward: route each query once
 
     # ------------------------------------------------------------------ admission
     def admit(self, query: pb.Query, now: float) -> Tier:
@@ -60,8 +61,7 @@ class LoadBalancerCore:
         """The deferred queries not seen before (a retried Forward is routed once)."""
         fresh = []
         for q in queries:
-            if q.id not in self._forwarded_ids:
-                self._forwarded_ids.add(q.id)
+            if self._forwarded_ids.add(q.id):
                 fresh.append(q)
         self.forwarded += len(fresh)
         return fresh

@@ -23,10 +23,12 @@ Q = TypeVar("Q", bound=Queued)
 
 def next_batch(queues: dict[Tier, deque[Q]], max_batch: dict[Tier, int]) -> tuple[Tier, list[Q]] | None:
     """Pop the next batch from `queues`; None when every queue is empty."""
-    heads = [(q[0].enqueued_at, tier) for tier, q in queues.items() if q]
-    if not heads:
+    best: deque[Q] | None = None
+    tier = None
+    for t, q in queues.items():  # the first of equal heads wins
+        if q and (best is None or q[0].enqueued_at < best[0].enqueued_at):
+            best, tier = q, t
+    if best is None or tier is None:
         return None
-    _, tier = min(heads, key=lambda h: h[0])
-    q = queues[tier]
-    n = min(len(q), max(1, max_batch[tier]))
-    return tier, [q.popleft() for _ in range(n)]
+    n = min(len(best), max(1, max_batch[tier]))
+    return tier, [best.popleft() for _ in range(n)]
