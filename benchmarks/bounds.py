@@ -15,28 +15,13 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, table
+from benchmarks.common import CLI, ROOT, table, timed_command
 from labkit import free_base_port, processes_mentioning
 from orchestrator.config import limits
-
-CLI = (sys.executable, "-m", "orchestrator", "tracking.enabled=false", "run.progress=false")
-
-
-def timed(*args: str, out: Path) -> tuple[int, str, float, int]:
-    """(exit code, last stderr line, seconds, peak RSS in bytes) of one command."""
-    probe = "import resource,subprocess,sys;p=subprocess.run(sys.argv[1:]);print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,p.returncode)"
-    cmd = [sys.executable, "-c", probe, *CLI, f"paths.output_dir={out}", *args]
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    took = time.perf_counter() - t0
-    rss_kb, code = p.stdout.strip().splitlines()[-1].split()
-    err = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    return int(code), (err[-1] if err else ""), took, int(rss_kb) * 1024
 
 
 def memory(out: Path) -> list[list[str]]:
@@ -51,7 +36,7 @@ def memory(out: Path) -> list[list[str]]:
             "trace.duration_s=1000",
             "hostfile.workers=16",
         )
-        code, _, took, rss = timed(*args, out=out)
+        code, _, took, rss = timed_command(*args, out=out)
         assert code == 0, f"virtual run at {qps} q/s failed"
         run = max((out / "diffserve" / "runs").iterdir())
         queries = json.loads((run / "summary.json").read_text())["queries_sent"]
@@ -134,15 +119,15 @@ def refusals(out: Path) -> list[list[str]]:
         ("metrics.window_s=1e-9", ("metrics.window_s=1e-9",)),
         ("trace.high_qps=1e9", ("trace.high_qps=1e9",)),
         (
-            "10M expected arrivals (memory)",
-            ("clock=virtual", "trace=fixed_10qps", "trace.low_qps=30000", "trace.high_qps=30000"),
+            "17M expected arrivals (memory)",
+            ("clock=virtual", "trace=fixed_10qps", "trace.low_qps=50000", "trace.high_qps=50000"),
         ),
         ("prompt index 2^63-1", ("cascade.num_prompts=100", f"trace.path={tmp / 'big_index.csv'}")),
         ("a 300-byte folder name", (f"hydra.run.dir={out}/{long}",)),
     ]
     rows = []
     for name, args in cases:
-        code, line, took, rss = timed(*args, out=out)
+        code, line, took, rss = timed_command(*args, out=out)
         rows.append([name, str(code), f"{took:.1f}", f"{rss / 2**20:.0f} MB", line[:150].replace("|", "/")])
     return rows
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,23 @@ from orchestrator.compose import compose_config
 from orchestrator.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
+CLI = (sys.executable, "-m", "orchestrator", "tracking.enabled=false", "run.progress=false")
+
+
+def timed_command(*args: str, out: Path, cli: tuple[str, ...] = CLI, timeout: int = 900) -> tuple[int, str, float, int]:
+    """(exit code, last stderr line, seconds, peak RSS in bytes) of the whole command `cli` +
+    `args`, writing under `out`: a parent process reads its child's peak RSS."""
+    probe = (
+        "import resource,subprocess,sys;p=subprocess.run(sys.argv[1:]);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,p.returncode)"
+    )
+    cmd = [sys.executable, "-c", probe, *cli, f"paths.output_dir={out}", *args]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    took = time.perf_counter() - t0
+    rss_kb, code = p.stdout.strip().splitlines()[-1].split()
+    err = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    return int(code), (err[-1] if err else ""), took, int(rss_kb) * 1024
 
 
 def run(*overrides: str, out: Path | None = None) -> dict[str, Any]:

@@ -175,7 +175,9 @@ def test_memory_is_estimated_from_the_measured_bytes_per_query() -> None:
     lim = LimitsConfig(memory_fraction=1.0)
     room = Machine(cores=2, available_bytes=BASE_BYTES + 1000 * BYTES_PER_QUERY)
     check_memory(1000, 0, room, lim)
-    with pytest.raises(ConfigError, match=r"\(1,001 queries at ~2,500 bytes each, 0 local role processes\)"):
+    with pytest.raises(
+        ConfigError, match=rf"\(1,001 queries at ~{BYTES_PER_QUERY:,} bytes each, 0 local role processes\)"
+    ):
         check_memory(1001, 0, room, lim)
     check_memory(10**12, 0, Machine(cores=2, available_bytes=None), lim)  # unknown memory: not checked
 

@@ -21,8 +21,9 @@ from runtime.spec import RoleAddress
 
 # Measured (benchmarks/bounds.py): peak memory of a virtual run grows by about this much per
 # query (its records, the trace, the analysis' frames), on top of the interpreter and the
-# libraries a run imports.
-BYTES_PER_QUERY = 2_500
+# libraries a run imports: 1,318 bytes since records are typed columns (2,500 when each was a
+# dict); the replay alone holds about 400 (benchmarks/scaling.py).
+BYTES_PER_QUERY = 1_400
 BASE_BYTES = 320 * 2**20
 # A role process (simulated) with its supervisor, resident: 61 MB + 13 MB measured.
 BYTES_PER_ROLE_PROCESS = 75 * 2**20
