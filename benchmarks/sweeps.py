@@ -4,6 +4,8 @@
 
 1. The paper-scale DiffServe sweep (experiment=diffserve_paper: 3 cascades x 5 approaches x
    3 seeds = 45 virtual-clock runs of the 347-s trace at 16 workers), with each launcher.
+   With `basic`, once more with every job drawing its own figures (`run.figures=true`, what
+   every job did before they became optional in sweeps): what the figures cost.
 2. A 4-job wall-clock sweep (4 approaches of a 25-s trace at 5x), in parallel (joblib, ports
    chosen so that the jobs never clash) and in sequence.
 Wall seconds of the whole command (Python start, the sweep's checks, every job, the report),
@@ -69,8 +71,15 @@ def main() -> None:
             f"{wall_basic / wall_parallel:.2f}",
         ]
     )
+    drawn = timed(*paper, "hydra/launcher=basic", "run.figures=true")
     say(f"{os.cpu_count()} cores")
     say(table(["sweep", "basic launcher (s)", "joblib launcher (s)", "speed-up"], rows, name="sweeps"))
+    figures = [
+        ["per-run figures drawn (run.figures=true)", f"{drawn:.0f}", f"{drawn / runs:.2f}"],
+        ["no per-run figures (a sweep's default)", f"{basic:.0f}", f"{basic / runs:.2f}"],
+        ["saved", f"{drawn - basic:.0f}", f"{(drawn - basic) / runs:.2f}"],
+    ]
+    say(table([f"paper sweep, {runs} runs, basic launcher", "s", "s a run"], figures, name="sweeps-figures"))
 
 
 if __name__ == "__main__":

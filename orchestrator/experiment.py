@@ -344,6 +344,12 @@ def results_of(cfg: DictConfig, run_dir: Path) -> RunResult:
     return _results(run_dir, resolve(cfg), True, Launch(kind="cleanup"), started)
 
 
+def draws_figures(setting: bool | None, launch: Launch) -> bool:
+    """run.figures: as set, or by default for a run alone but not a sweep's job (a job's three
+    figures cost as much as its engine, and the sweep draws the comparison)."""
+    return launch.sweep is None if setting is None else setting
+
+
 def _results(run_dir: Path, plan: RunPlan, partial: bool, launch: Launch, started: float) -> RunResult:
     t0 = time.monotonic()
     result = plan.system.analyze(run_dir, plan, partial)
@@ -351,11 +357,12 @@ def _results(run_dir: Path, plan: RunPlan, partial: bool, launch: Launch, starte
         analysis.write(result, run_dir)
     except OSError as err:  # a full disk, say: one line, not a traceback and a 0-byte file
         raise ServelabError(f"writing the results into {run_dir} failed: {err.strerror or err}") from None
-    try:
-        figures = plan.system.figures(result, run_dir, plan)
-    except Exception as err:  # figures never cost a run its results
-        log.error("Drawing the figures failed (the results are written): %s: %s", type(err).__name__, err)
-        figures = []
+    figures: list[Path] = []
+    if draws_figures(plan.config.run.figures, launch):
+        try:
+            figures = plan.system.figures(result, run_dir, plan)
+        except Exception as err:  # figures never cost a run its results
+            log.error("Drawing the figures failed (the results are written): %s: %s", type(err).__name__, err)
     ended = time.time()
     log.info("Computed results and %d figures in %.2f s", len(figures), time.monotonic() - t0)
     run_id, error = _track(run_dir, plan, result, launch, (started, ended))

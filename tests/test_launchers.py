@@ -52,6 +52,14 @@ def test_a_joblib_sweep_runs_in_parallel_under_one_parent_run(tmp_path: Path) ->
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}  # type: ignore[attr-defined]
     assert any(a.endswith("-table.csv") for a in artifacts) and any(a.endswith(".png") for a in artifacts)
+    assert not list(tmp_path.rglob("figures/threshold.png"))  # a sweep's jobs draw no figures by default
+
+
+def test_a_sweep_job_draws_its_figures_on_request(tmp_path: Path) -> None:
+    proc = sweep(tmp_path, "approach=diffserve,static", "run.figures=true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    drawn = [p for p in tmp_path.rglob("figures/threshold.png") if "multiruns" in p.parts]  # not MLflow's copies
+    assert len(drawn) == 2 and all(p.stat().st_size > 1000 for p in drawn)
 
 
 def test_two_wall_runs_started_at_once_on_the_same_ports_both_finish(tmp_path: Path) -> None:

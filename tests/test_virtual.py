@@ -247,3 +247,11 @@ def test_the_command_exits_without_teardown_and_loses_nothing(tmp_path: Path) ->
     assert_summary_metrics_read_back(run.data.metrics, summary)
     logged = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"records.parquet", "summary.json", "orchestrator.log"} <= logged
+
+
+def test_figures_are_drawn_for_a_run_alone_and_on_request_in_a_sweep() -> None:
+    from orchestrator.experiment import Launch, draws_figures
+
+    alone, job = Launch(), Launch(kind="sweep job", sweep="2026-12-05_06-10-47", job=3)
+    assert draws_figures(None, alone) and not draws_figures(None, job)
+    assert draws_figures(True, job) and not draws_figures(False, alone)

@@ -213,6 +213,13 @@ class RunConfig:
         default=1.0, metadata=described("workers drop a query whose projected latency exceeds this many SLOs", gt=0)
     )
     progress: bool = field(default=True, metadata=described("print a live progress line"))
+    figures: bool | None = field(
+        default=None,
+        metadata=described(
+            "draw the run's own figures: null draws them for a single run, not for a sweep's jobs "
+            "(the sweep's comparison figures are drawn either way)"
+        ),
+    )
     journal_sync_s: float = field(
         default=2.0,
         metadata=described(
