@@ -78,10 +78,6 @@ class SinkCore:
         """The rows from number `start` on, as dicts (the wall sink's journal; never spilled)."""
         return self.columns.rows(start - self.rows_written)
 
-    def table(self) -> pa.Table:
-        """The rows not spilled, as an Arrow table."""
-        return self.columns.table()
-
     def _known(self, qid: int, fingerprint: tuple[int, float, bool]) -> tuple[int, float, bool] | None:
         if 0 <= qid < 1 << 32:
             if qid >= len(self._stages):
