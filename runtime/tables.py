@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +26,8 @@ def write_table(table: pa.Table, path: Path) -> None:
 
 class RowGroups:
     """One Parquet file written a row group at a time (a long run's rows leave as they fill):
-    called with each group's table, then `close` with the last (the file exists even when
-    there were no rows)."""
+    called with each group's table, then `close` with the last. A file whose writing failed
+    (a full disk) is removed, as pq.write_table does, so no result is left half-written."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -35,12 +36,32 @@ class RowGroups:
     def __call__(self, table: pa.Table) -> None:
         import pyarrow.parquet as pq
 
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.path, table.schema)
-        self._writer.write_table(table)
+        try:
+            if self._writer is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(self.path, table.schema)
+            self._writer.write_table(table)
+        except BaseException:
+            self._abort()
+            raise
 
     def close(self, last: pa.Table) -> None:
-        if len(last) or self._writer is None:
+        """Write `last` and close the file; with no group written yet, one plain write."""
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_table(last, self.path)
+            return
+        if len(last):
             self(last)
-        self._writer.close()
+        try:
+            self._writer.close()
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        self.path.unlink(missing_ok=True)
