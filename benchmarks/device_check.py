@@ -1,6 +1,7 @@
 """Every CUDA path of the project in one short command, for the first GPU machine at hand.
 
     python -m benchmarks.device_check [--out DIR] [--cpu] [--skip-profiles]
+    python -m benchmarks.device_check --publish docs/device_check/<gpu>_<date>   # the docs' tables
 
 Prints one table (check, result, figure) and writes it, with the profiles, into --out:
 
@@ -30,6 +31,7 @@ import argparse
 import json
 import math
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -389,6 +391,96 @@ def gpt_rows(check: Check) -> None:
             torch.cuda.empty_cache()
 
 
+# --------------------------------------------------------------------------- the docs' tables
+
+
+def report_tables(out: Path) -> dict[str, str]:
+    """The docs' three tables of a device run, from what the run wrote into `out`: its check
+    table as printed, each UNet's generation estimate beside the cascade's published profile,
+    each GPT's tp-1 layer times beside the published T4 profile. Pure but for reading `out` and
+    the published profiles in conf/."""
+    from orchestrator.plan import config_as
+    from runtime.schema.diffserve import DiffServeConfig
+    from runtime.schema.spotserve import SpotServeConfig
+
+    profiles = json.loads((out / "profiles.json").read_text())["profiles"]
+    unet_rows, gpt_rows = [], []
+    for key, box in profiles.items():
+        kind, *names = key.split("/")
+        if kind == "unet":
+            cascade_name, tier, model_name = names
+            model = getattr(config_as(compose_config(f"cascade={cascade_name}"), DiffServeConfig).cascade, tier)
+            published = dict(zip(model.profile.batch_sizes, model.profile.latency_ms, strict=True))
+            step, estimate = box["step_ms"], box["estimate_ms"]
+            ratio = box["ratio_to_artifact"]
+            unet_rows.append(
+                [
+                    cascade_name,
+                    tier,
+                    model_name,
+                    f"{box['params'] / 1e6:.0f}M",
+                    f"{step['1']:.1f} / {step['32']:.1f}",
+                    f"{estimate['1']:.0f} / {estimate['16']:.0f}",
+                    f"{published[1]:.0f} / {published[16]:.0f}",
+                    f"{ratio['1']:.2f} / {ratio['16']:.2f}",
+                ]
+            )
+        elif kind == "gpt":
+            (name,) = names
+            model = config_as(compose_config("system=spotserve", f"model={name}"), SpotServeConfig).model
+            tp1 = list(model.profile_tps).index(1)
+            j1, j8 = (list(model.profile_batches).index(b) for b in (1, 8))
+            i1, i8 = (list(GPT_BATCHES).index(b) for b in (1, 8))
+            row = [name]
+            for ours, t4, part in (
+                (box["init_ms"], model.init_ms[tp1], "init"),
+                (box["incr_ms"], model.incr_ms[tp1], "incr"),
+            ):
+                r = box["ratio_to_t4"]
+                row += [
+                    f"{ours[i1]:.3f} / {ours[i8]:.3f}",
+                    f"{t4[j1]:g} / {t4[j8]:g}",
+                    f"{r['1'][part]:.3f} / {r['8'][part]:.3f}",
+                ]
+            gpt_rows.append(row)
+    return {
+        "device-check": (out / "device_check.md").read_text().strip(),
+        "device-unet": table(
+            [
+                "cascade",
+                "tier",
+                "model",
+                "UNet params",
+                "one step b1 / b32 (ms)",
+                "generation estimate b1 / b16 (ms)",
+                "the artifact's profile b1 / b16 (ms)",
+                "ratio b1 / b16",
+            ],
+            unet_rows,
+        ),
+        "device-gpt": table(
+            [
+                "model",
+                "prefill b1 / b8 (ms)",
+                "T4 tp 1 (ms)",
+                "ratio",
+                "decode b1 / b8 (ms)",
+                "T4 tp 1 (ms)",
+                "ratio",
+            ],
+            gpt_rows,
+        ),
+    }
+
+
+def publish_tables(out: Path, tables: dict[str, str]) -> list[Path]:
+    """Publish a device run's tables (its --out copied into docs/device_check/) as the docs' tables."""
+    from benchmarks.doc_tables import publish
+
+    command = f"python -m benchmarks.device_check --publish {out}"
+    return [publish(name, text, command) for name, text in tables.items()]
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -402,7 +494,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="", help="run only the checks whose names contain one of these (comma-separated)"
     )
+    parser.add_argument(
+        "--publish",
+        type=Path,
+        metavar="DIR",
+        help="run nothing: write the docs' tables from a device run's --out copied to DIR",
+    )
     args = parser.parse_args(argv)
+    if args.publish is not None:
+        try:
+            tables = report_tables(args.publish)
+        except (OSError, KeyError, ValueError) as err:
+            print(
+                f"--publish {args.publish}: not a GPU run's --out (profiles.json and device_check.md with the "
+                f"published shapes' batches): {type(err).__name__}: {err}",
+                file=sys.stderr,
+            )
+            return 2
+        for path in publish_tables(args.publish, tables):
+            say(f"wrote {path}")
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     check = Check(args.cpu, args.out, tuple(p.strip() for p in args.only.split(",") if p.strip()))
     t0 = time.perf_counter()

@@ -29,6 +29,8 @@ def test_the_dry_run_passes_and_skips_only_cuda_rows(tmp_path: Path) -> None:
     assert {"diffserve real", "gpt tokens", "gpt migration", "spotserve real", "gpt tiny tp1"} <= passed
     assert any(name.startswith("unet tiny.light") for name in passed)
     assert "| spotserve real | PASS |" in (out / "device_check.md").read_text()
+    # A dry run's output has no published shapes: it is not a run the docs' tables come from.
+    assert main(["--publish", str(out)]) == 2
 
     # The profiles are configs the simulator reads, through Hydra's search path.
     assert (out / "cascade" / "tiny_cpu.yaml").is_file() and (out / "model" / "tiny_cpu.yaml").is_file()

@@ -58,7 +58,7 @@ def test_every_marked_table_is_the_one_its_benchmark_wrote() -> None:
     assert main(["--check"]) == 0
     sources = "\n".join(p.read_text() for p in (ROOT / "benchmarks").glob("*.py"))
     for name in shown():
-        assert f'name="{name}"' in sources, f"no benchmark writes the table {name}"
+        assert f'name="{name}"' in sources or f'"{name}":' in sources, f"no benchmark writes the table {name}"
         assert "written by `python -m benchmarks." in (TABLES / f"{name}.md").read_text()
 
 
@@ -67,3 +67,33 @@ def test_a_table_typed_into_a_marked_block_is_caught() -> None:
     page = shown()[name][0].read_text()
     edited = BLOCK.sub(lambda m: m.group(1) + "| typed | 1 |\n" + m.group(4), page, count=1)
     assert spliced(edited) != edited
+
+
+def test_no_measured_table_is_typed_by_hand() -> None:
+    """A table outside a marked block holds no measured figure (a decimal number); the config
+    reference tables, whose figures are defaults, are the exception."""
+    typed = []
+    for page in pages():
+        lines = BLOCK.sub("", page.read_text()).splitlines()
+        for i, line in enumerate(lines[:-1]):
+            if not (line.startswith("|") and re.fullmatch(r"\|[-:| ]+\|", lines[i + 1])):
+                continue
+            if (i > 0 and lines[i - 1].startswith("|")) or line.startswith("| group"):
+                continue
+            body = []
+            for row in lines[i + 2 :]:
+                if not row.startswith("|"):
+                    break
+                body.append(row)
+            if re.search(r"\b\d+\.\d+\b", "\n".join(body)):
+                typed.append(f"{page.relative_to(ROOT)}: {line[:60]}")
+    assert typed == []
+
+
+def test_the_device_tables_are_rendered_from_the_runs_own_output() -> None:
+    """docs/device-check.md's tables are what `--publish` renders from the kept H200 run."""
+    from benchmarks.device_check import report_tables
+
+    run = ROOT / "docs" / "device_check" / "nvidia_h200_2026-12-04"
+    for name, text in report_tables(run).items():
+        assert (TABLES / f"{name}.md").read_text().startswith(text + "\n\n<sub>written by")
