@@ -13,6 +13,7 @@ from runtime import rolefiles
 from runtime.columns import Columns, IdSet
 from runtime.cores.sink import SINK_COLUMNS, SinkCore
 from runtime.protos import servelab_pb2 as pb
+from runtime.query import Query, Stage
 
 KINDS = {"i": "int", "f": "float", "b": "bool", "s": "str"}
 
@@ -60,14 +61,14 @@ def test_id_set_is_a_set() -> None:
     assert all((q in ids) == (q in plain) for q in range(-5, 6_000))
 
 
-def query(i: int) -> pb.Query:
-    q = pb.Query(id=i, prompt_index=i % 7, sent_at=i * 0.1, admitted_at=i * 0.1 + 0.01)
-    q.stages.add(
-        tier=pb.LIGHT, worker=f"worker-{i % 3}", enqueued_at=i * 0.1, started_at=i * 0.1, finished_at=i * 0.1 + 1
+def query(i: int) -> Query:
+    q = Query(id=i, prompt_index=i % 7, sent_at=i * 0.1, admitted_at=i * 0.1 + 0.01)
+    q.stages.append(
+        Stage(pb.LIGHT, f"worker-{i % 3}", enqueued_at=i * 0.1, started_at=i * 0.1, finished_at=i * 0.1 + 1)
     )
     if i % 2:
         q.scored, q.confidence, q.threshold = True, 0.25, 0.5
-        q.stages.add(tier=pb.HEAVY, worker="worker-9", enqueued_at=i * 0.1 + 1, finished_at=i * 0.1 + 2, skipped=True)
+        q.stages.append(Stage(pb.HEAVY, "worker-9", enqueued_at=i * 0.1 + 1, finished_at=i * 0.1 + 2, skipped=True))
     if i % 5 == 0:
         q.dropped, q.drop_reason = True, "slo_unreachable"
     return q

@@ -16,6 +16,7 @@ from runtime.executors.base import ItemResult
 from runtime.policies.diffserve.plan import AllocationPlan, Approach, Observation
 from runtime.policies.diffserve.registry import make_approach
 from runtime.protos import servelab_pb2 as pb
+from runtime.query import Query, Stage
 from runtime.records import DropReason, Tier
 from tests.conftest import compose_config
 
@@ -114,8 +115,8 @@ def test_demand_comes_from_admissions_over_trace_time() -> None:
 # --------------------------------------------------------------------------- load balancer
 
 
-def query(i: int, scored: bool = False) -> pb.Query:
-    q = pb.Query(id=i, prompt_index=i, sent_at=0.0)
+def query(i: int, scored: bool = False) -> Query:
+    q = Query(id=i, prompt_index=i, sent_at=0.0)
     if scored:
         q.scored, q.confidence, q.threshold = True, 0.1, 0.5
     return q
@@ -221,7 +222,7 @@ def test_the_client_and_sink_books() -> None:
     sink = SinkCore()
     q0 = client.send(0, 0.0)
     q1 = client.send(1, 1.0)
-    q0.stages.append(pb.Stage(tier=pb.LIGHT, worker="w", finished_at=0.5))
+    q0.stages.append(Stage(tier=pb.LIGHT, worker="w", finished_at=0.5))
     notices = sink.complete([q0], 0.5) + sink.complete([q0], 0.6)  # a retried delivery
     assert len(notices) == 1 and sink.repeats == 1 and notices[0].path == "light"
     for n in notices:
@@ -234,9 +235,9 @@ def test_the_client_and_sink_books() -> None:
     assert client.close() and not client.close()
     client.notice(2, False, "", "light", 9.0)
     assert client.after_close == [2] and client.table().to_pylist()[2]["sent_at"] is None
-    q1.stages.append(pb.Stage(tier=pb.HEAVY, worker="h", finished_at=1.5))
+    q1.stages.append(Stage(tier=pb.HEAVY, worker="h", finished_at=1.5))
     sink.complete([q1], 1.6)
-    changed = pb.Query(id=1)
+    changed = Query(id=1)
     changed.dropped = True
     sink.complete([changed], 1.7)
     assert sink.duplicates == 1

@@ -5,6 +5,7 @@ hold the shared pieces to their contract and fail if a clock grows its own copy 
 from __future__ import annotations
 
 import ast
+import random
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from runtime.cores.spotserve.pool import Lease
 from runtime.cores.spotserve.replica import Finished, Interrupted, stamp_leased, stamp_outcome
 from runtime.policies.spotserve.timing import BatchTiming, Run
 from runtime.protos import servelab_pb2 as pb
+from runtime.query import QUERY_FIELDS, STAGE_FIELDS, Notice, Query, Stage, float32, from_pb, notice_to_pb, to_pb
 from tests.conftest import ROOT
 
 SHELLS = [*sorted((ROOT / "runtime" / "roles").rglob("*.py")), *sorted((ROOT / "runtime" / "engine").glob("*.py"))]
@@ -42,7 +44,7 @@ def _lease(start_step: int) -> Lease:
 
 
 def test_stamps_write_the_fields_both_clocks_record() -> None:
-    queries = [pb.Query(id=11), pb.Query(id=12)]
+    queries = [Query(id=11), Query(id=12)]
     lease = _lease(start_step=5)
     stamp_leased(queries, lease, {12: 2})
     assert [(q.restarts, q.tokens_done) for q in queries] == [(0, 5), (2, 5)]  # resumes from its KV cache
@@ -84,3 +86,42 @@ def test_the_check_finds_a_copy(tmp_path: Path) -> None:
         "def f(q, lease):\n    q.tokens_done = lease.start_step\n    return ControllerCore.of(1, 2)\n"
     )
     assert len(_offences(copy)) == 3
+
+
+def test_a_query_crosses_the_wire_unchanged() -> None:
+    """The cores' plain query has the wire's fields, one for one, and a round trip through the
+    protobuf message keeps every value (confidence and threshold are float32 on both sides)."""
+    assert set(QUERY_FIELDS) == {f.name for f in pb.Query.DESCRIPTOR.fields}
+    assert set(STAGE_FIELDS) == {f.name for f in pb.Stage.DESCRIPTOR.fields}
+    assert set(Notice.__dataclass_fields__) == {f.name for f in pb.Notice.DESCRIPTOR.fields}
+    rng = random.Random(7)
+    for i in range(200):
+        q = Query(
+            id=rng.randrange(-5, 1 << 40),
+            prompt_index=rng.randrange(1 << 20),
+            sent_at=rng.random() * 1e4,
+            admitted_at=rng.random(),
+            scored=bool(i % 2),
+            confidence=float32(rng.random()),
+            threshold=float32(rng.random()),
+            dropped=bool(i % 3 == 0),
+            drop_reason=rng.choice(["", "slo_unreachable"]),
+            prompt=rng.choice(["", "a cat ☕"]),
+            image_path=rng.choice(["", "/x/y.png"]),
+            note=rng.choice(["", "kept light"]),
+            tokens_done=rng.randrange(100),
+            restarts=rng.randrange(3),
+            replica=rng.randrange(8),
+            output_len=rng.randrange(1, 64),
+            elapsed_s=rng.random(),
+            stages=[
+                Stage(
+                    rng.choice([pb.LIGHT, pb.HEAVY]), f"w{k}", rng.random(), rng.random(), rng.random(), k, bool(k % 2)
+                )
+                for k in range(rng.randrange(4))
+            ],
+        )
+        message = to_pb(q)
+        assert from_pb(pb.Query.FromString(message.SerializeToString())) == q
+    assert float32(0.1) != 0.1 and to_pb(Query(confidence=0.1)).confidence == float32(0.1)
+    assert notice_to_pb(Notice(3, True, "no_worker", "")) == pb.Notice(id=3, dropped=True, drop_reason="no_worker")

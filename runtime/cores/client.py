@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from runtime.columns import Columns, Kind
-from runtime.protos import servelab_pb2 as pb
+from runtime.query import Query
 from runtime.spec import ClientTerms
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class ClientCore:
         return len(self.arrival_s)
 
     # ------------------------------------------------------------------ sending
-    def send(self, i: int, now: float, prompt: str = "") -> pb.Query:
+    def send(self, i: int, now: float, prompt: str = "") -> Query:
         """Query `i` leaves now: its record on the wire."""
         self._sent_at[i] = now
         self.sent += 1
@@ -95,7 +95,7 @@ class ClientCore:
         recent.append(now)
         while recent[0] < now - RATE_WINDOW_S:  # only the window is kept, however long the run
             recent.popleft()
-        q = pb.Query(id=i, prompt_index=int(self.prompt_index[i]), output_len=self.output_len, sent_at=now)
+        q = Query(id=i, prompt_index=int(self.prompt_index[i]), output_len=self.output_len, sent_at=now)
         if prompt:
             q.prompt = prompt
         return q

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.columns import INT_NULL, Columns, Kind
 from runtime.protos import servelab_pb2 as pb
+from runtime.query import Notice, Query, Stage
 from runtime.records import Tier
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ class SinkCore:
         self._other[qid] = fingerprint
         return known
 
-    def complete(self, queries: list[pb.Query], now: float) -> list[pb.Notice]:
+    def complete(self, queries: list[Query], now: float) -> list[Notice]:
         """Record what arrived; the notices to send to the client (none for repeats)."""
         notices = []
         for q in queries:
@@ -106,7 +107,7 @@ class SinkCore:
             if known is not None:
                 self.duplicates += 1
             path = self._record(q, now)
-            notices.append(pb.Notice(id=q.id, dropped=q.dropped, drop_reason=q.drop_reason, path=path))
+            notices.append(Notice(q.id, q.dropped, q.drop_reason, path))
         if self.spill is not None and len(self.columns) >= self.spill_every:
             self.flush()
         return notices
@@ -118,7 +119,7 @@ class SinkCore:
             self.spill(self.columns.take())
             self.rows_written += n
 
-    def _record(self, q: pb.Query, sink_at: float) -> str:
+    def _record(self, q: Query, sink_at: float) -> str:
         """Add q's row; the tier whose output the user got (the last stage that ran; '' if none
         did, it was dropped, or its stage has no tier, as in SpotServe's)."""
         light = heavy = None
@@ -163,7 +164,7 @@ class SinkCore:
         served = _TIERS.get(last_tier)
         return served.value if served is not None else ""
 
-    def _stage(self, st: pb.Stage | None, tier: str) -> tuple[Any, ...]:
+    def _stage(self, st: Stage | None, tier: str) -> tuple[Any, ...]:
         if st is None:
             return _NO_STAGE
         if st.skipped:

@@ -31,7 +31,7 @@ from runtime.cores.diffserve.worker import Batch, WorkerCore
 from runtime.cores.sink import SinkCore
 from runtime.engine.loop import Event
 from runtime.executors.simulated import SimulatedExecutor
-from runtime.protos import servelab_pb2 as pb
+from runtime.query import Query
 from runtime.records import Tier
 from runtime.schema.diffserve import DiffServeConfig
 
@@ -71,7 +71,7 @@ class DiffServeModel:
         return first
 
     # ------------------------------------------------------------------ what the roles do
-    def submit(self, query: pb.Query, now: float) -> list[Event]:
+    def submit(self, query: Query, now: float) -> list[Event]:
         tier = self.lb.admit(query, now)
         name = self.lb.pick(tier)
         if name is None:
@@ -82,7 +82,7 @@ class DiffServeModel:
             return []
         return self._enqueue(name, tier, query, now)
 
-    def forward(self, queries: list[pb.Query], now: float) -> list[Event]:
+    def forward(self, queries: list[Query], now: float) -> list[Event]:
         events: list[Event] = []
         for query in self.lb.deferred(queries):
             name = self.lb.pick(Tier.HEAVY)
@@ -94,9 +94,8 @@ class DiffServeModel:
             events += self._enqueue(name, Tier.HEAVY, query, now)
         return events
 
-    def _enqueue(self, name: str, tier: Tier, query: pb.Query, now: float) -> list[Event]:
-        self.lb.send(name, now)
-        self.lb.taken(name, self.workers[name].enqueue(tier, query, now), now)
+    def _enqueue(self, name: str, tier: Tier, query: Query, now: float) -> list[Event]:
+        self.lb.delivered(name, self.workers[name].enqueue(tier, query, now), now)
         return self.serve(name, now)
 
     def serve(self, name: str, now: float) -> list[Event]:
@@ -113,7 +112,7 @@ class DiffServeModel:
                 return [BatchDone(now + latency, name, batch)]
         return []
 
-    def to_sink(self, queries: list[pb.Query], now: float) -> None:
+    def to_sink(self, queries: list[Query], now: float) -> None:
         for n in self.sink.complete(queries, now):
             self.client.notice(int(n.id), n.dropped, n.drop_reason, n.path, now)
         self._check_done()

@@ -47,7 +47,7 @@ from runtime.engine.loop import Event
 from runtime.policies.spotserve.layout import Gpu
 from runtime.policies.spotserve.reconfiguration import DrainReport
 from runtime.policies.spotserve.registry import request_pool
-from runtime.protos import servelab_pb2 as pb
+from runtime.query import Query
 from runtime.schema.spotserve import SpotServeConfig
 from runtime.traces.spotserve import AvailabilityEvent
 
@@ -72,7 +72,7 @@ class SpotServeModel:
         self.charged = not config.spot.mechanics.fix_factor_planning_only
         # given the run's directory, the sink's rows go to its file as they come (any length fits)
         self.sink = SinkCore() if run_dir is None else rolefiles.spilling_sink(run_dir / "roles" / "sink")
-        self.queries: dict[int, pb.Query] = {}
+        self.queries: dict[int, Query] = {}
         self.workers = dict(workers)
         self.controller = SpotControllerCore.for_run(config, events, workers, time.perf_counter)
         self.replicas: dict[int, ReplicaCore] = {}

@@ -19,6 +19,7 @@ from runtime.cores.client import ClientCore
 from runtime.journal import Journal
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.query import to_pb
 from runtime.roles.base import Role, Servicer
 from runtime.schema import Config
 from runtime.spec import RunSpec
@@ -67,7 +68,7 @@ class ClientRole(Role[Config]):
                 now = self.clock.now()
                 self.journal.add(["s", i, now])  # before the query leaves: the sink never knows more
                 q = core.send(i, now, prompt)
-            future = self._lb.Submit.future(q, timeout=self.rpc_timeout)
+            future = self._lb.Submit.future(to_pb(q), timeout=self.rpc_timeout)
             future.add_done_callback(lambda f, i=i: self._submitted(i, f))
         drain_until = core.drain_until(self.config.trace.duration_s, self.drain_s)
         while self.clock.now() < drain_until and not self.stopping.is_set():

@@ -14,6 +14,7 @@ from runtime.journal import Journal
 from runtime.outbox import Outbox
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.query import Notice, Query, from_pb, notice_to_pb
 from runtime.roles.base import Role, Servicer
 from runtime.schema import Config
 from runtime.spec import RunSpec
@@ -29,14 +30,17 @@ class SinkRole(Role[Config]):
         self.core = SinkCore()
         self.journal = Journal(out_dir / rolefiles.SINK_JOURNAL, self.config.run.journal_sync_s)
         client = pbg.ClientStub(self.channel_to(spec.only("client").name))
-        self.to_client: Outbox[pb.Notice] = Outbox(
-            "client", lambda ns: client.Notify(pb.NoticeBatch(notices=ns), timeout=self.rpc_timeout), self.log, 1024
+        self.to_client: Outbox[Notice] = Outbox(
+            "client",
+            lambda ns: client.Notify(pb.NoticeBatch(notices=map(notice_to_pb, ns)), timeout=self.rpc_timeout),
+            self.log,
+            1024,
         )
 
     def servicers(self) -> list[Servicer]:
         return [(pbg.add_SinkServicer_to_server, _SinkService(self))]
 
-    def complete(self, queries: list[pb.Query]) -> None:
+    def complete(self, queries: list[Query]) -> None:
         with self.lock:
             duplicates, known = self.core.duplicates, len(self.core)
             notices = self.core.complete(queries, self.clock.now())
@@ -60,5 +64,5 @@ class _SinkService(pbg.SinkServicer):
         self.s = sink
 
     def Complete(self, request: pb.QueryBatch, context: grpc.ServicerContext) -> pb.Empty:
-        self.s.complete(list(request.queries))
+        self.s.complete([from_pb(q) for q in request.queries])
         return pb.Empty()

@@ -18,7 +18,7 @@ from runtime.columns import IdSet
 from runtime.policies.diffserve.proteus import route_heavy
 from runtime.policies.diffserve.router import Route, ShortestQueueRouter
 from runtime.policies.diffserve.rules import keeps_light_result, kept_light_note
-from runtime.protos import servelab_pb2 as pb
+from runtime.query import Query
 from runtime.records import DropReason, Tier
 
 ATTEMPTS = 2  # workers tried per query before it is dropped as unreachable
@@ -48,7 +48,7 @@ class LoadBalancerCore:
         self._forwarded_ids = IdSet()  # workers retry Forward: route each query once
 
     # ------------------------------------------------------------------ admission
-    def admit(self, query: pb.Query, now: float) -> Tier:
+    def admit(self, query: Query, now: float) -> Tier:
         """A new query from the client: stamp it and say which tier it goes to."""
         query.admitted_at = now
         self.submitted += 1
@@ -57,7 +57,7 @@ class LoadBalancerCore:
             return Tier.HEAVY
         return tier
 
-    def deferred(self, queries: list[pb.Query]) -> list[pb.Query]:
+    def deferred(self, queries: list[Query]) -> list[Query]:
         """The deferred queries not seen before (a retried Forward is routed once)."""
         fresh = []
         for q in queries:
@@ -78,6 +78,10 @@ class LoadBalancerCore:
         """The worker took what was sent at `sent_at`; its queue is `queue_length` now."""
         self.router.on_reply(worker, queue_length, sent_at)
 
+    def delivered(self, worker: str, queue_length: int, now: float) -> None:
+        """`send` then `taken` at the same `now` (the engine's enqueue, which takes no time)."""
+        self.router.on_delivered(worker, queue_length, now)
+
     def failed(self, worker: str) -> None:
         """The worker could not be reached: it gets nothing until the next routing table."""
         self.router.on_failure(worker)
@@ -87,7 +91,7 @@ class LoadBalancerCore:
         """Why no worker took a query: none of its tier existed, or every one tried failed."""
         return DropReason.NO_WORKER if not tried else DropReason.WORKER_UNREACHABLE
 
-    def settle_unrouted(self, query: pb.Query, reason: DropReason) -> pb.Query | None:
+    def settle_unrouted(self, query: Query, reason: DropReason) -> Query | None:
         """A deferred query the heavy tier cannot take keeps its light result: it goes to the
         sink as is (returned). A new query is refused (None: the client is told)."""
         if keeps_light_result(query.scored):

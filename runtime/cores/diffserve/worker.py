@@ -19,6 +19,7 @@ from runtime.executors.base import BatchItem, ItemResult
 from runtime.policies.diffserve.batcher import next_batch
 from runtime.policies.diffserve.rules import defers, keeps_light_result, kept_light_note, should_drop
 from runtime.protos import servelab_pb2 as pb
+from runtime.query import Query, Stage, float32
 from runtime.records import DropReason, Tier
 
 TIER_PB = {Tier.LIGHT: pb.LIGHT, Tier.HEAVY: pb.HEAVY, Tier.IDLE: pb.TIER_UNSPECIFIED}
@@ -56,7 +57,7 @@ class WorkerReport:
 
 @dataclass
 class Queued:
-    query: pb.Query
+    query: Query
     enqueued_at: float
 
 
@@ -68,7 +69,7 @@ class Batch:
     tier: Tier
     items: list[Queued]
     started_at: float
-    settled: list[pb.Query] = field(default_factory=list)
+    settled: list[Query] = field(default_factory=list)
 
     def batch_items(self) -> list[BatchItem]:
         return [BatchItem(i.query.id, i.query.prompt_index, i.query.prompt) for i in self.items]
@@ -76,8 +77,8 @@ class Batch:
 
 @dataclass(frozen=True)
 class BatchOutput:
-    to_sink: list[pb.Query]
-    to_heavy: list[pb.Query]
+    to_sink: list[Query]
+    to_heavy: list[Query]
 
 
 class WorkerCore:
@@ -98,7 +99,7 @@ class WorkerCore:
         self._taken: set[int] = set()
 
     # ------------------------------------------------------------------ inputs
-    def enqueue(self, tier: Tier, query: pb.Query, now: float) -> int:
+    def enqueue(self, tier: Tier, query: Query, now: float) -> int:
         """Admit a query for `tier`; returns this worker's queue length. Idempotent: the load
         balancer retries an enqueue whose outcome it did not learn, and a query this worker
         already took for `tier` is not queued twice."""
@@ -153,11 +154,11 @@ class WorkerCore:
         age = item.query.elapsed_s + (now - item.enqueued_at)
         return should_drop(age, latency_s, self.slo_s, self.drop_factor)
 
-    def _settle(self, item: Queued, tier: Tier, now: float) -> pb.Query:
+    def _settle(self, item: Queued, tier: Tier, now: float) -> Query:
         q = item.query
         # A stage that never ran (it left the queue at `now`): the record still says
         # which worker took the query in and when, as the artifact's controller counts it.
-        q.stages.add(tier=TIER_PB[tier], worker=self.name, enqueued_at=item.enqueued_at, finished_at=now, skipped=True)
+        q.stages.append(Stage(TIER_PB[tier], self.name, item.enqueued_at, finished_at=now, skipped=True))
         if tier is Tier.HEAVY and keeps_light_result(q.scored):
             q.note = kept_light_note(DropReason.SLO_UNREACHABLE.value)
         else:
@@ -169,24 +170,19 @@ class WorkerCore:
     def finish_batch(self, batch: Batch, results: list[ItemResult], now: float) -> BatchOutput:
         """The batch ran until `now` with `results` (one per item, in order)."""
         self.running = None
-        to_sink: list[pb.Query] = []
-        to_heavy: list[pb.Query] = []
-        threshold, stage_tier, size = self.threshold, TIER_PB[batch.tier], len(batch.items)
+        to_sink: list[Query] = []
+        to_heavy: list[Query] = []
+        stage_tier, size = TIER_PB[batch.tier], len(batch.items)
+        threshold, threshold32 = self.threshold, float32(self.threshold)
         for item, result in zip(batch.items, results, strict=True):
             q = item.query
-            q.stages.add(
-                tier=stage_tier,
-                worker=self.name,
-                enqueued_at=item.enqueued_at,
-                started_at=batch.started_at,
-                finished_at=now,
-                batch_size=size,
-            )
+            q.stages.append(Stage(stage_tier, self.name, item.enqueued_at, batch.started_at, now, size))
             q.elapsed_s += now - item.enqueued_at
             if result.image_path:
                 q.image_path = result.image_path
             if batch.tier is Tier.LIGHT and result.confidence is not None:
-                q.scored, q.confidence, q.threshold = True, result.confidence, threshold
+                # float32, as the wire holds them: the record is the same on both clocks
+                q.scored, q.confidence, q.threshold = True, float32(result.confidence), threshold32
                 if defers(result.confidence, threshold):
                     to_heavy.append(q)
                     continue
@@ -194,7 +190,7 @@ class WorkerCore:
         self.completed += len(batch.items)
         return BatchOutput(to_sink, to_heavy)
 
-    def fail_batch(self, batch: Batch) -> list[pb.Query]:
+    def fail_batch(self, batch: Batch) -> list[Query]:
         """The executor raised: every query of the batch is dropped (execution_failed)."""
         self.running = None
         for item in batch.items:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from runtime.cores.spotserve.pool import Lease
 from runtime.policies.spotserve.mechanics import WHOLE, remaining_steps, stop_now
 from runtime.policies.spotserve.timing import BatchTiming, Run, worth_starting
-from runtime.protos import servelab_pb2 as pb
+from runtime.query import Query, Stage
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class ReplicaCore:
 # two, so that both clocks write the same fields the same way.
 
 
-def stamp_leased(queries: Sequence[pb.Query], lease: Lease, restarts: Mapping[int, int]) -> None:
+def stamp_leased(queries: Sequence[Query], lease: Lease, restarts: Mapping[int, int]) -> None:
     """A batch leased to a replica: how often each request restarted so far, and the token it
     resumes from (0 unless the batch resumes with its KV cache)."""
     for q in queries:
@@ -196,15 +196,13 @@ def stamp_leased(queries: Sequence[pb.Query], lease: Lease, restarts: Mapping[in
 
 
 def stamp_outcome(
-    queries: Sequence[pb.Query], outcome: Finished | Interrupted, leader: str, replica: int, output_len: int
+    queries: Sequence[Query], outcome: Finished | Interrupted, leader: str, replica: int, output_len: int
 ) -> None:
     """A batch that finished or was cut: its stage on the leader, and the tokens each request
     holds (all of them and the replica that served it, or those its batch committed)."""
     end = outcome.finished_at if isinstance(outcome, Finished) else outcome.stopped_at
     for q in queries:
-        q.stages.append(
-            pb.Stage(worker=leader, started_at=outcome.started_at, finished_at=end, batch_size=len(queries))
-        )
+        q.stages.append(Stage(worker=leader, started_at=outcome.started_at, finished_at=end, batch_size=len(queries)))
         if isinstance(outcome, Finished):
             q.tokens_done, q.replica = output_len, replica
         else:

@@ -18,6 +18,7 @@ from runtime.cores.diffserve.worker import TIER_PB
 from runtime.outbox import Outbox
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.query import Query, from_pb, to_pb
 from runtime.records import DropReason, Tier
 from runtime.roles.base import Role, Servicer
 from runtime.rpc import TIER_FROM_PB
@@ -35,14 +36,14 @@ class LoadBalancerRole(Role[DiffServeConfig]):
         self.lock = threading.Lock()
         self._stubs = {w.name: pbg.WorkerStub(self.channel_to(w.name)) for w in spec.of("worker")}
         sink = pbg.SinkStub(self.channel_to(spec.only("sink").name))
-        self.to_sink: Outbox[pb.Query] = Outbox(
-            "sink", lambda qs: sink.Complete(pb.QueryBatch(queries=qs), timeout=self.rpc_timeout), self.log
+        self.to_sink: Outbox[Query] = Outbox(
+            "sink", lambda qs: sink.Complete(pb.QueryBatch(queries=map(to_pb, qs)), timeout=self.rpc_timeout), self.log
         )
 
     def servicers(self) -> list[Servicer]:
         return [(pbg.add_LoadBalancerServicer_to_server, _LoadBalancerService(self))]
 
-    def route(self, tier: Tier, query: pb.Query) -> DropReason | None:
+    def route(self, tier: Tier, query: Query) -> DropReason | None:
         """Enqueue `query` at a worker of `tier`; the reason if no worker took it."""
         tried: frozenset[str] = frozenset()
         for _ in range(ATTEMPTS):
@@ -52,7 +53,7 @@ class LoadBalancerRole(Role[DiffServeConfig]):
                     return self.core.unrouted(tried)
                 sent_at = self.clock.now()
                 self.core.send(target, sent_at)
-            request = pb.EnqueueRequest(tier=TIER_PB[tier], query=query)
+            request = pb.EnqueueRequest(tier=TIER_PB[tier], query=to_pb(query))
             reply, err = None, None
             for _ in range(1 + SAME_WORKER_RETRIES):
                 try:
@@ -79,7 +80,7 @@ class LoadBalancerRole(Role[DiffServeConfig]):
             tried = tried | {target}
         return self.core.unrouted(tried)
 
-    def submit(self, query: pb.Query) -> pb.SubmitReply:
+    def submit(self, query: Query) -> pb.SubmitReply:
         with self.lock:
             tier = self.core.admit(query, self.clock.now())
         reason = self.route(tier, query)
@@ -89,7 +90,7 @@ class LoadBalancerRole(Role[DiffServeConfig]):
             self.core.settle_unrouted(query, reason)
         return pb.SubmitReply(accepted=False, reason=reason.value)
 
-    def forward(self, queries: list[pb.Query]) -> None:
+    def forward(self, queries: list[Query]) -> None:
         with self.lock:
             fresh = self.core.deferred(queries)
         kept = []
@@ -124,10 +125,10 @@ class _LoadBalancerService(pbg.LoadBalancerServicer):
         self.lb = lb
 
     def Submit(self, request: pb.Query, context: grpc.ServicerContext) -> pb.SubmitReply:
-        return self.lb.submit(request)
+        return self.lb.submit(from_pb(request))
 
     def Forward(self, request: pb.ForwardRequest, context: grpc.ServicerContext) -> pb.Empty:
-        self.lb.forward(list(request.queries))
+        self.lb.forward([from_pb(q) for q in request.queries])
         return pb.Empty()
 
     def SetRouting(self, request: pb.RoutingTable, context: grpc.ServicerContext) -> pb.Empty:

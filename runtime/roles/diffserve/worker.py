@@ -18,6 +18,7 @@ from runtime.executors.base import Executor
 from runtime.outbox import Outbox
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.query import Query, from_pb, to_pb
 from runtime.roles.base import Role, Servicer
 from runtime.rpc import TIER_FROM_PB
 from runtime.schema.diffserve import DiffServeConfig
@@ -50,13 +51,13 @@ class WorkerRole(Role[DiffServeConfig]):
         self.cond = threading.Condition()
         self.registered = False
         sink = pbg.SinkStub(self.channel_to(spec.only("sink").name))
-        self.to_sink: Outbox[pb.Query] = Outbox(
-            "sink", lambda qs: sink.Complete(pb.QueryBatch(queries=qs), timeout=self.rpc_timeout), self.log
+        self.to_sink: Outbox[Query] = Outbox(
+            "sink", lambda qs: sink.Complete(pb.QueryBatch(queries=map(to_pb, qs)), timeout=self.rpc_timeout), self.log
         )
         lb = pbg.LoadBalancerStub(self.channel_to(spec.only("load_balancer").name))
-        self.to_heavy: Outbox[pb.Query] = Outbox(
+        self.to_heavy: Outbox[Query] = Outbox(
             "load_balancer",
-            lambda qs: lb.Forward(pb.ForwardRequest(tier=pb.HEAVY, queries=qs), timeout=self.rpc_timeout),
+            lambda qs: lb.Forward(pb.ForwardRequest(tier=pb.HEAVY, queries=map(to_pb, qs)), timeout=self.rpc_timeout),
             self.log,
         )
         self._service = self.work_thread(self._serve_batches, "batches")
@@ -87,7 +88,7 @@ class WorkerRole(Role[DiffServeConfig]):
     # ------------------------------------------------------------------ RPC bodies
     def enqueue(self, request: pb.EnqueueRequest) -> int:
         with self.cond:
-            n = self.core.enqueue(TIER_FROM_PB[request.tier], request.query, self.clock.now())
+            n = self.core.enqueue(TIER_FROM_PB[request.tier], from_pb(request.query), self.clock.now())
             self.cond.notify()
             return n
 

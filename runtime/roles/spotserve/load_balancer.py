@@ -21,6 +21,7 @@ from runtime.policies.spotserve.registry import request_pool
 from runtime.policies.spotserve.timing import BatchTiming
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.query import Query, from_pb, to_pb
 from runtime.roles.base import Role, Servicer
 from runtime.schema.spotserve import SpotServeConfig
 from runtime.spec import RunSpec
@@ -35,7 +36,7 @@ class SpotLoadBalancerRole(Role[SpotServeConfig]):
         self.cond = threading.Condition()
         self.core = request_pool(self.config.approach.name, self.config.spot, self.config.approach.plugin)
         self.pulling = 0  # replicas waiting in NextBatch
-        self.queries: dict[int, pb.Query] = {}
+        self.queries: dict[int, Query] = {}
 
     def servicers(self) -> list[Servicer]:
         return [
@@ -43,7 +44,7 @@ class SpotLoadBalancerRole(Role[SpotServeConfig]):
             (pbg.add_RequestPoolServicer_to_server, _Pool(self)),
         ]
 
-    def submit(self, query: pb.Query) -> pb.SubmitReply:
+    def submit(self, query: Query) -> pb.SubmitReply:
         with self.cond:
             if self.core.add(query.id):
                 query.admitted_at = self.clock.now()
@@ -70,7 +71,7 @@ class SpotLoadBalancerRole(Role[SpotServeConfig]):
             queries = [self.queries[r] for r in lease.requests]
             stamp_leased(queries, lease, self.core.restarts)
             return pb.NextBatchReply(
-                queries=queries,
+                queries=map(to_pb, queries),
                 start_step=lease.start_step,
                 lease=lease.id,
                 recompute=lease.recompute,
@@ -119,7 +120,7 @@ class _Submit(pbg.LoadBalancerServicer):
         self.lb = lb
 
     def Submit(self, request: pb.Query, context: grpc.ServicerContext) -> pb.SubmitReply:
-        return self.lb.submit(request)
+        return self.lb.submit(from_pb(request))
 
     def Stats(self, request: pb.Empty, context: grpc.ServicerContext) -> pb.LoadBalancerStats:
         with self.lb.cond:

@@ -36,6 +36,7 @@ from runtime.outbox import Outbox
 from runtime.policies.spotserve.timing import BatchTiming, MeasuredRun, Run
 from runtime.protos import servelab_pb2 as pb
 from runtime.protos import servelab_pb2_grpc as pbg
+from runtime.query import Query, from_pb, to_pb
 from runtime.roles.base import Role, Servicer
 from runtime.schema.spotserve import SpotServeConfig
 from runtime.spec import RunSpec
@@ -54,7 +55,7 @@ class _Engine:
 
     core: ReplicaCore
     leader: str
-    queries: list[pb.Query] = field(default_factory=list)  # the batch running
+    queries: list[Query] = field(default_factory=list)  # the batch running
     interrupted: tuple[tuple[int, ...], int] = ((), 0)  # the batch a drain stopped, and its tokens
     received: int = -1  # the last lease it got
     released: bool = False
@@ -75,8 +76,8 @@ class SpotWorkerRole(Role[SpotServeConfig]):
         self.registered = False
         self.pool = pbg.RequestPoolStub(self.channel_to(spec.only("load_balancer").name))
         sink = pbg.SinkStub(self.channel_to(spec.only("sink").name))
-        self.to_sink: Outbox[pb.Query] = Outbox(
-            "sink", lambda qs: sink.Complete(pb.QueryBatch(queries=qs), timeout=self.rpc_timeout), self.log
+        self.to_sink: Outbox[Query] = Outbox(
+            "sink", lambda qs: sink.Complete(pb.QueryBatch(queries=map(to_pb, qs)), timeout=self.rpc_timeout), self.log
         )
         self.reports: Outbox[pb.LeaseReport] = Outbox("pool", self._send_reports, self.log, max_batch=1)
         self.gpu: GptGpu | None = None
@@ -274,7 +275,7 @@ class SpotWorkerRole(Role[SpotServeConfig]):
             run = Run(reply.started_at, len(ids), reply.start_step, a.output_len, t, reply.recompute)
         with self.cond:
             refused = engine.core.start(Lease(reply.lease, a.replica, ids, reply.start_step, reply.recompute, run))
-            engine.queries, engine.received = list(reply.queries), reply.lease
+            engine.queries, engine.received = [from_pb(q) for q in reply.queries], reply.lease
             if refused is not None:
                 self._report(engine, refused)
 
