@@ -5,7 +5,8 @@ command goes to the Hydra app (orchestrator/app.py).
 A single run ends with `os._exit` once its files are closed: the interpreter's own teardown
 (freeing every module of torch, pandas, matplotlib and MLflow one by one) cost 0.7 s of a 5.3-s
 virtual run and writes nothing. By then the run has stopped its roles, written its files and
-logged to MLflow (each call committed), and the log handlers are flushed and closed here;
+logged to MLflow (each call committed; its writer process, orchestrator/tracking_writer.py, is
+idle and is stopped here), and the log handlers are flushed and closed here;
 tests/test_cli.py reads a run back after such an exit. A sweep (`-m`) exits normally: its
 launcher may hold worker processes or a Ray connection that exit handlers close.
 """
@@ -18,6 +19,9 @@ import sys
 
 
 def exit_now(code: int) -> None:
+    writer = sys.modules.get("orchestrator.tracking_writer")
+    if writer is not None:
+        writer.stop()  # idle by now: its run is written
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -31,11 +35,20 @@ def main() -> None:
 
         print(help_text())
         return
-    from orchestrator.app import main as run
-
     try:
+        from orchestrator.config import runs_one_job
+
+        if runs_one_job(argv):
+            from orchestrator import tracking_writer
+
+            tracking_writer.start()  # MLflow made ready beside the run, from its first second
+        from orchestrator.app import main as run
+
         run()
         code = 0
+    except KeyboardInterrupt:  # Ctrl-C while Python still loads the app: nothing has started
+        print("error: interrupted", file=sys.stderr, flush=True)
+        code = 130
     except SystemExit as done:
         if done.code is None or isinstance(done.code, int):
             code = done.code or 0

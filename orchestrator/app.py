@@ -22,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from orchestrator import tracking, tracking_writer
 from orchestrator.compose import precheck, register
 from orchestrator.config import CONF_DIR
 from orchestrator.console import job_line, print_summary, summary_text
@@ -57,6 +58,10 @@ def app(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
     launch = Launch(kind=run_kind(cfg, sweep), command=command_line(hydra_cfg.overrides.task))
+    if cfg.tracking.enabled:
+        tracking_writer.prepare(tracking.absolute_uri(cfg.tracking.uri))
+    else:
+        tracking_writer.stop()
     if sweep:
         quiet_console()
         sweep_dir = Path(hydra_cfg.sweep.dir).resolve()

@@ -22,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
-from orchestrator.config import CONF_DIR, GROUPS, SCHEMA_GROUP
+from orchestrator.config import CONF_DIR, GROUPS, INFO_FLAGS, SCHEMA_GROUP
 from orchestrator.config.keys import has_key, override_error
 from orchestrator.config.validate import check_path_names
 from orchestrator.systems import SYSTEMS, get_system, owner_of_approach, owner_of_group, system_names
@@ -73,7 +73,6 @@ def load_plan(overrides: list[str]) -> RunPlan:
 
 
 # Flags that make Hydra print or describe instead of run: leave those to Hydra.
-INFO_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
 
 
 def search_dirs(argv: list[str]) -> list[Path]:

@@ -14,7 +14,6 @@ Phases, each logged with its duration:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import time
@@ -26,7 +25,7 @@ from typing import Any
 import grpc
 from omegaconf import DictConfig, OmegaConf
 
-from orchestrator import analysis, tracking
+from orchestrator import analysis, tracking, tracking_writer
 from orchestrator.deploy import ports
 from orchestrator.deploy.deployment import Deployment
 from orchestrator.deploy.launcher import SPEC_FILE, RoleProcess
@@ -449,56 +448,42 @@ def _track(
     # which is meaningless for a series, and a series named like a headline would replace it.
     series = [(f"{tracking.SERIES_PREFIX}{k}", v, step) for k, v, step in tracking.series_points(result.series)]
     series += [(f"{tracking.SERIES_PREFIX}{k}", v, step) for k, v, step in result.step_metrics]
-    run_id: str | None = None
-    try:
-        run_id = tracking.start_run(
-            uri,
-            config.tracking.experiment,
-            run_name(plan, summary, run_dir, launch),
-            tags,
-            launch.parent_run_id,
-            start_s=span[0],
-        )
-        params, arrays = tracking.config_params(
-            {k: v for k, v in plan.container.items() if k not in ("paths", "experiment") and v is not None}
-        )
-        params["tracking.uri"] = tracking.mask(params.get("tracking.uri", ""))
-        tracking.log_params(uri, run_id, params)
-        tracking.log_json(uri, run_id, arrays, tracking.ARRAYS_ARTIFACT)
-        tracking.log_metrics(uri, run_id, numbers)
-        tracking.log_metrics(uri, run_id, series)
-        files = [
-            "records.parquet",
-            "summary.json",
-            "timeseries.parquet",
-            "fid_windows.parquet",
-            "config_resolved.yaml",
-            "trace.csv",
-            "exit_status.json",
-            "engine.json",
-            "orchestrator.log",
-        ]
-        artifacts: list[tuple[Path, str | None]] = [(run_dir / f, None) for f in files]
-        artifacts += [(run_dir / "logs", "logs"), (run_dir / ".hydra", "hydra"), (run_dir / "figures", "figures")]
-        artifacts += [(p, "roles") for p in sorted((run_dir / "roles").glob("*/*.parquet"))]
-        artifacts += [(run_dir / name, str(Path(name).parent)) for name in result.tables]
-        tracking.log_artifacts(uri, run_id, artifacts)
-        tracking.set_tags(uri, run_id, {tracking.LOGGED_TAG: "complete"})
-        tracking.end_run(uri, run_id, mlflow_status(summary), end_s=span[1])
-    except KeyboardInterrupt:
-        if run_id is not None:
-            tracking.end_run(uri, run_id, "KILLED")
-        raise
-    except Exception as err:  # the run's files are the source of truth; MLflow is a copy
-        why = (
-            str(err).strip().splitlines()[0].replace(uri, tracking.mask(uri))
-            if str(err).strip()
-            else type(err).__name__
-        )
+    params, arrays = tracking.config_params(
+        {k: v for k, v in plan.container.items() if k not in ("paths", "experiment") and v is not None}
+    )
+    params["tracking.uri"] = tracking.mask(params.get("tracking.uri", ""))
+    files = [
+        "records.parquet",
+        "summary.json",
+        "timeseries.parquet",
+        "fid_windows.parquet",
+        "config_resolved.yaml",
+        "trace.csv",
+        "exit_status.json",
+        "engine.json",
+        "orchestrator.log",
+    ]
+    artifacts: list[tuple[Path, str | None]] = [(run_dir / f, None) for f in files]
+    artifacts += [(run_dir / "logs", "logs"), (run_dir / ".hydra", "hydra"), (run_dir / "figures", "figures")]
+    artifacts += [(p, "roles") for p in sorted((run_dir / "roles").glob("*/*.parquet"))]
+    artifacts += [(run_dir / name, str(Path(name).parent)) for name in result.tables]
+    record = tracking.RunRecord(
+        uri=uri,
+        experiment=config.tracking.experiment,
+        name=run_name(plan, summary, run_dir, launch),
+        tags=tags,
+        parent_run_id=launch.parent_run_id,
+        span=span,
+        params=params,
+        arrays=arrays,
+        metrics=numbers,
+        series=series,
+        artifacts=artifacts,
+        status=mlflow_status(summary),
+    )
+    run_id, why = tracking_writer.write(record)
+    if why is not None:
         log.error("MLflow logging failed (results are in %s): %s", run_dir, why)
-        if run_id is not None:
-            with contextlib.suppress(Exception):
-                tracking.end_run(uri, run_id, "FAILED")
         return run_id, f"logging failed: {why}"
     log.info("Logged to MLflow <uri=%s run=%s> in %.2f s", tracking.mask(uri), run_id, time.monotonic() - t0)
     return run_id, None

@@ -10,6 +10,7 @@ default SQLite store, artifacts go next to the database (`outputs/mlartifacts`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +142,13 @@ def check_store(uri: str) -> None:
                 f"tracking.uri: no MLflow server answers at {mask(uri)} ({reason}); start one (README) "
                 "or set tracking.enabled=false"
             ) from None
+
+
+def load() -> None:
+    """Import MLflow's client (about 0.7 s), so that the first call does not pay it."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"sqlalchemy.*|mlflow.*|alembic.*")
+    import mlflow.entities
+    import mlflow.tracking  # noqa: F401
 
 
 _ready_stores: set[str] = set()  # SQLite stores this process has seen created and migrated
@@ -279,3 +288,50 @@ def set_tags(uri: str, run_id: str, tags: Mapping[str, str]) -> None:
 
 def end_run(uri: str, run_id: str, status: str = "FINISHED", end_s: float | None = None) -> None:
     client(uri).set_terminated(run_id, status, end_time=int(end_s * 1000) if end_s is not None else None)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything one MLflow run receives, as plain data (it can travel to the writer process,
+    orchestrator/tracking_writer.py)."""
+
+    uri: str
+    experiment: str
+    name: str
+    tags: dict[str, str]
+    parent_run_id: str | None
+    span: tuple[float, float]  # epoch seconds the run began and ended
+    params: dict[str, str]
+    arrays: dict[str, Any]  # array-valued settings, whole (ARRAYS_ARTIFACT)
+    metrics: list[tuple[str, float, int]]  # the summary's numbers (step 0)
+    series: list[tuple[str, float, int]]  # per-second series and step metrics
+    artifacts: list[tuple[Path, str | None]]
+    status: str  # FINISHED, FAILED or KILLED
+
+
+def write_record(record: RunRecord) -> tuple[str | None, str | None]:
+    """Log `record` as one MLflow run: (its run id, why logging failed or None). A run whose
+    logging breaks off is ended FAILED (when the store still answers), never left RUNNING; an
+    interrupt ends it KILLED and goes on."""
+    uri = record.uri
+    run_id: str | None = None
+    try:
+        run_id = start_run(uri, record.experiment, record.name, record.tags, record.parent_run_id, record.span[0])
+        log_params(uri, run_id, record.params)
+        log_json(uri, run_id, record.arrays, ARRAYS_ARTIFACT)
+        log_metrics(uri, run_id, record.metrics)
+        log_metrics(uri, run_id, record.series)
+        log_artifacts(uri, run_id, record.artifacts)
+        set_tags(uri, run_id, {LOGGED_TAG: "complete"})
+        end_run(uri, run_id, record.status, end_s=record.span[1])
+    except KeyboardInterrupt:
+        if run_id is not None:
+            end_run(uri, run_id, "KILLED")
+        raise
+    except Exception as err:  # the run's files are the source of truth; MLflow is a copy
+        why = str(err).strip().splitlines()[0].replace(uri, mask(uri)) if str(err).strip() else type(err).__name__
+        if run_id is not None:
+            with contextlib.suppress(Exception):
+                end_run(uri, run_id, "FAILED")
+        return run_id, why
+    return run_id, None

@@ -427,6 +427,26 @@ def test_interrupt_stops_every_role_and_keeps_what_was_measured(tmp_path: Path, 
     assert (run_dir / "logs" / "localhost" / "controller.log").stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C in the command's first moments (Python still importing the app, the MLflow
+    writer starting) ends it with one line and exit 130, not a traceback: the writer, started
+    with Ctrl-C ignored, leaves the interrupt to the run."""
+    # `python -m orchestrator ...` with Ctrl-C's default action, as in a terminal (a process
+    # started from a background job, or by some test runners, would inherit it ignored)
+    start = "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    start += f"sys.argv = ['orchestrator', 'clock=virtual', 'paths.output_dir={tmp_path}']; "
+    start += "runpy.run_module('orchestrator', run_name='__main__', alter_sys=True)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", start], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(0.5)  # well inside the command's first seconds, wherever it is
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: interrupted"), err
+
+
 def test_help_is_hydras_without_hydra() -> None:
     """A bare --help is answered from the config folder (orchestrator/help.py) and prints what
     Hydra's own --help prints, without importing Hydra or the systems."""
