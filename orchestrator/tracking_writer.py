@@ -44,10 +44,10 @@ def _serve(conn: Connection) -> None:
         while True:
             try:
                 kind, value = conn.recv()
-            except EOFError:
-                # The run closed its end: every record it asked for is written and committed.
-                # Leave without the interpreter's teardown of MLflow's modules (about 0.5 s that
-                # the run would wait for, and that writes nothing).
+            except (EOFError, OSError):
+                # The run closed its end (or is gone): every record it asked for is written and
+                # committed. Leave without the interpreter's teardown of MLflow's modules (about
+                # 0.5 s that the run would wait for, and that writes nothing).
                 os._exit(0)
             if kind == "open":
                 with contextlib.suppress(Exception):  # writing to it meets the same error and reports it
@@ -56,6 +56,8 @@ def _serve(conn: Connection) -> None:
                 conn.send(tracking.write_record(value))
     except KeyboardInterrupt:
         return
+    except Exception:  # MLflow would not import, or the run went away mid-answer: the run's
+        os._exit(1)  # own process logs the record (and says why it cannot), not a traceback here
 
 
 class Writer:

@@ -109,3 +109,26 @@ def test_a_dead_writer_costs_no_record(tmp_path: Path, caplog: Any) -> None:
     assert "writer process ended (exit code -9): logging in this one" in caplog.text
     back = read_back(uri)
     assert back["status"] == "FINISHED" and back["tags"][LOGGED_TAG] == "complete"
+
+
+def test_a_writer_without_mlflow_leaves_quietly_and_the_run_logs_itself(
+    tmp_path: Path, monkeypatch: Any, capfd: Any
+) -> None:
+    """A writer whose MLflow does not import (here a package that raises, first on the path it
+    is started with) exits 1 without a traceback on the console; the record is logged here."""
+    fake = tmp_path / "fake"
+    (fake / "mlflow").mkdir(parents=True)
+    (fake / "mlflow" / "__init__.py").write_text("raise ImportError('no MLflow in this writer')\n")
+    monkeypatch.syspath_prepend(str(fake))  # the writer starts with this process's path
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    writer = tracking_writer.Writer()
+    monkeypatch.undo()
+    try:
+        writer.process.join(30)
+        assert writer.process.exitcode == 1
+        tracking_writer._held.append(writer)
+        run_id, why = tracking_writer.write(record(tmp_path, uri))
+    finally:
+        tracking_writer.stop()
+    assert run_id is not None and why is None and read_back(uri)["status"] == "FINISHED"
+    assert "Traceback" not in capfd.readouterr().err
