@@ -10,6 +10,9 @@
    chosen so that the jobs never clash) and in sequence.
 Wall seconds of the whole command (Python start, the sweep's checks, every job, the report),
 each measured in this one run; the ratio is what parallelism buys on this machine's cores.
+3. The paper sweep against its floor, in the same run: the same jobs in this one process, each
+   config composed and resolved once, then replayed on the engine (no Hydra job, analysis,
+   files or MLflow): what a sweep cannot go below on this machine.
 --quick: 9 runs of the paper sweep (seed 0, three approaches).
 """
 
@@ -22,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import ROOT, say, table
+from benchmarks.common import ROOT, compose_config, say, table
 from labkit import free_base_port
 
 WALL = (
@@ -44,6 +47,33 @@ def timed(*args: str) -> float:
     if proc.returncode != 0 or "jobs completed" not in proc.stdout:
         raise SystemExit(f"sweep failed: {' '.join(args)}\n{proc.stderr[-2000:]}")
     return took
+
+
+PAPER_GRIDS = [
+    {"cascade": "sdturbo,sdxs,sdxlltn", "approach": "diffserve,static,proteus,all_light,all_heavy", "seed": "0,1,2"}
+]
+QUICK_GRIDS = [{"cascade": "sdturbo,sdxs,sdxlltn", "approach": "diffserve,static,proteus"}]
+
+
+def floor(grids: list[dict[str, str]]) -> tuple[int, float, float]:
+    """(jobs, seconds composing and resolving them, seconds replaying them on the engine), in
+    this one process."""
+    import yaml
+
+    from benchmarks.engine import one
+    from hydra_plugins.servelab_sweepers.grids_sweeper import expand
+    from orchestrator.plan import resolve
+
+    preset = yaml.safe_load((ROOT / "conf" / "experiment" / "diffserve_paper.yaml").read_text())
+    assert preset["hydra"]["sweeper"]["grids"] == PAPER_GRIDS, "the preset's grid changed: change PAPER_GRIDS"
+    jobs = expand(grids, ["experiment=diffserve_paper"])
+    setup = engine = 0.0
+    for job in jobs:
+        t0 = time.perf_counter()
+        plan = resolve(compose_config(*job))
+        setup += time.perf_counter() - t0
+        engine += one(plan, "heap")[0]
+    return len(jobs), setup, engine
 
 
 def main() -> None:
@@ -80,6 +110,18 @@ def main() -> None:
         ["saved", f"{drawn - basic:.0f}", f"{(drawn - basic) / runs:.2f}"],
     ]
     say(table([f"paper sweep, {runs} runs, basic launcher", "s", "s a run"], figures, name="sweeps-figures"))
+    jobs, setup, engine = floor(QUICK_GRIDS if args.quick else PAPER_GRIDS)
+    assert jobs == runs
+    floors = [
+        ["the engine alone, every job in one process (the floor)", f"{engine:.1f}", f"{basic / engine:.1f}x"],
+        [
+            "composing and resolving each job once, and the engine",
+            f"{setup + engine:.1f}",
+            f"{basic / (setup + engine):.1f}x",
+        ],
+        ["the sweep, basic launcher (whole command)", f"{basic:.1f}", "1.0x"],
+    ]
+    say(table([f"paper sweep, {runs} runs", "s", "sweep / this"], floors, name="sweeps-floor"))
 
 
 if __name__ == "__main__":
