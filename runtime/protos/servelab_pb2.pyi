@@ -433,14 +433,16 @@ class NextBatchReply(_message.Message):
     def __init__(self, queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., start_step: _Optional[int] = ..., lease: _Optional[int] = ..., recompute: _Optional[bool] = ..., started_at: _Optional[float] = ...) -> None: ...
 
 class LeaseReport(_message.Message):
-    __slots__ = ("lease", "finished", "tokens")
+    __slots__ = ("lease", "finished", "tokens", "queries")
     LEASE_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
     lease: int
     finished: bool
     tokens: int
-    def __init__(self, lease: _Optional[int] = ..., finished: _Optional[bool] = ..., tokens: _Optional[int] = ...) -> None: ...
+    queries: _containers.RepeatedCompositeFieldContainer[Query]
+    def __init__(self, lease: _Optional[int] = ..., finished: _Optional[bool] = ..., tokens: _Optional[int] = ..., queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ...) -> None: ...
 
 class PinnedBatch(_message.Message):
     __slots__ = ("replica", "requests", "start_step")

@@ -1,7 +1,8 @@
 """SpotServe load balancer: the request pool, a gRPC shell over `RequestPoolCore`.
 
 The client submits requests; an idle replica's leader pulls its next batch, leased to it until
-it reports the batch finished or interrupted (`Report`); the controller moves interrupted
+it reports the batch finished (with its requests, which this role hands to the sink as it takes
+the lease off the pool) or interrupted (`Report`); the controller moves interrupted
 batches (`Requeue`, idempotent by request id) and takes back what replicas that are gone still
 hold (`Gone`). At its end the role writes `pool.json`: what it still holds, which is exactly
 the unfinished requests.
@@ -17,6 +18,7 @@ import grpc
 from runtime import rolefiles
 from runtime.cores.spotserve.pool import Lease
 from runtime.cores.spotserve.replica import stamp_leased
+from runtime.outbox import Outbox
 from runtime.policies.spotserve.registry import request_pool
 from runtime.policies.spotserve.timing import BatchTiming
 from runtime.protos import servelab_pb2 as pb
@@ -37,6 +39,10 @@ class SpotLoadBalancerRole(Role[SpotServeConfig]):
         self.core = request_pool(self.config.approach.name, self.config.spot, self.config.approach.plugin)
         self.pulling = 0  # replicas waiting in NextBatch
         self.queries: dict[int, Query] = {}
+        sink = pbg.SinkStub(self.channel_to(spec.only("sink").name))
+        self.to_sink: Outbox[Query] = Outbox(
+            "sink", lambda qs: sink.Complete(pb.QueryBatch(queries=map(to_pb, qs)), timeout=self.rpc_timeout), self.log
+        )
 
     def servicers(self) -> list[Servicer]:
         return [
@@ -85,8 +91,11 @@ class SpotLoadBalancerRole(Role[SpotServeConfig]):
     def report(self, report: pb.LeaseReport) -> None:
         with self.cond:
             if report.finished:
-                for r in self.core.finish(report.lease):
+                done = self.core.finish(report.lease)  # () for a lease it no longer has (a repeat)
+                for r in done:
                     self.queries.pop(r, None)
+                if done:  # off the pool and on to the sink in one step: never one without the other
+                    self.to_sink.put([from_pb(q) for q in report.queries])
             else:
                 self.core.interrupt(report.lease, report.tokens)
             if not self.pulling:
@@ -109,6 +118,7 @@ class SpotLoadBalancerRole(Role[SpotServeConfig]):
             )
 
     def finish(self) -> None:
+        self.to_sink.close(timeout=2.0)  # the sink stops after the load balancer (STOP_ORDER)
         with self.cond:
             rolefiles.write_pool(self.core, self.out_dir)
             counts = self.core.counts()

@@ -5,8 +5,8 @@ each GPU is a worker by name. The controller assigns each GPU a position in a re
 replica's first GPU leads: its worker runs the replica's engine, a thread that pulls batches
 from the request pool (leased to the replica), runs each (a prefill, then one decode step
 after another, each committing a token: runtime/cores/spotserve/replica.py) and reports it
-to the pool, finished (the requests go to the sink) or interrupted by a drain (with the tokens
-it committed). Told its instance is preempted, the process exits.
+to the pool, finished (with its requests, which the pool passes on to the sink) or interrupted
+by a drain (with the tokens it committed). Told its instance is preempted, the process exits.
 
 In real execution (`execution.mode=real`) every GPU has its own process and a `GptGpu`
 (runtime/executors/gpt.py). An assignment runs on the process's one rank thread: the GPU
@@ -75,10 +75,10 @@ class SpotWorkerRole(Role[SpotServeConfig]):
         self.completed = 0
         self.registered = False
         self.pool = pbg.RequestPoolStub(self.channel_to(spec.only("load_balancer").name))
-        sink = pbg.SinkStub(self.channel_to(spec.only("sink").name))
-        self.to_sink: Outbox[Query] = Outbox(
-            "sink", lambda qs: sink.Complete(pb.QueryBatch(queries=map(to_pb, qs)), timeout=self.rpc_timeout), self.log
-        )
+        # A finished batch's requests travel in its report: the load balancer takes the lease off
+        # its pool and hands them to the sink in one step. Sent apart (the report to the pool,
+        # the requests to the sink), a worker killed between the two left the pool believing
+        # them done and the sink without them.
         self.reports: Outbox[pb.LeaseReport] = Outbox("pool", self._send_reports, self.log, max_batch=1)
         self.gpu: GptGpu | None = None
         if self.config.execution.mode == "real":
@@ -138,7 +138,6 @@ class SpotWorkerRole(Role[SpotServeConfig]):
                 e.released = True
             self.cond.notify_all()
         self.reports.close(timeout=2.0)
-        self.to_sink.close(timeout=2.0)
         if self.gpu is not None:
             self.migrations.close(timeout=2.0)
             self.rank.shutdown(wait=False, cancel_futures=True)
@@ -280,14 +279,15 @@ class SpotWorkerRole(Role[SpotServeConfig]):
                 self._report(engine, refused)
 
     def _report(self, engine: _Engine, outcome: Finished | Interrupted) -> None:
-        """Under the lock: stamp the batch's stage and tell the pool (and the sink) how it ended."""
+        """Under the lock: stamp the batch's stage and tell the pool how it ended (a finished
+        batch's requests go with it, on to the sink)."""
         finished = isinstance(outcome, Finished)
         queries, engine.queries = engine.queries, []
         stamp_outcome(queries, outcome, engine.leader, engine.core.id, engine.core.a.output_len)
         if isinstance(outcome, Finished):
             self.completed += len(queries)
-            self.to_sink.put(queries)
-            self.reports.put([pb.LeaseReport(lease=outcome.lease.id, finished=True)])
+            report = pb.LeaseReport(lease=outcome.lease.id, finished=True, queries=map(to_pb, queries))
+            self.reports.put([report])
         else:
             engine.interrupted = (tuple(q.id for q in queries), outcome.tokens)
             self.reports.put([pb.LeaseReport(lease=outcome.lease.id, finished=finished, tokens=outcome.tokens)])
