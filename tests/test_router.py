@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from runtime.cores.diffserve.load_balancer import LoadBalancerCore
 from runtime.policies.diffserve.router import Route, ShortestQueueRouter
 from runtime.records import Tier
 
@@ -59,30 +60,31 @@ def test_the_pick_is_the_scans(workers: int, seed: int) -> None:
 
 
 def test_a_delivery_is_a_send_then_its_reply() -> None:
-    """The engine's one-step enqueue (`on_delivered`) leaves the router as the wall roles' send
-    and reply at the same instant do: the same estimates, and so the same picks after."""
+    """The engine's one-step enqueue (`LoadBalancerCore.delivered`) leaves the router as the
+    wall roles' send and reply at the same instant do: the same estimates, and so the same
+    picks after."""
     rng = random.Random(11)
     names = [f"w{i}" for i in range(20)]
     routes = [Route(n, Tier.LIGHT if i % 3 else Tier.HEAVY, rng.randrange(4)) for i, n in enumerate(names)]
-    wall, virtual = ShortestQueueRouter(), ShortestQueueRouter()
-    for r in (wall, virtual):
-        r.update([Route(x.name, x.tier, x.queue) for x in routes], 0.0)
+    wall, virtual = LoadBalancerCore(), LoadBalancerCore()
+    for lb in (wall, virtual):
+        lb.router.update([Route(x.name, x.tier, x.queue) for x in routes], 0.0)
     now = 0.0
     for step in range(5_000):
         now += rng.random() / 10
         tier = rng.choice([Tier.LIGHT, Tier.HEAVY])
         a, b = wall.pick(tier), virtual.pick(tier)
-        assert a is not None and b is not None and a.name == b.name
+        assert a is not None and a == b
         if rng.random() < 0.2:  # an earlier send still unanswered (a wall send in flight)
-            wall.on_sent(a.name, now - 0.05)
-            virtual.on_sent(b.name, now - 0.05)
+            wall.send(a, now - 0.05)
+            virtual.send(b, now - 0.05)
         queue = rng.randrange(8)
-        wall.on_sent(a.name, now)
-        wall.on_reply(a.name, queue, now)
-        virtual.on_delivered(b.name, queue, now)
+        wall.send(a, now)
+        wall.taken(a, queue, now)
+        virtual.delivered(b, queue, now)
         if step % 500 == 0:
             table = [Route(n, x.tier, rng.randrange(4)) for n, x in zip(names, routes, strict=True)]
-            for r in (wall, virtual):
-                r.update([Route(x.name, x.tier, x.queue) for x in table], now - 0.1)
+            for lb in (wall, virtual):
+                lb.router.update([Route(x.name, x.tier, x.queue) for x in table], now - 0.1)
         for t in (Tier.LIGHT, Tier.HEAVY):
-            assert [w.estimate for w in wall.workers(t)] == [w.estimate for w in virtual.workers(t)]
+            assert [w.estimate for w in wall.router.workers(t)] == [w.estimate for w in virtual.router.workers(t)]

@@ -79,8 +79,10 @@ class LoadBalancerCore:
         self.router.on_reply(worker, queue_length, sent_at)
 
     def delivered(self, worker: str, queue_length: int, now: float) -> None:
-        """`send` then `taken` at the same `now` (the engine's enqueue, which takes no time)."""
-        self.router.on_delivered(worker, queue_length, now)
+        """`send` then `taken` at the same `now` (the engine's enqueue, which takes no time): the
+        reply forgets every send up to `now`, this one included, so the send needs no record
+        and the router's buckets move once, not twice."""
+        self.router.on_reply(worker, queue_length, now)
 
     def failed(self, worker: str) -> None:
         """The worker could not be reached: it gets nothing until the next routing table."""

@@ -146,17 +146,6 @@ class ShortestQueueRouter:
                 route.sent.popleft()
             self._changed(route)
 
-    def on_delivered(self, name: str, queue: int, now: float) -> None:
-        """Sent at `now` and taken at once (the virtual clock, where an enqueue takes no time): the
-        state `on_sent` then `on_reply` at `now` leave, with one update of the buckets."""
-        route = self._routes.get(name)
-        if route is not None:
-            route.queue = queue
-            sent = route.sent
-            while sent and sent[0] <= now:
-                sent.popleft()
-            self._changed(route)
-
     def on_failure(self, name: str) -> None:
         """The worker did not take a query: send it nothing more until the next routing update
         (the controller evicts it if it stays silent)."""
