@@ -1,7 +1,7 @@
 """MLflow logging in a second process, made ready while a single run goes.
 
 Importing MLflow and opening its SQLite store (the schema check reads every migration script)
-took about 1.2 s of a 3-s virtual run, on one core while the other idled (sampled with py-spy;
+took over a second of a few-second virtual run, on one core while the other idled (py-spy, 2026-12-06;
 docs/benchmarks.md). A single run starts this writer first thing (orchestrator/__main__.py): the
 writer imports MLflow at once and opens the store when `prepare` names it, alongside the run;
 the run then hands it its record (`tracking.RunRecord`) and waits for the answer, so the
