@@ -56,6 +56,9 @@ def main() -> None:
             print(done.code, file=sys.stderr)
             code = 1
     if "-m" in argv or "--multirun" in argv:
+        from orchestrator import tracking_writer
+
+        tracking_writer.stop()  # a sweep that ended early: what its writer holds is logged first
         sys.exit(code)
     exit_now(code)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -19,12 +20,15 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
 
 from orchestrator import tracking, tracking_writer
-from orchestrator.compose import precheck, register
-from orchestrator.config import CONF_DIR
+from orchestrator.compose import Refused, composition_error, precheck, register
+from orchestrator.config import CONF_DIR, runs_one_job
 from orchestrator.console import job_line, print_summary, summary_text
 from orchestrator.experiment import Launch, run_experiment
 from orchestrator.sweep import parent_run
@@ -32,6 +36,9 @@ from runtime.exceptions import ConfigError, ServelabError, TraceFormatError
 from runtime.logs import init_logger
 
 log = init_logger("orchestrator")
+# Set as Hydra hands a job over: an error before that is the config's. (A plain value: a
+# parallel launcher pickles `app` with the globals it uses.)
+_job = {"started": False}
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -54,6 +61,7 @@ def command_line(overrides: Any) -> str:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> dict[str, Any]:
     """One job. In a sweep a failure is returned (the sweep goes on); alone it exits non-zero."""
+    _job["started"] = True
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweep = hydra_cfg.mode == RunMode.MULTIRUN
@@ -112,9 +120,23 @@ def main() -> None:
     # background jobs with SIGINT ignored, and Python then keeps it ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+    argv = sys.argv[1:]
+    one = runs_one_job(argv)
+    if one:
+        # Hydra composes a single run's job only once, and orchestrator.compose.CheckRun checks
+        # it; Hydra is told to hand a composition error up, to be said here in one line.
+        os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        precheck(sys.argv[1:])
+        precheck(argv, hydra_checks_one=one)
         app()
+    except (HydraException, OmegaConfBaseException, YAMLError) as err:
+        if _job["started"]:  # not the config's: the job's own failure, with its traceback
+            raise
+        print(f"error: {composition_error(err)}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except Refused as refused:
+        print(f"error: {refused.error}", file=sys.stderr, flush=True)
+        sys.exit(2)
     except ServelabError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         sys.exit(2)

@@ -268,12 +268,13 @@ def _checked(result: RunResult) -> RunResult:
             f"the run is partial: {how}a role ended before the run did; what was measured is in {where}", result
         )
     if result.tracking_error is not None:
-        raise TrackingError(
-            f"the run is not in MLflow ({result.tracking_error}); its files are in {where}: "
-            f"log them with `python -m orchestrator.log {where}`",
-            result,
-        )
+        raise TrackingError(not_in_mlflow(result.tracking_error, where), result)
     return result
+
+
+def not_in_mlflow(why: str, run_dir: Path | str) -> str:
+    """A run whose MLflow record failed, and how to log it from its files."""
+    return f"the run is not in MLflow ({why}); its files are in {run_dir}: log them with `python -m orchestrator.log {run_dir}`"
 
 
 def _run_virtual(plan: RunPlan, run_dir: Path) -> None:
@@ -481,6 +482,11 @@ def _track(
         artifacts=artifacts,
         status=mlflow_status(summary),
     )
+    if launch.sweep is not None and tracking_writer.submit(record):
+        # The sweep's writer logs it while the next job runs; the sweep collects the answer
+        # (orchestrator/sweep.py) and fails this job if the record could not be written.
+        log.info("Handed to the sweep's MLflow writer <uri=%s>: logged while the next job runs", tracking.mask(uri))
+        return None, None
     run_id, why = tracking_writer.write(record)
     if why is not None:
         log.error("MLflow logging failed (results are in %s): %s", run_dir, why)

@@ -8,6 +8,12 @@ stop the sweep, because the task function returns its failure instead of raising
 parent run is made once, here, before any job starts; every job finds it (`parent_run`) in
 the sweep directory's sweep.json, or, on a host that does not share that directory, in MLflow
 by the sweep directory's tag.
+
+With the basic launcher the jobs' MLflow records go to a writer process
+(orchestrator/tracking_writer.py) that logs one job's record while the next job runs. A record
+that could not be written fails its job as it would have alone: it is said when the next job
+ends, and the job is listed among the failed ones (jobs.jsonl says why) before the comparison,
+which waits for every record.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from orchestrator import tracking
+from orchestrator import tracking, tracking_writer
 from orchestrator.report import SWEEP_TAG, compare
 from runtime.exceptions import ServelabError
 from runtime.logs import init_logger
@@ -65,6 +71,9 @@ def swept_axes(overrides: list[str]) -> dict[str, str]:
 
 
 class SweepCallback(Callback):
+    def __init__(self) -> None:
+        self.unlogged: dict[str, str] = {}  # run directory -> why its MLflow record failed
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +82,9 @@ class SweepCallback(Callback):
             uri = tracking.absolute_uri(config.tracking.uri)
             overrides = list(config.hydra.overrides.task)
             launcher = str(config.hydra.runtime.choices.get("hydra/launcher", "basic"))
+            if launcher == "basic":  # the jobs run in this process: their records go to a writer
+                tracking_writer.start()
+                tracking_writer.prepare(uri)
             commit, dirty = tracking.source_version()
             tags = {
                 SWEEP_TAG: "1",
@@ -116,22 +128,52 @@ class SweepCallback(Callback):
             entry.update({"status": "failed", "error": f"{type(value).__name__}: {value}"})
         with (sweep_dir / JOBS_FILE).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry) + "\n")
+        self._collect(block=False)
+
+    def _collect(self, block: bool) -> None:
+        """The writer's answers for the jobs it logged (all of them, when `block`); a failure
+        is said at once and kept, to fail its job."""
+        from orchestrator.experiment import not_in_mlflow
+
+        for record, (_, why) in tracking_writer.finished(block):
+            if why is not None:
+                run_dir = record.tags.get("run_dir", "?")
+                self.unlogged[run_dir] = not_in_mlflow(f"logging failed: {why}", run_dir)
+                print(f"error: {record.name}: {self.unlogged[run_dir]}", file=sys.stderr, flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir).resolve()
         info = sweep_info(sweep_dir)
+        self._collect(block=True)
         jobs = [json.loads(line) for line in (sweep_dir / JOBS_FILE).read_text().splitlines() if line.strip()]
+        for job in jobs:
+            if job.get("status") == "completed" and job.get("run_dir") in self.unlogged:
+                job.update(status="failed", error=self.unlogged[job["run_dir"]])
+        if self.unlogged:
+            text = "".join(json.dumps(job) + "\n" for job in jobs)
+            (sweep_dir / JOBS_FILE).write_text(text, encoding="utf-8")
         failed = [j for j in jobs if j.get("status") != "completed"]
         parent = info.get("parent_run_id")
+        parent_lost = None  # why the parent run could not be completed in MLflow
         if parent:
             uri = info["tracking_uri"]
             figures: list[Path] = []
             try:
-                figures = compare(uri, info["experiment"], parent, None, sweep_dir, label=sweep_dir.name)
-                tracking.log_artifacts(uri, parent, [(f, None) for f in [*figures, sweep_dir / JOBS_FILE]])
-            except ServelabError as err:
-                print(f"error: {err}", file=sys.stderr)
-            tracking.end_run(uri, parent, "FAILED" if failed else "FINISHED")
+                try:
+                    figures = compare(uri, info["experiment"], parent, None, sweep_dir, label=sweep_dir.name)
+                    tracking.log_artifacts(uri, parent, [(f, None) for f in [*figures, sweep_dir / JOBS_FILE]])
+                except ServelabError as err:
+                    print(f"error: {err}", file=sys.stderr)
+                tracking.end_run(uri, parent, "FAILED" if failed else "FINISHED")
+            except Exception as err:  # the store is gone: the jobs' folders hold every result
+                parent_lost = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                parent_lost = parent_lost.replace(uri, tracking.mask(uri))
+                print(
+                    f"error: the sweep's parent run could not be completed in MLflow at {tracking.mask(uri)} "
+                    f"({parent_lost}); the jobs' results are in {sweep_dir}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             for figure in figures:
                 print(f"Comparison {'table' if figure.suffix == '.csv' else 'figure'}: {figure}")
         print(f"Sweep: {len(jobs) - len(failed)} of {len(jobs)} jobs completed; sweep directory {sweep_dir}")
@@ -139,4 +181,5 @@ class SweepCallback(Callback):
             print("Failed jobs:")
             for j in failed:
                 print(f"  #{j['num']} {' '.join(j['overrides'])}: {j.get('error', '?')}")
+        if failed or parent_lost:
             sys.exit(1)

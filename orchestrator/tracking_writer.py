@@ -7,14 +7,21 @@ writer imports MLflow at once and opens the store when `prepare` names it, along
 the run then hands it its record (`tracking.RunRecord`) and waits for the answer, so the
 command still ends only once its MLflow run is written, and says so or says why not.
 
-Without a writer (a sweep's jobs, `python -m orchestrator.log`, a test calling the experiment),
-or when it died, the record is logged in this process, as before: a writer can cost time, never
-a record. The writer ignores Ctrl-C (the run decides what an interrupt means); stopped while it
+A sweep run by the basic launcher (its jobs one after another in this process) starts one too
+(orchestrator/sweep.py): each job hands its record over without waiting (`submit`) and the next
+job starts while the writer logs it; the sweep collects the answers as jobs end (`finished`)
+and waits for the last before it compares the runs, so an MLflow failure still fails its job,
+said at the next job's end and in the sweep's list of failed jobs.
+
+Without a writer (a job of a parallel launcher, `python -m orchestrator.log`, a test calling the
+experiment), or when it died, the record is logged in this process, as before: a writer can
+cost time, never a record. The writer ignores Ctrl-C (the run decides what an interrupt means); stopped while it
 writes, it ends the MLflow run KILLED, as this process would.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import multiprocessing
@@ -76,6 +83,7 @@ class Writer:
                 signal.signal(signal.SIGINT, before)
         child.close()
         self.used = False  # told to open a store or write: it may hold MLflow state
+        self.pending: collections.deque[tracking.RunRecord] = collections.deque()  # sent, not yet answered
 
     def _send(self, message: tuple[str, Any]) -> bool:
         try:
@@ -88,19 +96,38 @@ class Writer:
         self.used = True
         self._send(("open", uri))
 
-    def write(self, record: tracking.RunRecord) -> Answer | None:
-        """The writer's answer; None when it is gone (then the caller logs the record itself)."""
+    def submit(self, record: tracking.RunRecord) -> bool:
+        """Hand `record` over without waiting; False when the writer is gone."""
         self.used = True
         if not self._send(("write", record)):
+            return False
+        self.pending.append(record)
+        return True
+
+    def answers(self, block: bool) -> list[tuple[tracking.RunRecord, Answer | None]]:
+        """The submitted records answered so far (every one, when `block`), in the order they
+        were submitted; a record the writer will never answer (it died) comes with None."""
+        done: list[tuple[tracking.RunRecord, Answer | None]] = []
+        while self.pending:
+            try:
+                if not block and not self.conn.poll():
+                    break
+                answer: Answer = self.conn.recv()
+            except (EOFError, OSError):
+                done += [(record, None) for record in self.pending]
+                self.pending.clear()
+                break
+            except KeyboardInterrupt:
+                self.stop(interrupt=True)
+                raise
+            done.append((self.pending.popleft(), answer))
+        return done
+
+    def write(self, record: tracking.RunRecord) -> Answer | None:
+        """The writer's answer; None when it is gone (then the caller logs the record itself)."""
+        if not self.submit(record):
             return None
-        try:
-            answer: Answer = self.conn.recv()
-            return answer
-        except (EOFError, OSError):
-            return None
-        except KeyboardInterrupt:
-            self.stop(interrupt=True)
-            raise
+        return self.answers(block=True)[-1][1]
 
     def stop(self, interrupt: bool = False, wait_s: float = 5.0) -> None:
         """Close the pipe (an idle writer then exits); `interrupt` stops one that is writing
@@ -121,7 +148,7 @@ _held: list[Writer] = []  # this process's writer, if it has one
 
 
 def start() -> None:
-    """Start this process's writer (a single run, once its config checked out)."""
+    """Start this process's writer (a single run; a sweep whose jobs run in this process)."""
     if not _held:
         try:
             _held.append(Writer())
@@ -135,18 +162,38 @@ def prepare(uri: str) -> None:
         writer.prepare(uri)
 
 
+def _here(record: tracking.RunRecord) -> Answer:
+    """Log `record` in this process: the writer ended before it answered."""
+    code = _held[0].process.exitcode if _held else None
+    log.warning("The MLflow writer process ended (exit code %s): logging in this one", code)
+    return tracking.write_record(record)
+
+
 def write(record: tracking.RunRecord) -> Answer:
-    """Log `record`: through the writer when there is one, else (or when it died) here."""
-    answer = _held[0].write(record) if _held else None
-    if answer is None:
-        if _held:
-            code = _held[0].process.exitcode
-            log.warning("The MLflow writer process ended (exit code %s): logging in this one", code)
-        answer = tracking.write_record(record)
-    return answer
+    """Log `record` and wait: through the writer when there is one, else (or when it died) here."""
+    if not _held:
+        return tracking.write_record(record)
+    answer = _held[0].write(record)
+    return answer if answer is not None else _here(record)
+
+
+def submit(record: tracking.RunRecord) -> bool:
+    """Hand `record` to the writer without waiting for it to be logged (`finished` gives the
+    answer); False when there is no writer (log it with `write`)."""
+    return bool(_held) and _held[0].submit(record)
+
+
+def finished(block: bool = False) -> list[tuple[tracking.RunRecord, Answer]]:
+    """The submitted records logged since the last call, with their answers (all of them, when
+    `block`). One the writer could not answer is logged here: no record is lost."""
+    done = [pair for writer in _held for pair in writer.answers(block)]
+    return [(record, answer if answer is not None else _here(record)) for record, answer in done]
 
 
 def stop() -> None:
-    """Stop the writer (idle by the time a run ends); no-op without one."""
+    """Stop the writer, once every record handed to it is logged; no-op without one."""
+    for record, (_, why) in finished(block=True):
+        if why is not None:
+            log.error("MLflow logging failed for %s: %s", record.tags.get("run_dir", record.name), why)
     while _held:
         _held.pop().stop()

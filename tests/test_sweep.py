@@ -4,6 +4,7 @@ report command reads the same runs back from MLflow."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -85,3 +86,69 @@ def test_sweep_keeps_going_and_reports(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0 and figure.stat().st_size > 10_000
     assert "all_light" in table and "diffserve" in table and "sdxs" in table
     assert report_main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--experiment", "nope"]) == 2
+
+
+def test_a_record_the_sweeps_writer_cannot_log_fails_its_job(tmp_path: Path) -> None:
+    """The basic launcher's jobs hand their MLflow records to a writer that logs one while the
+    next job runs. The tracking server dies once the first job is done: every later job's record
+    fails, and so does each of those jobs (said on the console, listed, in jobs.jsonl), the sweep
+    exits 1 with no traceback, and every job is either in MLflow or listed as not in it."""
+    import os
+    import signal
+
+    from benchmarks.faults import start_mlflow_server
+
+    port = free_base_port(1)
+    server = start_mlflow_server(f"sqlite:///{tmp_path}/server.db", port, tmp_path)
+    uri = f"http://127.0.0.1:{port}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "-m",
+        f"paths.output_dir={tmp_path}",
+        "clock=virtual",
+        "trace=1to8qps",
+        "trace.duration_s=30",
+        "seed=0,1,2",
+        f"tracking.uri={uri}",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        out = []
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith("job 0 done"):
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+                break
+        rest, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    said = "".join(out) + rest
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err and "Traceback" not in said
+    assert sum(line.startswith("job ") for line in said.splitlines()) == 3, said
+    sweep_dir = next(tmp_path.glob("diffserve/multiruns/*"))
+    jobs = [json.loads(line) for line in (sweep_dir / "jobs.jsonl").read_text().splitlines()]
+    unlogged = {j["num"] for j in jobs if j["status"] == "failed"}
+    assert {1, 2} <= unlogged, jobs  # their records came after the server was gone
+    for j in jobs:
+        if j["num"] in unlogged:
+            assert "not in MLflow" in j["error"] and f"python -m orchestrator.log {j['run_dir']}" in j["error"]
+            assert f"#{j['num']} " in said and j["error"] in said  # in the list of failed jobs
+            assert j["error"] in err  # said as it was found
+    assert f"Sweep: {3 - len(unlogged)} of 3 jobs completed" in said
+    if 0 not in unlogged:  # logged before the kill: then it is in the server's store
+        assert _runs_in_store(tmp_path / "server.db") >= 2  # the parent and job 0
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def _runs_in_store(db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])

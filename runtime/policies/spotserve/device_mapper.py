@@ -32,7 +32,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from runtime.policies.spotserve.cost_model import ParallelConfig
 from runtime.policies.spotserve.layout import (
@@ -160,6 +159,10 @@ def map_devices(
     count). gpus: every GPU usable after the change, survivors and newcomers, in rank order.
     resume / interrupted: see `resume_order` and `InterruptedBatch`; without them no KV counts.
     """
+    # Imported here: scipy.optimize costs 0.2 s to import, which every command that only
+    # checks a SpotServe config (a DiffServe run included) would otherwise pay.
+    from scipy.optimize import linear_sum_assignment
+
     _check_inputs(new_cfg, gpus)
     if new_cfg.is_zero:
         return DeviceMapping(new_cfg, {}, 0.0, "matching")
