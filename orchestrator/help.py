@@ -17,6 +17,7 @@ STORED_GROUPS = {"schema": "system"}
 
 def config_groups(conf: Path = CONF_DIR) -> dict[str, list[str]]:
     groups = {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in conf.iterdir() if d.is_dir()}
+    groups = {name: options for name, options in groups.items() if options}  # conf/tables/: data, no options
     groups.pop("hydra", None)
     for group, like in STORED_GROUPS.items():
         groups[group] = groups[like]

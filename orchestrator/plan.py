@@ -24,9 +24,11 @@ from runtime.schema import Config
 
 
 def typed_config(cfg: DictConfig) -> Config:
-    """The composed config as its system's schema (runtime/schema/<name>.py); a key the schema
-    does not know (a typo added with `+`) is a ConfigError naming it and the closest known key."""
-    schema = get_system(str(cfg.system.name)).schema
+    """The composed config as its system's schema (runtime/schema/<name>.py), with what it
+    names in table files read in; a key the schema does not know (a typo added with `+`) is a
+    ConfigError naming it and the closest known key."""
+    system = get_system(str(cfg.system.name))
+    schema = system.schema
     check_known_keys(cfg, schema)
     obj = OmegaConf.to_object(cfg)
     if not isinstance(obj, schema):
@@ -34,6 +36,7 @@ def typed_config(cfg: DictConfig) -> Config:
             f"config: the composed config is not a {schema.__name__} (does conf/system/{cfg.system.name}.yaml "
             f"list /schema: {cfg.system.name} first in its defaults?)"
         )
+    system.read_tables(obj)
     return obj
 
 

@@ -130,6 +130,10 @@ class System(ABC, Generic[C]):
     fidelity_series: ClassVar[tuple[Column, ...]]  # per-second series the fidelity figure overlays
     role_files: ClassVar[tuple[str, ...]]  # what the roles must leave under roles/: a run without one is partial
 
+    def read_tables(self, config: C) -> None:
+        """Fill in what `config` names in table files (conf/tables/), kept out of Hydra's
+        composition; ConfigError naming the key. Nothing by default."""
+
     @abstractmethod
     def resolve(self, config: C, container: dict[str, Any]) -> Resolved:
         """Validate the system's part of `config` (ConfigError naming the key) and resolve it;

@@ -53,11 +53,18 @@ class DiffusionModelConfig:
 
 @dataclass
 class CurveConfig:
-    """A piecewise-linear curve given by points (x ascending)."""
+    """A piecewise-linear curve given by points (x ascending), here or in a table file."""
 
     x: list[float] = field(default_factory=list)
     y: list[float] = field(default_factory=list)
     source: str = field(default="", metadata=described("where the points come from"))
+    table: str | None = field(
+        default=None,
+        metadata=described(
+            "a CSV file of the points (two columns, x then y; '# source: ...' names their source), relative to "
+            "conf/tables/ or absolute; read when the run resolves, so a long table is not composed with every config"
+        ),
+    )
 
 
 @dataclass

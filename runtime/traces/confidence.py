@@ -25,6 +25,34 @@ def check_curve(t: list[float], f: list[float], key: str) -> None:
         raise ValueError(f"{key}.y: fractions must rise from 0 to 1")
 
 
+def read_curve_table(path: Path) -> tuple[list[float], list[float], str]:
+    """A curve's points from a CSV file (a header row, then x,y rows; '#' lines are comments,
+    one of them '# source: ...'): x, y and the source. ValueError says what is wrong."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from None
+    source, rows = "", []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("#"):
+            if line.startswith("# source:"):
+                source = line.removeprefix("# source:").strip()
+            continue
+        if line.strip():
+            rows.append((n, line))
+    x, y = [], []
+    for n, line in rows[1:]:  # the first is the header
+        cells = line.split(",")
+        try:
+            if len(cells) != 2:
+                raise ValueError
+            x.append(float(cells[0]))
+            y.append(float(cells[1]))
+        except ValueError:
+            raise ValueError(f"{path}:{n}: want two numbers, x,y (got {line.strip()!r})") from None
+    return x, y, source
+
+
 def deferral_fraction(t: float | np.ndarray, curve_t: list[float], curve_f: list[float]) -> np.ndarray:
     """f(t) by linear interpolation of the curve's points."""
     return np.asarray(np.interp(t, curve_t, curve_f))

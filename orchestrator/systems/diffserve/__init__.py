@@ -13,7 +13,7 @@ from orchestrator.deploy.placement import place
 from orchestrator.systems.base import Analysis, Column, ProfileOptions, Resolved, System, VirtualRun
 from orchestrator.systems.diffserve import analysis as ds_analysis
 from orchestrator.systems.diffserve import figures as ds_figures
-from orchestrator.systems.diffserve.validate import validate, workers_wanted
+from orchestrator.systems.diffserve.validate import read_tables, validate, workers_wanted
 from runtime.exceptions import TraceFormatError
 from runtime.policies.diffserve.registry import APPROACHES
 from runtime.schema.diffserve import DiffServeConfig
@@ -98,7 +98,13 @@ class DiffServeSystem(System[DiffServeConfig]):
         ("slo_violation_ratio_window", "SLO violation ratio, 5-s windows"),
     )
 
+    def read_tables(self, config: DiffServeConfig) -> None:
+        read_tables(config)
+
     def resolve(self, config: DiffServeConfig, container: dict[str, Any]) -> Resolved:
+        # The run's saved config, its spec and MLflow hold every point of f(t), as if composed.
+        curve = config.cascade.deferral_curve
+        container["cascade"]["deferral_curve"].update(x=curve.x, y=curve.y, source=curve.source)
         validate(config)
         workers = workers_wanted(config)
         check_workers(workers, config.limits, "hostfile.workers")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestrator.config import CONF_DIR
 from orchestrator.config.validate import require
 from runtime.exceptions import ConfigError
 from runtime.policies.diffserve.planner import QUEUEING
 from runtime.policies.diffserve.registry import approach_class, make_approach
 from runtime.profiles import batch_latency_s
 from runtime.schema.diffserve import CascadeConfig, CurveConfig, DiffServeConfig, ProfileConfig
-from runtime.traces.confidence import check_curve
+from runtime.traces.confidence import check_curve, read_curve_table
 
 EXTRACTORS = ("inception", "small_cnn", "module")
 SHAPES = ("diurnal", "constant")
@@ -20,6 +21,23 @@ SHAPES = ("diurnal", "constant")
 def workers_wanted(cfg: DiffServeConfig) -> int:
     """GPU workers of the run: hostfile.workers, else what the trace suggests."""
     return cfg.hostfile.workers if cfg.hostfile.workers is not None else cfg.trace.suggested_workers
+
+
+def read_tables(cfg: DiffServeConfig) -> None:
+    """The cascade's f(t) from its table file (conf/tables/), into the typed config. A config
+    saved by a run holds both the table's name and its points: they must agree."""
+    curve = cfg.cascade.deferral_curve
+    if curve.table is None:
+        return
+    key = "cascade.deferral_curve.table"
+    path = Path(curve.table) if Path(curve.table).is_absolute() else CONF_DIR / "tables" / curve.table
+    try:
+        x, y, source = read_curve_table(path)
+    except ValueError as err:
+        raise ConfigError(f"{key}: {err}") from None
+    if (curve.x or curve.y) and (list(curve.x), list(curve.y)) != (x, y):
+        raise ConfigError(f"{key}: {path} and the x, y given beside it differ; give one of them")
+    curve.x, curve.y, curve.source = x, y, curve.source or source
 
 
 def validate(cfg: DiffServeConfig) -> None:
