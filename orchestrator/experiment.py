@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from orchestrator import analysis, tracking, tracking_writer
 from orchestrator.deploy import ports
 from orchestrator.deploy.deployment import Deployment
 from orchestrator.deploy.launcher import SPEC_FILE, RoleProcess
 from orchestrator.deploy.placement import START_ORDER
-from orchestrator.plan import resolve
+from orchestrator.plan import config_text, resolve
 from orchestrator.progress import ProgressLine
 from orchestrator.systems.base import RunPlan
 from runtime import identity
@@ -115,7 +115,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> tuple[RunPlan, run_spec.RunSpec, 
     secret_uri = config.tracking.uri
     shown = {**plan.container, "tracking": {**plan.container["tracking"], "uri": tracking.mask(secret_uri)}}
     run_spec.dump(spec, shown, run_dir / SPEC_FILE)
-    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(shown), encoding="utf-8")
+    (run_dir / "config_resolved.yaml").write_text(config_text(shown), encoding="utf-8")
     if tracking.mask(secret_uri) != secret_uri:  # Hydra's own copies of the config, too
         for f in (run_dir / ".hydra").glob("*.yaml"):
             f.write_text(f.read_text(encoding="utf-8").replace(secret_uri, tracking.mask(secret_uri)), encoding="utf-8")

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf._utils import get_omega_conf_dumper
 
 from orchestrator.config.keys import check_known_keys
 from orchestrator.config.limits import check_run, machine
@@ -50,6 +52,15 @@ def config_as(cfg: DictConfig, schema: type[C]) -> C:
     if not isinstance(obj, schema):
         raise ConfigError(f"system: {cfg.system.name} composes a {type(obj).__name__}, not a {schema.__name__}")
     return obj
+
+
+def config_text(container: dict[str, Any]) -> str:
+    """A resolved config (plain values) as YAML, byte for byte what `OmegaConf.to_yaml` writes
+    (its dumper quotes a string that YAML would read as another type, e.g. 'y'), without
+    building an OmegaConf tree of it first: that was most of to_yaml's time, paid per sweep job."""
+    return yaml.dump(
+        container, default_flow_style=False, allow_unicode=True, sort_keys=False, Dumper=get_omega_conf_dumper()
+    )
 
 
 def saved_config(path: Path) -> DictConfig:

@@ -213,3 +213,24 @@ def test_trace_lines_are_counted_without_parsing(tmp_path: Path) -> None:
     for text, n in (("", 0), ("a\n", 1), ("a\nb", 2), ("a\nb\n", 2), ("x" * (3 << 20) + "\n" + "y", 2)):
         (tmp_path / "t").write_text(text)
         assert count_lines(tmp_path / "t") == n
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["clock=virtual", "approach=proteus", "cascade.slo_s=5", "+approach.options.label=y"],
+        ["system=spotserve", "model=20B", "trace=As", "clock=virtual"],
+    ],
+)
+def test_the_saved_config_is_what_omegaconf_writes(overrides: list[str]) -> None:
+    """config_resolved.yaml is written without OmegaConf's tree, byte for byte as its to_yaml
+    would write it (a string YAML reads as another type stays quoted: 'y', '1.0')."""
+    from omegaconf import OmegaConf
+
+    from orchestrator.compose import load_plan
+    from orchestrator.plan import config_text
+
+    container = load_plan(overrides).container
+    container["extra"] = {"looks_like_bool": "y", "looks_like_float": "1.0", "empty": "", "none": None}
+    assert config_text(container) == OmegaConf.to_yaml(container)
+    assert "looks_like_bool: 'y'" in config_text(container)
