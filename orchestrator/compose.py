@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import open_dict, read_write
@@ -300,20 +302,72 @@ class CheckRun(Callback):
             raise Refused(err)
 
 
+def _values_apart(job: list[str]) -> tuple[tuple[str, ...], list[Override]] | None:
+    """A job as (what picks its config files, its plain `key=value` settings), or None when
+    that split is not safe (a setting added, deleted, given twice, or a dict or list)."""
+    rest, values = [], []
+    for item, parsed in zip(job, OverridesParser.create().parse_overrides(job), strict=True):
+        key = parsed.key_or_group
+        plain = parsed.type == OverrideType.CHANGE and parsed.package is None and "/" not in key
+        if plain and key not in GROUPS and not key.startswith("hydra"):
+            if not isinstance(parsed.value(), str | int | float | bool | None):
+                return None
+            values.append(parsed)
+        else:
+            rest.append(item)
+    keys = [v.key_or_group for v in values]
+    return (tuple(rest), values) if len(set(keys)) == len(keys) else None
+
+
+def _check_alike(jobs: list[list[str]]) -> list[BaseException | None]:
+    """Check jobs that differ only in the values of the same plain settings (seeds, say): the
+    first is composed, each other one is that config with its own values set, as Hydra sets a
+    command line's values once it has composed the files (a fraction of composing each)."""
+    try:
+        cfg = compose(config_name="config", overrides=jobs[0])
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError):
+        return list(map(_check, jobs))  # each composed alone: its own error
+    errors = [_check_composed(cfg)]
+    for job in jobs[1:]:
+        split = _values_apart(job)
+        assert split is not None  # _alike grouped it
+        try:
+            ConfigLoaderImpl._apply_overrides_to_config(split[1], cfg)  # every key the group sets
+        except (HydraException, OmegaConfBaseException):
+            errors.append(_check(job))  # composed alone, for the error a lone job gets
+            continue
+        errors.append(_check_composed(cfg))
+    return errors
+
+
+def _alike(jobs: list[list[str]]) -> list[list[int]]:
+    """The jobs (by index) grouped so that each group can be checked by `_check_alike`."""
+    groups: dict[object, list[int]] = {}
+    for i, job in enumerate(jobs):
+        split = _values_apart(job)
+        key = (split[0], tuple(v.key_or_group for v in split[1])) if split is not None else i
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
 def _check_all(jobs: list[list[str]]) -> None:
     """Raise the first job's error, if any. Many jobs (a sweep) are checked by a few worker
-    processes: composing a config costs Hydra about 0.2 s."""
-    errors: Iterable[BaseException | None]
+    processes (composing a config costs Hydra about 0.1 s), jobs alike together."""
+    groups = _alike(jobs)
+    found: Iterable[list[BaseException | None]]
     if len(jobs) < PARALLEL_FROM:
-        errors = map(_check, jobs)
+        found = (_check_alike([jobs[i] for i in group]) for group in groups)
     else:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         workers = min(4, os.cpu_count() or 1)
         with ProcessPoolExecutor(workers, multiprocessing.get_context(method), initializer=_init_checker) as pool:
-            errors = list(pool.map(_check, jobs, chunksize=4))
-    for err in errors:
-        if err is not None:
-            raise err
+            found = list(pool.map(_check_alike, [[jobs[i] for i in group] for group in groups]))
+    errors: dict[int, BaseException | None] = {}
+    for group, errs in zip(groups, found, strict=True):
+        errors.update(zip(group, errs, strict=True))
+    for i in sorted(errors):
+        if errors[i] is not None:
+            raise errors[i]  # type: ignore[misc]
 
 
 def precheck(argv: list[str], hydra_checks_one: bool = False) -> int:

@@ -234,3 +234,44 @@ def test_the_saved_config_is_what_omegaconf_writes(overrides: list[str]) -> None
     container["extra"] = {"looks_like_bool": "y", "looks_like_float": "1.0", "empty": "", "none": None}
     assert config_text(container) == OmegaConf.to_yaml(container)
     assert "looks_like_bool: 'y'" in config_text(container)
+
+
+def test_jobs_alike_are_checked_on_one_composition_with_each_ones_values() -> None:
+    """The up-front check composes one config per group of jobs that differ only in plain
+    values, then sets each job's values as Hydra does: every job's config is the one Hydra
+    composes for it alone."""
+    from hydra import compose
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from omegaconf import OmegaConf
+
+    from orchestrator.compose import _alike, _values_apart, hydra_context, job_overrides
+
+    jobs = job_overrides(["cascade=sdxs,sdturbo", "seed=0,1,2", "cascade.slo_s=4,5.5", "clock=virtual"])
+    jobs += [["+approach.options.a=1", "seed=3"], ["seed=4", "seed=5"], ["hostfile.hosts=[]", "seed=6"]]
+    groups = _alike(jobs)
+    assert sorted(map(len, groups)) == [1, 1, 1, 6, 6]  # by cascade; an added key, a repeated one, a list: alone
+    with hydra_context():
+        for group in (g for g in groups if len(g) > 1):
+            cfg = compose(config_name="config", overrides=jobs[group[0]])
+            for i in group[1:]:
+                split = _values_apart(jobs[i])
+                assert split is not None
+                ConfigLoaderImpl._apply_overrides_to_config(split[1], cfg)
+                alone = compose(config_name="config", overrides=jobs[i])
+                assert OmegaConf.to_container(cfg) == OmegaConf.to_container(alone), jobs[i]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["seed=0,1,2", "run.drop_factor=1,-1"], "run.drop_factor: must be > 0 (got -1)"),
+        (["seed=0,abc"], "Error merging override seed=abc"),
+        (["cascade.slo_s=5,0.01"], "cascade.slo_s: 0.01 s is below the fastest single batch"),
+    ],
+)
+def test_a_bad_value_in_a_group_of_alike_jobs_is_named(argv: list[str], message: str) -> None:
+    from orchestrator.compose import precheck
+
+    with pytest.raises(ConfigError) as err:
+        precheck(["-m", "clock=virtual", *argv])
+    assert message in str(err.value)
