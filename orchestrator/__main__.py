@@ -8,7 +8,8 @@ virtual run and writes nothing. By then the run has stopped its roles, written i
 logged to MLflow (each call committed; its writer process, orchestrator/tracking_writer.py, is
 idle and is stopped here), and the log handlers are flushed and closed here;
 tests/test_cli.py reads a run back after such an exit. A sweep (`-m`) exits normally: its
-launcher may hold worker processes or a Ray connection that exit handlers close.
+launcher may hold worker processes or a Ray connection that exit handlers close. A sweep cut
+short (Ctrl-C) first has its writer log what it holds and its parent run ended KILLED.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def main() -> None:
     try:
         from orchestrator.config import runs_one_job
 
-        if runs_one_job(argv):
+        if runs_one_job(argv) or "-m" in argv or "--multirun" in argv:
             from orchestrator import tracking_writer
 
-            tracking_writer.start()  # MLflow made ready beside the run, from its first second
+            tracking_writer.start()  # MLflow made ready beside the run or sweep, from its first second
         from orchestrator.app import main as run
 
         run()
@@ -58,7 +59,10 @@ def main() -> None:
     if "-m" in argv or "--multirun" in argv:
         from orchestrator import tracking_writer
 
-        tracking_writer.stop()  # a sweep that ended early: what its writer holds is logged first
+        sweep = sys.modules.get("orchestrator.sweep")
+        if sweep is not None:
+            sweep.end_unfinished()  # a sweep that ended early: its parent run KILLED, not RUNNING
+        tracking_writer.stop()  # and what its writer holds is logged first
         sys.exit(code)
     exit_now(code)
 

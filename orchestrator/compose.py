@@ -225,6 +225,11 @@ def _sweeper_jobs(overrides: list[str], jobs: list[list[str]], searchpath: list[
         raise _config_error(err) from None
     except yaml.YAMLError as err:
         raise _yaml_error(err) from None
+    if first.tracking.enabled:  # the sweep's MLflow writer opens (or builds) the store while the jobs are checked
+        from orchestrator import tracking, tracking_writer
+
+        with contextlib.suppress(Exception):  # a bad uri is the check's to report
+            tracking_writer.prepare(tracking.absolute_uri(str(first.tracking.uri)))
     sweeper = first.hydra.sweeper
     if not str(sweeper.get("_target_", "")).endswith("GridsSweeper"):
         return jobs

@@ -18,6 +18,7 @@ which waits for every record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -70,6 +71,42 @@ def swept_axes(overrides: list[str]) -> dict[str, str]:
     return axes
 
 
+_open_parents: dict[str, str] = {}  # parent run id -> its store, from its start to the sweep's end
+
+
+def end_unfinished() -> None:
+    """The parent run of a sweep that ended early (interrupted), ended KILLED rather than left
+    RUNNING; its jobs' runs are as they were logged."""
+    while _open_parents:
+        parent, uri = _open_parents.popitem()
+        with contextlib.suppress(Exception):  # the store is gone: nothing more can be said there
+            tracking_writer.call(tracking.end_run, uri, parent, "KILLED")
+
+
+def open_parent(uri: str, experiment: str, name: str, tags: dict[str, str], params: dict[str, str]) -> str:
+    """The sweep's MLflow parent run, made (in the MLflow writer process, when there is one)."""
+    parent = tracking.start_run(uri, experiment, name, tags)
+    tracking.log_params(uri, parent, params)
+    return parent
+
+
+def close_parent(
+    uri: str, experiment: str, parent: str, sweep_dir: Path, failed: bool
+) -> tuple[list[Path], str | None]:
+    """The sweep's comparison (its table, printed and as CSV, and figures: orchestrator.report)
+    attached to the parent run, which ends FAILED if a job failed: (the files, why the
+    comparison could not be made). MLflow's own errors are raised."""
+    figures: list[Path] = []
+    why = None
+    try:
+        figures = compare(uri, experiment, parent, None, sweep_dir, label=sweep_dir.name)
+        tracking.log_artifacts(uri, parent, [(f, None) for f in [*figures, sweep_dir / JOBS_FILE]])
+    except ServelabError as err:
+        why = str(err)
+    tracking.end_run(uri, parent, "FAILED" if failed else "FINISHED")
+    return figures, why
+
+
 class SweepCallback(Callback):
     def __init__(self) -> None:
         self.unlogged: dict[str, str] = {}  # run directory -> why its MLflow record failed
@@ -82,9 +119,6 @@ class SweepCallback(Callback):
             uri = tracking.absolute_uri(config.tracking.uri)
             overrides = list(config.hydra.overrides.task)
             launcher = str(config.hydra.runtime.choices.get("hydra/launcher", "basic"))
-            if launcher == "basic":  # the jobs run in this process: their records go to a writer
-                tracking_writer.start()
-                tracking_writer.prepare(uri)
             commit, dirty = tracking.source_version()
             tags = {
                 SWEEP_TAG: "1",
@@ -98,12 +132,14 @@ class SweepCallback(Callback):
             }
             info["tracking_uri"] = uri
             info["experiment"] = config.tracking.experiment
+            axes = swept_axes(overrides)
+            params = {**{f"swept.{k}": v for k, v in axes.items()}, "launcher": launcher}
+            name = f"sweep {sweep_dir.name}"
             try:
-                parent = tracking.start_run(uri, config.tracking.experiment, f"sweep {sweep_dir.name}", tags)
-                info["parent_run_id"] = parent
-                axes = swept_axes(overrides)
-                params = {**{f"swept.{k}": v for k, v in axes.items()}, "launcher": launcher}
-                tracking.log_params(uri, parent, params)
+                info["parent_run_id"] = tracking_writer.call(
+                    open_parent, uri, config.tracking.experiment, name, tags, params
+                )
+                _open_parents[info["parent_run_id"]] = uri
             except Exception as err:  # no job runs without its parent: the sweep fails here (Hydra would only warn)
                 print(
                     f"error: the sweep's MLflow parent run could not be created at {tracking.mask(uri)}: "
@@ -157,14 +193,14 @@ class SweepCallback(Callback):
         parent_lost = None  # why the parent run could not be completed in MLflow
         if parent:
             uri = info["tracking_uri"]
+            _open_parents.pop(parent, None)
             figures: list[Path] = []
             try:
-                try:
-                    figures = compare(uri, info["experiment"], parent, None, sweep_dir, label=sweep_dir.name)
-                    tracking.log_artifacts(uri, parent, [(f, None) for f in [*figures, sweep_dir / JOBS_FILE]])
-                except ServelabError as err:
-                    print(f"error: {err}", file=sys.stderr)
-                tracking.end_run(uri, parent, "FAILED" if failed else "FINISHED")
+                figures, why = tracking_writer.call(
+                    close_parent, uri, info["experiment"], parent, sweep_dir, bool(failed)
+                )
+                if why is not None:
+                    print(f"error: {why}", file=sys.stderr)
             except Exception as err:  # the store is gone: the jobs' folders hold every result
                 parent_lost = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
                 parent_lost = parent_lost.replace(uri, tracking.mask(uri))

@@ -7,11 +7,14 @@ writer imports MLflow at once and opens the store when `prepare` names it, along
 the run then hands it its record (`tracking.RunRecord`) and waits for the answer, so the
 command still ends only once its MLflow run is written, and says so or says why not.
 
-A sweep run by the basic launcher (its jobs one after another in this process) starts one too
-(orchestrator/sweep.py): each job hands its record over without waiting (`submit`) and the next
-job starts while the writer logs it; the sweep collects the answers as jobs end (`finished`)
-and waits for the last before it compares the runs, so an MLflow failure still fails its job,
-said at the next job's end and in the sweep's list of failed jobs.
+A sweep starts one too, as it starts: the writer imports MLflow and builds or opens the store
+while the jobs are checked, then makes the sweep's parent run and, at the end, its comparison
+(`call`: orchestrator/sweep.py), so the sweep's own process never imports MLflow. With the
+basic launcher (jobs one after another in this process) each job hands its record over
+without waiting (`submit`) and the next job starts while the writer logs it; the sweep
+collects the answers as jobs end (`finished`) and waits for the last before it compares the
+runs, so an MLflow failure still fails its job, said at the next job's end and in the sweep's
+list of failed jobs.
 
 Without a writer (a job of a parallel launcher, `python -m orchestrator.log`, a test calling the
 experiment), or when it died, the record is logged in this process, as before: a writer can
@@ -26,8 +29,11 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
+import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -61,10 +67,28 @@ def _serve(conn: Connection) -> None:
                     tracking.client(value)
             elif kind == "write":
                 conn.send(tracking.write_record(value))
+            elif kind == "call":
+                conn.send(_called(*value))
     except KeyboardInterrupt:
         return
     except Exception:  # MLflow would not import, or the run went away mid-answer: the run's
         os._exit(1)  # own process logs the record (and says why it cannot), not a traceback here
+
+
+def _called(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
+    """(True, fn's result) or (False, the exception it raised, or one naming it if that one
+    cannot travel); what it printed is flushed first, so it shows before the caller's next line."""
+    try:
+        result: tuple[bool, Any] = (True, fn(*args))
+    except Exception as err:
+        try:
+            pickle.dumps(err)
+            result = (False, err)
+        except Exception:
+            result = (False, RuntimeError(f"{type(err).__name__}: {err}"))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return result
 
 
 class Writer:
@@ -84,6 +108,7 @@ class Writer:
         child.close()
         self.used = False  # told to open a store or write: it may hold MLflow state
         self.pending: collections.deque[tracking.RunRecord] = collections.deque()  # sent, not yet answered
+        self.answered: list[tuple[tracking.RunRecord, Answer | None]] = []  # read while waiting for a call
 
     def _send(self, message: tuple[str, Any]) -> bool:
         try:
@@ -107,7 +132,7 @@ class Writer:
     def answers(self, block: bool) -> list[tuple[tracking.RunRecord, Answer | None]]:
         """The submitted records answered so far (every one, when `block`), in the order they
         were submitted; a record the writer will never answer (it died) comes with None."""
-        done: list[tuple[tracking.RunRecord, Answer | None]] = []
+        done, self.answered = self.answered, []
         while self.pending:
             try:
                 if not block and not self.conn.poll():
@@ -122,6 +147,21 @@ class Writer:
                 raise
             done.append((self.pending.popleft(), answer))
         return done
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any] | None:
+        """`_called(fn, args)` in the writer; None when it is gone."""
+        self.answered += self.answers(block=True)  # the answers before this one, kept for `answers`
+        self.used = True
+        if not self._send(("call", (fn, args))):
+            return None
+        try:
+            answer: tuple[bool, Any] = self.conn.recv()
+            return answer
+        except (EOFError, OSError):
+            return None
+        except KeyboardInterrupt:
+            self.stop(interrupt=True)
+            raise
 
     def write(self, record: tracking.RunRecord) -> Answer | None:
         """The writer's answer; None when it is gone (then the caller logs the record itself)."""
@@ -175,6 +215,20 @@ def write(record: tracking.RunRecord) -> Answer:
         return tracking.write_record(record)
     answer = _held[0].write(record)
     return answer if answer is not None else _here(record)
+
+
+def call(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` run in the writer, where MLflow is imported and its store open (a sweep's
+    parent run, its comparison), and its result; it raises what fn raised. `fn` is a
+    module-level function (it travels by name); what it prints shows before this returns.
+    Without a writer, or when it died, fn runs here."""
+    answer = _held[0].call(fn, args) if _held else None
+    if answer is None:
+        return fn(*args)
+    ok, value = answer
+    if not ok:
+        raise value
+    return value
 
 
 def submit(record: tracking.RunRecord) -> bool:

@@ -152,3 +152,40 @@ def _runs_in_store(db: Path) -> int:
 
     with sqlite3.connect(db) as con:
         return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+
+def test_an_interrupted_sweep_keeps_its_finished_jobs_and_ends_its_parent_killed(tmp_path: Path) -> None:
+    """Ctrl-C after the second job: exit 130, the two finished jobs are in MLflow (the second one
+    was still with the writer), the parent run is KILLED, not left RUNNING, and nothing is left."""
+    import signal
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "-m",
+        f"paths.output_dir={tmp_path}",
+        "clock=virtual",
+        "seed=0,1,2,3,4,5",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("job 1 done"):
+                proc.send_signal(signal.SIGINT)
+                break
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "error: interrupted", err[-2000:]
+    assert "Traceback" not in err
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    (parent,) = [r for r in runs if r.data.tags.get("servelab.sweep") == "1"]
+    assert parent.info.status == "KILLED"
+    done = sorted(r.data.tags["seed"] for r in runs if r.info.status == "FINISHED")
+    assert done[:2] == ["0", "1"] and all(
+        r.data.tags.get("servelab.logged") == "complete" for r in runs if r is not parent
+    )
+    assert processes_mentioning(str(tmp_path)) == []
