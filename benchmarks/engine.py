@@ -171,7 +171,7 @@ def command() -> None:
                 [
                     "clock=virtual cascade=sdxs trace=3to24qps",
                     f"{statistics.median(engines):.2f}",
-                    f"{statistics.median(walls):.1f}",
+                    f"{statistics.median(walls):.2f}",
                 ]
             ],
             name="engine-command",
@@ -213,7 +213,9 @@ def sweep() -> None:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     took = time.perf_counter() - t0
-    done = proc.stdout.count("Run directory:")
+    if proc.returncode != 0:
+        raise SystemExit(f"the sweep failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    done = sum(line.startswith("job ") and " done: " in line for line in proc.stdout.splitlines())
     say(
         table(
             ["sweep", "runs", "wall (s)", "per run (s)"],
