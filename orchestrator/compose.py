@@ -26,7 +26,7 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import open_dict, read_write
@@ -307,37 +307,45 @@ class CheckRun(Callback):
             raise Refused(err)
 
 
-def _values_apart(job: list[str]) -> tuple[tuple[str, ...], list[Override]] | None:
+def config_groups(extra: list[Path] | None = None) -> frozenset[str]:
+    """Every config group a command line may pick an option of: the folders of the config
+    directories (ours and `hydra.searchpath`'s), and the schemas' group."""
+    folders = {p.name for d in [CONF_DIR, *(extra or [])] if d.is_dir() for p in d.iterdir() if p.is_dir()}
+    return frozenset({*folders, *GROUPS, SCHEMA_GROUP, "hydra"})
+
+
+def _values_apart(job: list[str], groups: frozenset[str]) -> tuple[tuple[str, ...], list[str]] | None:
     """A job as (what picks its config files, its plain `key=value` settings), or None when
     that split is not safe (a setting added, deleted, given twice, or a dict or list)."""
-    rest, values = [], []
+    rest, values, keys = [], [], []
     for item, parsed in zip(job, OverridesParser.create().parse_overrides(job), strict=True):
         key = parsed.key_or_group
         plain = parsed.type == OverrideType.CHANGE and parsed.package is None and "/" not in key
-        if plain and key not in GROUPS and not key.startswith("hydra"):
+        # `seed=1` or `cascade.slo_s=4` set a value; `cascade=sdxs` or `experiment=x` pick files
+        if plain and (key not in groups if "." not in key else not key.startswith("hydra.")):
             if not isinstance(parsed.value(), str | int | float | bool | None):
                 return None
-            values.append(parsed)
+            values.append(item)
+            keys.append(key)
         else:
             rest.append(item)
-    keys = [v.key_or_group for v in values]
     return (tuple(rest), values) if len(set(keys)) == len(keys) else None
 
 
-def _check_alike(jobs: list[list[str]]) -> list[BaseException | None]:
-    """Check jobs that differ only in the values of the same plain settings (seeds, say): the
-    first is composed, each other one is that config with its own values set, as Hydra sets a
-    command line's values once it has composed the files (a fraction of composing each)."""
+def _check_alike(jobs: list[list[str]], values: list[list[str]]) -> list[BaseException | None]:
+    """Check jobs that differ only in the values of the same plain settings (`values`: each
+    job's, seeds say): the first is composed, each other one is that config with its own values
+    set, as Hydra sets a command line's values once it has composed the files (a fraction of
+    the time of composing each)."""
     try:
         cfg = compose(config_name="config", overrides=jobs[0])
     except (HydraException, OmegaConfBaseException, yaml.YAMLError):
         return list(map(_check, jobs))  # each composed alone: its own error
     errors = [_check_composed(cfg)]
-    for job in jobs[1:]:
-        split = _values_apart(job)
-        assert split is not None  # _alike grouped it
-        try:
-            ConfigLoaderImpl._apply_overrides_to_config(split[1], cfg)  # every key the group sets
+    parser = OverridesParser.create()
+    for job, settings in zip(jobs[1:], values[1:], strict=True):
+        try:  # every key the group sets, so nothing of the job before stays
+            ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides(settings), cfg)
         except (HydraException, OmegaConfBaseException):
             errors.append(_check(job))  # composed alone, for the error a lone job gets
             continue
@@ -345,31 +353,39 @@ def _check_alike(jobs: list[list[str]]) -> list[BaseException | None]:
     return errors
 
 
-def _alike(jobs: list[list[str]]) -> list[list[int]]:
-    """The jobs (by index) grouped so that each group can be checked by `_check_alike`."""
-    groups: dict[object, list[int]] = {}
+def _alike(jobs: list[list[str]], groups: frozenset[str]) -> list[tuple[list[int], list[list[str]]]]:
+    """The jobs (by index) grouped so that each group can be checked by `_check_alike`, with
+    each job's plain settings."""
+    found: dict[object, tuple[list[int], list[list[str]]]] = {}
     for i, job in enumerate(jobs):
-        split = _values_apart(job)
-        key = (split[0], tuple(v.key_or_group for v in split[1])) if split is not None else i
-        groups.setdefault(key, []).append(i)
-    return list(groups.values())
+        split = _values_apart(job, groups)
+        key = (split[0], tuple(v.partition("=")[0] for v in split[1])) if split is not None else i
+        indices, values = found.setdefault(key, ([], []))
+        indices.append(i)
+        values.append(split[1] if split is not None else [])
+    return list(found.values())
 
 
-def _check_all(jobs: list[list[str]]) -> None:
+def _check_group(work: tuple[list[list[str]], list[list[str]]]) -> list[BaseException | None]:
+    return _check_alike(*work)
+
+
+def _check_all(jobs: list[list[str]], extra: list[Path] | None = None) -> None:
     """Raise the first job's error, if any. Many jobs (a sweep) are checked by a few worker
     processes (composing a config costs Hydra about 0.1 s), jobs alike together."""
-    groups = _alike(jobs)
+    groups = _alike(jobs, config_groups(extra))
+    work = [([jobs[i] for i in indices], values) for indices, values in groups]
     found: Iterable[list[BaseException | None]]
     if len(jobs) < PARALLEL_FROM:
-        found = (_check_alike([jobs[i] for i in group]) for group in groups)
+        found = map(_check_group, work)
     else:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         workers = min(4, os.cpu_count() or 1)
         with ProcessPoolExecutor(workers, multiprocessing.get_context(method), initializer=_init_checker) as pool:
-            found = list(pool.map(_check_alike, [[jobs[i] for i in group] for group in groups]))
+            found = list(pool.map(_check_group, work))
     errors: dict[int, BaseException | None] = {}
-    for group, errs in zip(groups, found, strict=True):
-        errors.update(zip(group, errs, strict=True))
+    for (indices, _), errs in zip(groups, found, strict=True):
+        errors.update(zip(indices, errs, strict=True))
     for i in sorted(errors):
         if errors[i] is not None:
             raise errors[i]  # type: ignore[misc]
@@ -399,7 +415,7 @@ def precheck(argv: list[str], hydra_checks_one: bool = False) -> int:
         jobs = _sweeper_jobs(overrides, jobs, searchpath) if multirun else jobs
         jobs = [[*searchpath, *job] for job in jobs]
         if len(jobs) < PARALLEL_FROM:
-            _check_all(jobs)
+            _check_all(jobs, search_dirs(argv))
     if len(jobs) >= PARALLEL_FROM:
-        _check_all(jobs)
+        _check_all(jobs, search_dirs(argv))
     return len(jobs)

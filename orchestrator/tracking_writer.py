@@ -167,7 +167,9 @@ class Writer:
         """The writer's answer; None when it is gone (then the caller logs the record itself)."""
         if not self.submit(record):
             return None
-        return self.answers(block=True)[-1][1]
+        *earlier, (_, answer) = self.answers(block=True)
+        self.answered += earlier  # submitted before: kept for `answers`
+        return answer
 
     def stop(self, interrupt: bool = False, wait_s: float = 5.0) -> None:
         """Close the pipe (an idle writer then exits); `interrupt` stops one that is writing
@@ -188,7 +190,7 @@ _held: list[Writer] = []  # this process's writer, if it has one
 
 
 def start() -> None:
-    """Start this process's writer (a single run; a sweep whose jobs run in this process)."""
+    """Start this process's writer (a single run, a sweep)."""
     if not _held:
         try:
             _held.append(Writer())

@@ -239,24 +239,26 @@ def test_the_saved_config_is_what_omegaconf_writes(overrides: list[str]) -> None
 def test_jobs_alike_are_checked_on_one_composition_with_each_ones_values() -> None:
     """The up-front check composes one config per group of jobs that differ only in plain
     values, then sets each job's values as Hydra does: every job's config is the one Hydra
-    composes for it alone."""
+    composes for it alone. A group option (`experiment=...`, `paths=...`, whose name is also
+    a key) picks files and so tells groups apart."""
     from hydra import compose
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    from orchestrator.compose import _alike, _values_apart, hydra_context, job_overrides
+    from orchestrator.compose import _alike, config_groups, hydra_context, job_overrides
 
     jobs = job_overrides(["cascade=sdxs,sdturbo", "seed=0,1,2", "cascade.slo_s=4,5.5", "clock=virtual"])
     jobs += [["+approach.options.a=1", "seed=3"], ["seed=4", "seed=5"], ["hostfile.hosts=[]", "seed=6"]]
-    groups = _alike(jobs)
-    assert sorted(map(len, groups)) == [1, 1, 1, 6, 6]  # by cascade; an added key, a repeated one, a list: alone
+    jobs += [["experiment=smoke", "seed=7"], ["experiment=diffserve_paper", "seed=8"], ["paths=default", "seed=9"]]
+    groups = _alike(jobs, config_groups())
+    # by cascade; an added key, a repeated one, a list: alone; each preset and `paths` its own group
+    assert sorted(len(indices) for indices, _ in groups) == [1, 1, 1, 1, 1, 1, 6, 6]
     with hydra_context():
-        for group in (g for g in groups if len(g) > 1):
-            cfg = compose(config_name="config", overrides=jobs[group[0]])
-            for i in group[1:]:
-                split = _values_apart(jobs[i])
-                assert split is not None
-                ConfigLoaderImpl._apply_overrides_to_config(split[1], cfg)
+        for indices, values in (g for g in groups if len(g[0]) > 1):
+            cfg = compose(config_name="config", overrides=jobs[indices[0]])
+            for i, settings in zip(indices[1:], values[1:], strict=True):
+                ConfigLoaderImpl._apply_overrides_to_config(OverridesParser.create().parse_overrides(settings), cfg)
                 alone = compose(config_name="config", overrides=jobs[i])
                 assert OmegaConf.to_container(cfg) == OmegaConf.to_container(alone), jobs[i]
 
