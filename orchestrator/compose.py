@@ -4,8 +4,9 @@ composes one (`compose_config`, `load_plan`), and the checks that run before Hyd
 value is one line naming the key, not a traceback, and nothing starts.
 
 A single run's one job is checked on Hydra's own composition instead (`CheckRun`, a Hydra
-callback that runs after Hydra composes the job and before it makes the run's folder):
-composing it a second time here cost a tenth of the command.
+callback that runs after Hydra composes the job and before it makes the run's folder),
+rather than composed here once more. A sweep's jobs that differ only in plain values are
+checked on one composition (`_check_alike`).
 """
 
 from __future__ import annotations
