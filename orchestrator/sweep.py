@@ -9,11 +9,12 @@ parent run is made once, here, before any job starts; every job finds it (`paren
 the sweep directory's sweep.json, or, on a host that does not share that directory, in MLflow
 by the sweep directory's tag.
 
-With the basic launcher the jobs' MLflow records go to a writer process
-(orchestrator/tracking_writer.py) that logs one job's record while the next job runs. A record
-that could not be written fails its job as it would have alone: it is said when the next job
-ends, and the job is listed among the failed ones (jobs.jsonl says why) before the comparison,
-which waits for every record.
+The parent run (`open_parent`) and the comparison (`close_parent`) are made in the sweep's
+MLflow writer process (orchestrator/tracking_writer.py), and with the basic launcher the
+jobs' records go there too: it logs one job's record while the next job runs. A record that
+could not be written fails its job as it would have alone: it is said when the next job ends,
+and the job is listed among the failed ones (jobs.jsonl says why) before the comparison, which
+waits for every record. A sweep cut short ends its parent run KILLED (`end_unfinished`).
 """
 
 from __future__ import annotations
