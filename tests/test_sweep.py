@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -101,35 +102,18 @@ def test_a_record_the_sweeps_writer_cannot_log_fails_its_job(tmp_path: Path) -> 
     port = free_base_port(1)
     server = start_mlflow_server(f"sqlite:///{tmp_path}/server.db", port, tmp_path)
     uri = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "orchestrator",
-        "-m",
-        f"paths.output_dir={tmp_path}",
-        "clock=virtual",
-        "trace=1to8qps",
-        "trace.duration_s=30",
-        "seed=0,1,2",
-        f"tracking.uri={uri}",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def kill_server(proc: subprocess.Popen[str]) -> None:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
     try:
-        assert proc.stdout is not None
-        out = []
-        for line in proc.stdout:
-            out.append(line)
-            if line.startswith("job 0 done"):
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-                break
-        rest, err = proc.communicate(timeout=300)
+        args = ["trace=1to8qps", "trace.duration_s=30", "seed=0,1,2", f"tracking.uri={uri}"]
+        code, said, err = sweep_acting(tmp_path, args, "job 0 done", kill_server)
     finally:
-        proc.kill()
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
-    said = "".join(out) + rest
-    assert proc.returncode == 1, err[-3000:]
+    assert code == 1, err[-3000:]
     assert "Traceback" not in err and "Traceback" not in said
     assert sum(line.startswith("job ") for line in said.splitlines()) == 3, said
     sweep_dir = next(tmp_path.glob("diffserve/multiruns/*"))
@@ -147,6 +131,27 @@ def test_a_record_the_sweeps_writer_cannot_log_fails_its_job(tmp_path: Path) -> 
     assert processes_mentioning(str(tmp_path)) == []
 
 
+def sweep_acting(
+    tmp_path: Path, args: list[str], after: str, act: Callable[[subprocess.Popen[str]], None]
+) -> tuple[int, str, str]:
+    """A virtual sweep with `args` in a process of its own; `act` is done to it once a line of
+    its stdout starts with `after`. (exit code, stdout, stderr)."""
+    cmd = [sys.executable, "-m", "orchestrator", "-m", f"paths.output_dir={tmp_path}", "clock=virtual", *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith(after):
+                act(proc)
+                break
+        rest, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    return proc.returncode, "".join(seen) + rest, err
+
+
 def _runs_in_store(db: Path) -> int:
     import sqlite3
 
@@ -159,26 +164,8 @@ def test_an_interrupted_sweep_keeps_its_finished_jobs_and_ends_its_parent_killed
     was still with the writer), the parent run is KILLED, not left RUNNING, and nothing is left."""
     import signal
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "orchestrator",
-        "-m",
-        f"paths.output_dir={tmp_path}",
-        "clock=virtual",
-        "seed=0,1,2,3,4,5",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("job 1 done"):
-                proc.send_signal(signal.SIGINT)
-                break
-        _, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "error: interrupted", err[-2000:]
+    code, _, err = sweep_acting(tmp_path, ["seed=0,1,2,3,4,5"], "job 1 done", lambda p: p.send_signal(signal.SIGINT))
+    assert code == 130 and err.strip().splitlines()[-1] == "error: interrupted", err[-2000:]
     assert "Traceback" not in err
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
