@@ -199,8 +199,16 @@ def job_overrides(overrides: list[str]) -> list[list[str]]:
 
 
 def _config_error(err: BaseException) -> ConfigError:
-    """Hydra's or OmegaConf's error as one line (an unknown key with the closest known one)."""
-    return override_error(str(err), [s.schema for s in SYSTEMS]) or ConfigError(_one_line(err))
+    """Hydra's or OmegaConf's error as one line (an unknown key with the closest known one; a
+    value of the wrong type with its key and the type it needs)."""
+    known = override_error(str(err), [s.schema for s in SYSTEMS])
+    if known is not None:
+        return known
+    cause = err.__cause__
+    key = getattr(cause, "full_key", None)
+    if isinstance(cause, OmegaConfBaseException) and key and str(err).startswith("Error merging override"):
+        return ConfigError(f"{key}: {str(cause).strip().splitlines()[0]}")
+    return ConfigError(_one_line(err))
 
 
 def _one_line(err: BaseException) -> str:

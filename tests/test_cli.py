@@ -119,6 +119,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
             "trace.availability_window_s: only for a g4dn.csv trace.availability_path",
         ),
         (["trace=Bs"], "trace: Bs is a spotserve trace: it needs system=spotserve"),
+        (["run.drop_factor=high"], "run.drop_factor: Value 'high' of type 'str' could not be converted to Float"),
         (
             ["system=spotserve", "model=tiny", "execution=real", "trace=tiny_spot", "model.heads=2"],
             "model.heads: 2 heads cannot be split over tensor parallelism 4",

@@ -267,7 +267,7 @@ def test_jobs_alike_are_checked_on_one_composition_with_each_ones_values() -> No
     ("argv", "message"),
     [
         (["seed=0,1,2", "run.drop_factor=1,-1"], "run.drop_factor: must be > 0 (got -1)"),
-        (["seed=0,abc"], "Error merging override seed=abc"),
+        (["seed=0,abc"], "seed: Value 'abc' of type 'str' could not be converted to Integer"),
         (["cascade.slo_s=5,0.01"], "cascade.slo_s: 0.01 s is below the fastest single batch"),
     ],
 )
