@@ -226,19 +226,19 @@ def _yaml_error(err: yaml.YAMLError) -> ConfigError:
     return ConfigError(f"{where}: malformed YAML ({problem})")
 
 
-def _sweeper_jobs(overrides: list[str], jobs: list[list[str]], searchpath: list[str]) -> list[list[str]]:
-    """The jobs of a union-of-grids sweep (hydra_plugins/servelab_sweepers/) when the config asks for one."""
+def _first_job(jobs: list[list[str]], searchpath: list[str]) -> DictConfig:
+    """A sweep's first job, composed with Hydra's own node (which says the sweeper)."""
     try:
-        first = compose(config_name="config", overrides=[*searchpath, *jobs[0]], return_hydra_config=True)
+        return compose(config_name="config", overrides=[*searchpath, *jobs[0]], return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         raise _config_error(err) from None
     except yaml.YAMLError as err:
         raise _yaml_error(err) from None
-    if first.tracking.enabled:  # the sweep's MLflow writer opens (or builds) the store while the jobs are checked
-        from orchestrator import tracking, tracking_writer
 
-        with contextlib.suppress(Exception):  # a bad uri is the check's to report
-            tracking_writer.prepare(tracking.absolute_uri(str(first.tracking.uri)))
+
+def _sweeper_jobs(first: DictConfig, overrides: list[str], jobs: list[list[str]]) -> list[list[str]]:
+    """The jobs of a union-of-grids sweep (hydra_plugins/servelab_sweepers/) when the config
+    (`first`, the first job's) asks for one."""
     sweeper = first.hydra.sweeper
     if not str(sweeper.get("_target_", "")).endswith("GridsSweeper"):
         return jobs
@@ -316,7 +316,7 @@ class CheckRun(Callback):
             raise Refused(err)
 
 
-def config_groups(extra: list[Path] | None = None) -> frozenset[str]:
+def group_names(extra: list[Path] | None = None) -> frozenset[str]:
     """Every config group a command line may pick an option of: the folders of the config
     directories (ours and `hydra.searchpath`'s), and the schemas' group."""
     folders = {p.name for d in [CONF_DIR, *(extra or [])] if d.is_dir() for p in d.iterdir() if p.is_dir()}
@@ -375,23 +375,20 @@ def _alike(jobs: list[list[str]], groups: frozenset[str]) -> list[tuple[list[int
     return list(found.values())
 
 
-def _check_group(work: tuple[list[list[str]], list[list[str]]]) -> list[BaseException | None]:
-    return _check_alike(*work)
-
-
 def _check_all(jobs: list[list[str]], extra: list[Path] | None = None) -> None:
     """Raise the first job's error, if any. Many jobs (a sweep) are checked by a few worker
     processes (composing a config costs Hydra about 0.1 s), jobs alike together."""
-    groups = _alike(jobs, config_groups(extra))
-    work = [([jobs[i] for i in indices], values) for indices, values in groups]
+    groups = _alike(jobs, group_names(extra))
+    alike = [[jobs[i] for i in indices] for indices, _ in groups]
+    values = [v for _, v in groups]
     found: Iterable[list[BaseException | None]]
     if len(jobs) < PARALLEL_FROM:
-        found = map(_check_group, work)
+        found = map(_check_alike, alike, values)
     else:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         workers = min(4, os.cpu_count() or 1)
         with ProcessPoolExecutor(workers, multiprocessing.get_context(method), initializer=_init_checker) as pool:
-            found = list(pool.map(_check_group, work))
+            found = list(pool.map(_check_alike, alike, values))
     errors: dict[int, BaseException | None] = {}
     for (indices, _), errs in zip(groups, found, strict=True):
         errors.update(zip(indices, errs, strict=True))
@@ -421,7 +418,14 @@ def precheck(argv: list[str], hydra_checks_one: bool = False) -> int:
     if hydra_checks_one and not multirun and len(jobs) == 1:
         return len(jobs)
     with hydra_context():
-        jobs = _sweeper_jobs(overrides, jobs, searchpath) if multirun else jobs
+        if multirun:
+            first = _first_job(jobs, searchpath)
+            if first.tracking.enabled:  # the sweep's MLflow writer builds the store while the jobs are checked
+                from orchestrator import tracking, tracking_writer
+
+                with contextlib.suppress(Exception):  # a bad uri is the check's to report
+                    tracking_writer.prepare(tracking.absolute_uri(str(first.tracking.uri)))
+            jobs = _sweeper_jobs(first, overrides, jobs)
         jobs = [[*searchpath, *job] for job in jobs]
         if len(jobs) < PARALLEL_FROM:
             _check_all(jobs, search_dirs(argv))

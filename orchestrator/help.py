@@ -16,8 +16,8 @@ STORED_GROUPS = {"schema": "system"}
 
 
 def config_groups(conf: Path = CONF_DIR) -> dict[str, list[str]]:
-    groups = {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in conf.iterdir() if d.is_dir()}
-    groups = {name: options for name, options in groups.items() if options}  # conf/tables/: data, no options
+    # A folder without options (conf/tables/: data) is no group, as Hydra lists them.
+    groups = {d.name: sorted(p.stem for p in d.glob("*.yaml")) for d in conf.iterdir() if any(d.glob("*.yaml"))}
     groups.pop("hydra", None)
     for group, like in STORED_GROUPS.items():
         groups[group] = groups[like]

@@ -30,6 +30,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from orchestrator import tracking, tracking_writer
+from orchestrator.experiment import not_in_mlflow
 from orchestrator.report import SWEEP_TAG, compare
 from runtime.exceptions import ServelabError
 from runtime.logs import init_logger
@@ -170,8 +171,6 @@ class SweepCallback(Callback):
     def _collect(self, block: bool) -> None:
         """The writer's answers for the jobs it logged (all of them, when `block`); a failure
         is said at once and kept, to fail its job."""
-        from orchestrator.experiment import not_in_mlflow
-
         for record, (_, why) in tracking_writer.finished(block):
             if why is not None:
                 run_dir = record.tags.get("run_dir", "?")

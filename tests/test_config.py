@@ -246,12 +246,12 @@ def test_jobs_alike_are_checked_on_one_composition_with_each_ones_values() -> No
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    from orchestrator.compose import _alike, config_groups, hydra_context, job_overrides
+    from orchestrator.compose import _alike, group_names, hydra_context, job_overrides
 
     jobs = job_overrides(["cascade=sdxs,sdturbo", "seed=0,1,2", "cascade.slo_s=4,5.5", "clock=virtual"])
     jobs += [["+approach.options.a=1", "seed=3"], ["seed=4", "seed=5"], ["hostfile.hosts=[]", "seed=6"]]
     jobs += [["experiment=smoke", "seed=7"], ["experiment=diffserve_paper", "seed=8"], ["paths=default", "seed=9"]]
-    groups = _alike(jobs, config_groups())
+    groups = _alike(jobs, group_names())
     # by cascade; an added key, a repeated one, a list: alone; each preset and `paths` its own group
     assert sorted(len(indices) for indices, _ in groups) == [1, 1, 1, 1, 1, 1, 6, 6]
     with hydra_context():

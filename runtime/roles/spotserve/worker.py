@@ -281,7 +281,6 @@ class SpotWorkerRole(Role[SpotServeConfig]):
     def _report(self, engine: _Engine, outcome: Finished | Interrupted) -> None:
         """Under the lock: stamp the batch's stage and tell the pool how it ended (a finished
         batch's requests go with it, on to the sink)."""
-        finished = isinstance(outcome, Finished)
         queries, engine.queries = engine.queries, []
         stamp_outcome(queries, outcome, engine.leader, engine.core.id, engine.core.a.output_len)
         if isinstance(outcome, Finished):
@@ -290,7 +289,7 @@ class SpotWorkerRole(Role[SpotServeConfig]):
             self.reports.put([report])
         else:
             engine.interrupted = (tuple(q.id for q in queries), outcome.tokens)
-            self.reports.put([pb.LeaseReport(lease=outcome.lease.id, finished=finished, tokens=outcome.tokens)])
+            self.reports.put([pb.LeaseReport(lease=outcome.lease.id, finished=False, tokens=outcome.tokens)])
             self.log.info(
                 "Drained mid-batch <replica=%d n=%d committed=%d>", engine.core.id, len(queries), outcome.tokens
             )
