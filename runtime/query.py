@@ -65,7 +65,7 @@ class Query:
     elapsed_s: float = 0.0
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)  # not frozen: it costs three times as much to make (executors/base.py)
 class Notice:
     """What the sink tells the client of one query."""
 

@@ -9,6 +9,7 @@ one is a conflict that the accounting reports; notices that come after the books
 from __future__ import annotations
 
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from math import isnan
@@ -51,8 +52,10 @@ class Progress:
 
 class ClientCore:
     def __init__(self, arrival_s: np.ndarray, prompt_index: np.ndarray, slo_s: float, output_len: int = 0) -> None:
-        self.arrival_s = arrival_s
-        self.prompt_index = prompt_index
+        # Plain typed arrays: an item costs a third of a numpy scalar's read and conversion, and
+        # the virtual clock reads two a query (8 bytes a query each, as the numpy arrays).
+        self.arrival_s = array("d", np.asarray(arrival_s, dtype=np.float64).tobytes())
+        self.prompt_index = array("q", np.asarray(prompt_index, dtype=np.int64).tobytes())
         self.slo_s = slo_s
         self.output_len = output_len
         n = len(arrival_s)
@@ -95,7 +98,7 @@ class ClientCore:
         recent.append(now)
         while recent[0] < now - RATE_WINDOW_S:  # only the window is kept, however long the run
             recent.popleft()
-        q = Query(id=i, prompt_index=int(self.prompt_index[i]), output_len=self.output_len, sent_at=now)
+        q = Query(id=i, prompt_index=self.prompt_index[i], output_len=self.output_len, sent_at=now)
         if prompt:
             q.prompt = prompt
         return q

@@ -68,7 +68,9 @@ class SinkCore:
         self._other: dict[int, tuple[int, float, bool]] = {}  # ids outside the dense range
         self.duplicates = 0
         self.repeats = 0
-        self._codes = {n: self.columns.strings[n].code for n in ("drop_reason", "image_path", "note")}
+        strings = self.columns.strings
+        self._reason_code, self._path_code = strings["drop_reason"].code, strings["image_path"].code
+        self._note_code = strings["note"].code
         self._worker = {p: self.columns.strings[f"{p}_worker"].code for p in ("light", "heavy")}
 
     def __len__(self) -> int:
@@ -136,7 +138,7 @@ class SinkCore:
                     first_started = st.started_at
                 ran += 1
                 last_tier = tier
-        scored, code = q.scored, self._codes
+        scored = q.scored
         self.columns.add(
             (
                 q.id,
@@ -145,11 +147,11 @@ class SinkCore:
                 q.admitted_at,
                 sink_at,
                 q.dropped,
-                code["drop_reason"](q.drop_reason),
+                self._reason_code(q.drop_reason),
                 float(q.confidence) if scored else _NAN,
                 float(q.threshold) if scored else _NAN,
-                code["image_path"](q.image_path),
-                code["note"](q.note),
+                self._path_code(q.image_path),
+                self._note_code(q.note),
                 q.tokens_done,
                 q.restarts,
                 q.replica,

@@ -67,7 +67,7 @@ class DiffServeModel:
     def start(self) -> list[Event]:
         first: list[Event] = [Tick(0.0), DrainEnd(max(self.drain_until, 0.0))]
         if len(self.client):
-            first.append(Arrival(float(self.client.arrival_s[0]), 0))
+            first.append(Arrival(self.client.arrival_s[0], 0))
         return first
 
     # ------------------------------------------------------------------ what the roles do
@@ -154,7 +154,7 @@ class Arrival(Event):
         events = m.submit(m.client.send(self.index, self.time), self.time)
         nxt = self.index + 1
         if nxt < len(m.client):
-            events.append(Arrival(float(m.client.arrival_s[nxt]), nxt))
+            events.append(Arrival(m.client.arrival_s[nxt], nxt))
         return events
 
 

@@ -70,19 +70,26 @@ class Engine:
     def _run(self, until: float, stop: Callable[[], bool] | None) -> float:
         heap, model = self._heap, self.model
         push, pop, seq = heapq.heappush, heapq.heappop, self._seq
-        while heap:
-            if heap[0][0] > until:
-                self.now = until
-                break
-            time, _, _, event = pop(heap)
-            self.now = time
-            self.handled += 1
-            for follow in event.handle(model):
-                if follow.time < time:
-                    raise ValueError(f"{type(event).__name__} at {time} scheduled {type(follow).__name__} in the past")
-                push(heap, (follow.time, follow.PRIORITY, next(seq), follow))
-            if stop is not None and stop():
-                break
+        handled = self.handled  # a local, written back once
+        try:
+            while heap:
+                if heap[0][0] > until:
+                    self.now = until
+                    break
+                time, _, _, event = pop(heap)
+                self.now = time
+                handled += 1
+                for follow in event.handle(model):
+                    at = follow.time
+                    if at < time:
+                        raise ValueError(
+                            f"{type(event).__name__} at {time} scheduled {type(follow).__name__} in the past"
+                        )
+                    push(heap, (at, follow.PRIORITY, next(seq), follow))
+                if stop is not None and stop():
+                    break
+        finally:
+            self.handled = handled
         return self.now
 
     def __len__(self) -> int:

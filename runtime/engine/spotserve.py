@@ -89,7 +89,7 @@ class SpotServeModel:
         events: list[Event] = self.apply(self.controller.start(0.0), 0.0)
         events += [Tick(0.0), DrainEnd(self.drain_until), *self.controller_later()]
         if len(self.client):
-            events.append(Arrival(float(self.client.arrival_s[0]), 0))
+            events.append(Arrival(self.client.arrival_s[0], 0))
         return events
 
     # ------------------------------------------------------------------ the controller's actions
@@ -234,7 +234,7 @@ class Arrival(Event):
         events = m.serve_idle(self.time)
         nxt = self.index + 1
         if nxt < len(m.client):
-            events.append(Arrival(float(m.client.arrival_s[nxt]), nxt))
+            events.append(Arrival(m.client.arrival_s[nxt], nxt))
         return events
 
 

@@ -47,5 +47,5 @@ class SimulatedExecutor:
         model = self.cascade.light.name if tier is Tier.LIGHT else self.cascade.heavy.name
         if tier is Tier.LIGHT:
             scores = self._scores
-            return [ItemResult(confidence=scores[i.prompt_index], model=model) for i in items]
-        return [ItemResult(model=model) for _ in items]
+            return [ItemResult(scores[i.prompt_index], "", model) for i in items]
+        return [ItemResult(None, "", model) for _ in items]

@@ -60,7 +60,7 @@ class ClientRole(Role[Config]):
         for i in range(len(core)):
             if self.halted.is_set() or self.stopping.is_set():
                 break
-            self.clock.sleep_until(float(core.arrival_s[i]))
+            self.clock.sleep_until(core.arrival_s[i])
             prompt = self.prompts[int(core.prompt_index[i]) % len(self.prompts)] if self.prompts else ""
             with self.lock:
                 if self.halted.is_set() or self.stopping.is_set():  # told while it slept

@@ -179,12 +179,14 @@ class ControllerCore:
             self.submitted, self.last_tick_at = submitted, now
         alive = self.alive()
         states = [self.workers[n] for n in alive]
-        light_q = sum(s.report.light_queue for s in states if s.report)
-        heavy_q = sum(s.report.heavy_queue for s in states if s.report)
-        inflight = sum(s.report.queue_length + s.report.running for s in states if s.report)
-        heavy_inflight = sum(
-            s.report.heavy_queue + s.report.running * (s.tier is Tier.HEAVY) for s in states if s.report
-        )
+        light_q = heavy_q = inflight = heavy_inflight = 0
+        for s in states:
+            r = s.report
+            if r is not None:
+                light_q += r.light_queue
+                heavy_q += r.heavy_queue
+                inflight += r.queue_length + r.running
+                heavy_inflight += r.heavy_queue + r.running * (s.tier is Tier.HEAVY)
         demand = self.demand.update(arrivals, dt, inflight)
         waits = (0.0, 0.0)
         if self.queueing is not None:

@@ -45,7 +45,7 @@ class WorkerSetting:
     threshold: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: it costs three times as much to make (executors/base.py)
 class WorkerReport:
     """What a heartbeat brings back from a worker."""
 
@@ -55,13 +55,13 @@ class WorkerReport:
     running: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Queued:
     query: Query
     enqueued_at: float
 
 
-@dataclass
+@dataclass(slots=True)
 class Batch:
     """A batch taken off the queues: the items to run and the queries the drop rule set aside
     (dropped, or a deferred one keeping its light result), which go to the sink at once."""
@@ -75,7 +75,7 @@ class Batch:
         return [BatchItem(i.query.id, i.query.prompt_index, i.query.prompt) for i in self.items]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BatchOutput:
     to_sink: list[Query]
     to_heavy: list[Query]
@@ -88,6 +88,7 @@ class WorkerCore:
         self.drop_factor = drop_factor
         self.latency_s = latency_s
         self.queues: dict[Tier, deque[Queued]] = {Tier.LIGHT: deque(), Tier.HEAVY: deque()}
+        self._light, self._heavy = self.queues[Tier.LIGHT], self.queues[Tier.HEAVY]
         self.tier = Tier.IDLE
         self.max_batch = {Tier.LIGHT: 1, Tier.HEAVY: 1}
         self.threshold = 0.0
@@ -108,9 +109,9 @@ class WorkerCore:
             self.repeats += 1
             return self.queued
         self._taken.add(key)
-        self.queues[tier].append(Queued(query, now))
+        (self._heavy if tier is Tier.HEAVY else self._light).append(Queued(query, now))
         self.enqueued += 1
-        return self.queued
+        return len(self._light) + len(self._heavy)
 
     def configure(self, setting: WorkerSetting) -> None:
         """Take a setting, unless it belongs to an older plan than the one in use (settings are
@@ -124,10 +125,10 @@ class WorkerCore:
 
     @property
     def queued(self) -> int:
-        return len(self.queues[Tier.LIGHT]) + len(self.queues[Tier.HEAVY])
+        return len(self._light) + len(self._heavy)
 
     def report(self) -> WorkerReport:
-        light, heavy = len(self.queues[Tier.LIGHT]), len(self.queues[Tier.HEAVY])
+        light, heavy = len(self._light), len(self._heavy)
         running = len(self.running.items) if self.running is not None else 0
         return WorkerReport(light + heavy, light, heavy, running)
 

@@ -32,7 +32,7 @@ batch with the most throughput within the SLO) and says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,6 +55,21 @@ class CascadeModel:
     grid_t: np.ndarray  # threshold grid on [0, 1]
     grid_f: np.ndarray  # f(t) on the grid
     slo_s: float
+    # what `plan_cascade` needs that depends on the worker count alone, made once per count (a
+    # run plans with the same count again and again)
+    _by_workers: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def capacities(self, workers: int) -> tuple[np.ndarray, ...]:
+        """x1 (S, 1, 1), light capacity x1 p1(b1) (S, B1, 1) and heavy capacity x2 p2(b2) (S, 1, B2)
+        for every split of `workers`."""
+        made = self._by_workers.get(workers)
+        if made is None:
+            x1 = np.arange(1, workers + 1)[:, None, None]  # (S, 1, 1)
+            x2 = workers - x1
+            p1 = (self.batches1 / self.lat1)[None, :, None]  # (1, B1, 1)
+            p2 = (self.batches2 / self.lat2)[None, None, :]  # (1, 1, B2)
+            made = self._by_workers[workers] = (x1, x1 * p1, x2 * p2)
+        return made
 
     @staticmethod
     def of(cascade: CascadeConfig, config: DiffServeApproachConfig) -> CascadeModel:
@@ -92,20 +107,15 @@ def plan_cascade(
     if workers < 1:
         return AllocationPlan(0, 0, int(model.batches1[0]), int(model.batches2[0]), 0.0, False, "no GPU worker alive")
     demand = max(0.0, demand_qps)
-    x1 = np.arange(1, workers + 1)[:, None, None]  # (S, 1, 1)
-    x2 = workers - x1
-    p1 = (model.batches1 / model.lat1)[None, :, None]  # (1, B1, 1)
-    p2 = (model.batches2 / model.lat2)[None, None, :]  # (1, 1, B2)
-    cap1 = x1 * p1
-    cap2 = x2 * p2  # (S, 1, B2)
+    x1, cap1, cap2 = model.capacities(workers)
     # Largest grid threshold whose deferred load the heavy tier can carry.
-    share = np.where(demand > 0, cap2 / max(demand, 1e-12), np.inf)
-    k = np.searchsorted(model.grid_f, np.minimum(share, 1.0) + 1e-12, side="right") - 1
-    k = np.clip(k, 0, model.grid_t.size - 1)
-    k = np.broadcast_to(k, (workers, model.batches1.size, model.batches2.size))
+    # k, t, deferred and uses_heavy depend on (x1, b2) only: shape (S, 1, B2), broadcast below.
+    share = np.minimum(cap2 / max(demand, 1e-12), 1.0) if demand > 0 else np.ones_like(cap2)
+    k = np.maximum(np.searchsorted(model.grid_f, share + 1e-12, side="right") - 1, 0)
     t = model.grid_t[k]
-    deferred = demand * model.grid_f[k]
-    uses_heavy = model.grid_f[k] > 0
+    f = model.grid_f[k]
+    deferred = demand * f
+    uses_heavy = f > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         if waits_s is None:
             q1 = np.where(light_queue > 0, light_queue / cap1, 0.0)
@@ -131,7 +141,7 @@ def plan_cascade(
         heavy_workers=workers - light,
         light_batch=int(model.batches1[j]),
         heavy_batch=int(model.batches2[m]),
-        threshold=float(model.grid_t[k[i, j, m]]),
+        threshold=float(t[i, 0, m]),
         feasible=True,
         reason="max threshold",
     )

@@ -24,7 +24,7 @@ from runtime.records import Tier
 FAILED_QUEUE = 1_000_000  # a worker that just failed looks this busy until the next update
 
 
-@dataclass
+@dataclass(slots=True)
 class Route:
     name: str
     tier: Tier
@@ -83,6 +83,7 @@ class ShortestQueueRouter:
         self._position: dict[str, int] = {}  # a worker's place in its tier's list
         self._shortest: dict[Tier, _Shortest] = {}
         self._turn = 0
+        self._entry = Tier.HEAVY  # entry_tier(), kept with the table (it is asked once a query)
 
     def update(self, routes: list[Route], reported_at: float) -> None:
         """A new routing table (tiers and queue lengths reported at `reported_at`): workers keep
@@ -103,6 +104,7 @@ class ShortestQueueRouter:
             self._position[r.name] = len(tier)
             tier.append(r)
         self._shortest = {t: _Shortest([r.queue + len(r.sent) for r in rs]) for t, rs in self._by_tier.items()}
+        self._entry = Tier.LIGHT if self._by_tier.get(Tier.LIGHT) else Tier.HEAVY
 
     def _changed(self, route: Route) -> None:
         self._shortest[route.tier].set(self._position[route.name], route.queue + len(route.sent))
@@ -156,4 +158,4 @@ class ShortestQueueRouter:
 
     def entry_tier(self) -> Tier:
         """Where a new query goes: the light tier, or the heavy one when no light worker exists."""
-        return Tier.LIGHT if self._by_tier.get(Tier.LIGHT) else Tier.HEAVY
+        return self._entry
