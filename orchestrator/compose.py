@@ -6,7 +6,8 @@ value is one line naming the key, not a traceback, and nothing starts.
 A single run's one job is checked on Hydra's own composition instead (`CheckRun`, a Hydra
 callback that runs after Hydra composes the job and before it makes the run's folder),
 rather than composed here once more. A sweep's jobs that differ only in plain values are
-checked on one composition (`_check_alike`).
+checked on one composition (`_check_alike`), as a sweep's launcher composes them
+(hydra_plugins/servelab_sweepers/alike.py).
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import OverrideType
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
+from hydra_plugins.servelab_sweepers.alike import alike_key, values_apart
 from orchestrator.config import CONF_DIR, GROUPS, INFO_FLAGS, SCHEMA_GROUP
 from orchestrator.config.keys import has_key, override_error
 from orchestrator.config.validate import check_path_names
@@ -323,24 +324,6 @@ def group_names(extra: list[Path] | None = None) -> frozenset[str]:
     return frozenset({*folders, *GROUPS, SCHEMA_GROUP, "hydra"})
 
 
-def _values_apart(job: list[str], groups: frozenset[str]) -> tuple[tuple[str, ...], list[str]] | None:
-    """A job as (what picks its config files, its plain `key=value` settings), or None when
-    that split is not safe (a setting added, deleted, given twice, or a dict or list)."""
-    rest, values, keys = [], [], []
-    for item, parsed in zip(job, OverridesParser.create().parse_overrides(job), strict=True):
-        key = parsed.key_or_group
-        plain = parsed.type == OverrideType.CHANGE and parsed.package is None and "/" not in key
-        # `seed=1` or `cascade.slo_s=4` set a value; `cascade=sdxs` or `experiment=x` pick files
-        if plain and (key not in groups if "." not in key else not key.startswith("hydra.")):
-            if not isinstance(parsed.value(), str | int | float | bool | None):
-                return None
-            values.append(item)
-            keys.append(key)
-        else:
-            rest.append(item)
-    return (tuple(rest), values) if len(set(keys)) == len(keys) else None
-
-
 def _check_alike(jobs: list[list[str]], values: list[list[str]]) -> list[BaseException | None]:
     """Check jobs that differ only in the values of the same plain settings (`values`: each
     job's, seeds say): the first is composed, each other one is that config with its own values
@@ -367,8 +350,8 @@ def _alike(jobs: list[list[str]], groups: frozenset[str]) -> list[tuple[list[int
     each job's plain settings."""
     found: dict[object, tuple[list[int], list[list[str]]]] = {}
     for i, job in enumerate(jobs):
-        split = _values_apart(job, groups)
-        key = (split[0], tuple(v.partition("=")[0] for v in split[1])) if split is not None else i
+        split = values_apart(job, groups)
+        key = alike_key(split) if split is not None else i
         indices, values = found.setdefault(key, ([], []))
         indices.append(i)
         values.append(split[1] if split is not None else [])

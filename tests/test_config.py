@@ -277,3 +277,38 @@ def test_a_bad_value_in_a_group_of_alike_jobs_is_named(argv: list[str], message:
     with pytest.raises(ConfigError) as err:
         precheck(["-m", "clock=virtual", *argv])
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["experiment=diffserve_paper"],
+        ["clock=virtual", "cascade=sdxs,sdturbo", "seed=0,1,2", "cascade.slo_s=4,5.5", "hydra.job.chdir=false"],
+        ["system=spotserve", "clock=virtual", "model=6.7B", "approach=spotserve,rerouting", "seed=0,1"],
+    ],
+)
+def test_a_sweeps_jobs_alike_share_one_composition_equal_to_hydras(argv: list[str]) -> None:
+    """The launcher's loader (`SharedCompositions`, handed to it by our sweeper) composes the
+    first job of a kind with Hydra and makes each other one from it: every job's config, Hydra's
+    node included (its overrides, its folder name), is the one Hydra composes for it alone."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.servelab_sweepers.alike import _COMPOSED, SharedCompositions
+    from hydra_plugins.servelab_sweepers.grids_sweeper import expand
+    from orchestrator.compose import hydra_context
+
+    with hydra_context():
+        hydra = GlobalHydra.instance().config_loader()
+        master = hydra.load_configuration("config", ["hydra/sweeper=grids", *argv], RunMode.MULTIRUN)
+        sweeper = master.hydra.sweeper
+        jobs = expand(list(sweeper.grids), [*argv, *(f"{k}={v}" for k, v in (sweeper.params or {}).items())])
+        shared = SharedCompositions(hydra)
+        made = [shared.load_sweep_config(master, job) for job in jobs]
+        kinds = {k[2:] for k in _COMPOSED if k[0] == shared.sweep}
+        assert len(kinds) < len(jobs), "some jobs share a composition"
+        for job, cfg in zip(jobs, made, strict=True):
+            alone = hydra.load_sweep_config(master, job)
+            assert OmegaConf.to_container(cfg) == OmegaConf.to_container(alone), job
+            assert OmegaConf.is_struct(cfg) and not OmegaConf.is_readonly(cfg.hydra)

@@ -15,6 +15,8 @@ configured launcher (basic, joblib, ray):
 
 Overrides on the command line apply to every grid. The jobs are validated by the command line
 (orchestrator.compose) before any starts, so this sweeper does not compose them a second time.
+The launcher composes each job through `SharedCompositions` (alike.py): jobs that
+differ only in plain values, such as seeds, share one composition.
 """
 
 # No `from __future__ import annotations`: Hydra loads plugin modules without registering them
@@ -26,6 +28,10 @@ from typing import Any
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+from hydra_plugins.servelab_sweepers.alike import SharedCompositions
 
 
 @dataclass
@@ -61,6 +67,11 @@ class GridsSweeper(BasicSweeper):
     ) -> None:
         super().__init__(max_batch_size, params)
         self.grids = [dict(g) for g in grids]
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        # The launcher composes each job through this loader: jobs alike share one composition.
+        shared = HydraContext(SharedCompositions(hydra_context.config_loader), hydra_context.callbacks)
+        super().setup(hydra_context=shared, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
         from pathlib import Path
