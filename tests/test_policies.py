@@ -16,7 +16,7 @@ from runtime.policies.diffserve.batcher import next_batch
 from runtime.policies.diffserve.demand import DemandEstimator
 from runtime.policies.diffserve.plan import AllocationPlan, Observation, slo_batch
 from runtime.policies.diffserve.registry import make_approach
-from runtime.policies.diffserve.router import Route, ShortestQueueRouter
+from runtime.policies.diffserve.router import ShortestQueueRouter
 from runtime.policies.diffserve.rules import defers, should_drop
 from runtime.policies.diffserve.static import Static
 from runtime.records import Tier
@@ -37,7 +37,7 @@ class Item:
 
 def test_router_joins_the_shortest_queue_and_counts_what_it_sent() -> None:
     r = ShortestQueueRouter()
-    r.update([Route("a", Tier.LIGHT, 3), Route("b", Tier.LIGHT, 1), Route("h", Tier.HEAVY, 0)], reported_at=0.0)
+    r.update([("a", Tier.LIGHT, 3), ("b", Tier.LIGHT, 1), ("h", Tier.HEAVY, 0)], reported_at=0.0)
     picked = r.pick(Tier.LIGHT)
     assert picked is not None and picked.name == "b"
     r.on_sent("b", 1.0)
@@ -51,10 +51,10 @@ def test_router_joins_the_shortest_queue_and_counts_what_it_sent() -> None:
 
 def test_router_spreads_ties_and_falls_back_to_heavy() -> None:
     r = ShortestQueueRouter()
-    r.update([Route(n, Tier.LIGHT, 0) for n in "abcd"], reported_at=0.0)
+    r.update([(n, Tier.LIGHT, 0) for n in "abcd"], reported_at=0.0)
     seen = {r.pick(Tier.LIGHT).name for _ in range(8)}  # type: ignore[union-attr]
     assert seen == set("abcd"), "equal queues share the load"
-    r.update([Route("h", Tier.HEAVY, 0)], reported_at=1.0)
+    r.update([("h", Tier.HEAVY, 0)], reported_at=1.0)
     assert r.entry_tier() is Tier.HEAVY
 
 
@@ -150,14 +150,14 @@ def test_demand_estimators() -> None:
 def test_router_merges_a_report_with_what_it_sent_since() -> None:
     """A report taken at t counts the sends before t; the router adds the ones after it."""
     r = ShortestQueueRouter()
-    r.update([Route("a", Tier.LIGHT, 0), Route("b", Tier.LIGHT, 2)], reported_at=0.0)
+    r.update([("a", Tier.LIGHT, 0), ("b", Tier.LIGHT, 2)], reported_at=0.0)
     for t in (1.0, 2.0, 3.0):
         r.on_sent("a", t)
-    r.update([Route("a", Tier.LIGHT, 1), Route("b", Tier.LIGHT, 2)], reported_at=2.5)  # saw the sends at 1 and 2
+    r.update([("a", Tier.LIGHT, 1), ("b", Tier.LIGHT, 2)], reported_at=2.5)  # saw the sends at 1 and 2
     assert r.workers(Tier.LIGHT)[0].estimate == 2, "reported 1 + the send at 3.0 the report cannot have seen"
     r.on_reply("a", 5, 3.0)
     assert r.workers(Tier.LIGHT)[0].estimate == 5, "an enqueue reply is the worker's own count"
-    r.update([Route("a", Tier.HEAVY, 0)], reported_at=4.0)
+    r.update([("a", Tier.HEAVY, 0)], reported_at=4.0)
     assert r.workers(Tier.HEAVY)[0].estimate == 0, "a worker that changed tier starts afresh"
 
 

@@ -29,8 +29,8 @@ def test_the_pick_is_the_scans(workers: int, seed: int) -> None:
     router = ShortestQueueRouter()
     names = [f"w{i}" for i in range(workers)]
 
-    def table() -> list[Route]:
-        return [Route(n, rng.choice([Tier.LIGHT, Tier.HEAVY]), rng.randrange(4)) for n in names if rng.random() < 0.9]
+    def table() -> list[tuple[str, Tier, int]]:
+        return [(n, rng.choice([Tier.LIGHT, Tier.HEAVY]), rng.randrange(4)) for n in names if rng.random() < 0.9]
 
     now = 0.0
     router.update(table(), now)
@@ -68,7 +68,7 @@ def test_a_delivery_is_a_send_then_its_reply() -> None:
     routes = [Route(n, Tier.LIGHT if i % 3 else Tier.HEAVY, rng.randrange(4)) for i, n in enumerate(names)]
     wall, virtual = LoadBalancerCore(), LoadBalancerCore()
     for lb in (wall, virtual):
-        lb.router.update([Route(x.name, x.tier, x.queue) for x in routes], 0.0)
+        lb.router.update([(x.name, x.tier, x.queue) for x in routes], 0.0)
     now = 0.0
     for step in range(5_000):
         now += rng.random() / 10
@@ -85,6 +85,6 @@ def test_a_delivery_is_a_send_then_its_reply() -> None:
         if step % 500 == 0:
             table = [Route(n, x.tier, rng.randrange(4)) for n, x in zip(names, routes, strict=True)]
             for lb in (wall, virtual):
-                lb.router.update([Route(x.name, x.tier, x.queue) for x in table], now - 0.1)
+                lb.router.update([(x.name, x.tier, x.queue) for x in table], now - 0.1)
         for t in (Tier.LIGHT, Tier.HEAVY):
             assert [w.estimate for w in wall.router.workers(t)] == [w.estimate for w in virtual.router.workers(t)]

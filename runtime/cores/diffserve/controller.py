@@ -201,6 +201,7 @@ class ControllerCore:
             self.next_plan_at = (math.floor(now / self.period_s) + 1) * self.period_s
             plan = self._plan(obs)
             settings = self._settings(plan, alive)
+        tiers = [s.tier for s in states]
         self.ticks.append(
             {
                 "time": now,
@@ -212,8 +213,8 @@ class ControllerCore:
                 "inflight": inflight,
                 "workers_alive": len(alive),
                 "plan_id": self.plan_id,
-                "light_workers": sum(s.tier is Tier.LIGHT for s in states),
-                "heavy_workers": sum(s.tier is Tier.HEAVY for s in states),
+                "light_workers": tiers.count(Tier.LIGHT),
+                "heavy_workers": tiers.count(Tier.HEAVY),
                 "light_batch": self.plan.light_batch if self.plan else None,
                 "heavy_batch": self.plan.heavy_batch if self.plan else None,
                 "threshold": self.plan.threshold if self.plan else None,
@@ -268,9 +269,9 @@ class ControllerCore:
 
     def routing(self, now: float) -> RoutingTable:
         routes = tuple(
-            (n, s.tier, s.report.queue_length if s.report else 0)
+            (n, s.tier, s.report.queue_length if s.report is not None else 0)
             for n, s in self.workers.items()
-            if s.alive and s.tier is not Tier.IDLE
+            if s.registered and not s.evicted and s.tier is not Tier.IDLE  # alive, with a tier
         )
         share = self.plan.heavy_share if self.plan is not None else 0.0
         return RoutingTable(self.plan_id, routes, now, share)

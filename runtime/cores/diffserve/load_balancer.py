@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from runtime.columns import IdSet
 from runtime.policies.diffserve.proteus import route_heavy
-from runtime.policies.diffserve.router import Route, ShortestQueueRouter
+from runtime.policies.diffserve.router import ShortestQueueRouter
 from runtime.policies.diffserve.rules import keeps_light_result, kept_light_note
 from runtime.query import Query
 from runtime.records import DropReason, Tier
@@ -109,8 +109,7 @@ class LoadBalancerCore:
         if table.reported_at < self.reported_at:
             return False
         self.reported_at = table.reported_at
-        routes = [Route(name, tier, queue) for name, tier, queue in table.routes]
-        self.router.update(routes, table.reported_at)
+        self.router.update(table.routes, table.reported_at)
         self.heavy_share = table.heavy_share
         changed = table.plan_id != self.plan_id
         self.plan_id = table.plan_id

@@ -104,12 +104,13 @@ class WorkerCore:
         """Admit a query for `tier`; returns this worker's queue length. Idempotent: the load
         balancer retries an enqueue whose outcome it did not learn, and a query this worker
         already took for `tier` is not queued twice."""
-        key = query.id * 2 + (tier is Tier.HEAVY)
+        heavy = tier is Tier.HEAVY
+        key = query.id * 2 + heavy
         if key in self._taken:
             self.repeats += 1
             return self.queued
         self._taken.add(key)
-        (self._heavy if tier is Tier.HEAVY else self._light).append(Queued(query, now))
+        (self._heavy if heavy else self._light).append(Queued(query, now))
         self.enqueued += 1
         return len(self._light) + len(self._heavy)
 
@@ -173,18 +174,20 @@ class WorkerCore:
         self.running = None
         to_sink: list[Query] = []
         to_heavy: list[Query] = []
-        stage_tier, size = TIER_PB[batch.tier], len(batch.items)
+        stage_tier, size, name, started = TIER_PB[batch.tier], len(batch.items), self.name, batch.started_at
+        light = batch.tier is Tier.LIGHT
         threshold, threshold32 = self.threshold, float32(self.threshold)
         for item, result in zip(batch.items, results, strict=True):
-            q = item.query
-            q.stages.append(Stage(stage_tier, self.name, item.enqueued_at, batch.started_at, now, size))
-            q.elapsed_s += now - item.enqueued_at
+            q, enqueued_at = item.query, item.enqueued_at
+            q.stages.append(Stage(stage_tier, name, enqueued_at, started, now, size))
+            q.elapsed_s += now - enqueued_at
             if result.image_path:
                 q.image_path = result.image_path
-            if batch.tier is Tier.LIGHT and result.confidence is not None:
+            confidence = result.confidence
+            if light and confidence is not None:
                 # float32, as the wire holds them: the record is the same on both clocks
-                q.scored, q.confidence, q.threshold = True, float32(result.confidence), threshold32
-                if defers(result.confidence, threshold):
+                q.scored, q.confidence, q.threshold = True, float32(confidence), threshold32
+                if defers(confidence, threshold):
                     to_heavy.append(q)
                     continue
             to_sink.append(q)

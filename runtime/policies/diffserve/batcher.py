@@ -30,5 +30,9 @@ def next_batch(queues: dict[Tier, deque[Q]], max_batch: dict[Tier, int]) -> tupl
             best, tier = q, t
     if best is None or tier is None:
         return None
-    n = min(len(best), max(1, max_batch[tier]))
+    n = max(1, max_batch[tier])
+    if n >= len(best):  # the whole queue (the common case under light load)
+        taken = list(best)
+        best.clear()
+        return tier, taken
     return tier, [best.popleft() for _ in range(n)]

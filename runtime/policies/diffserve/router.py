@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, insort
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from runtime.records import Tier
@@ -85,24 +86,27 @@ class ShortestQueueRouter:
         self._turn = 0
         self._entry = Tier.HEAVY  # entry_tier(), kept with the table (it is asked once a query)
 
-    def update(self, routes: list[Route], reported_at: float) -> None:
-        """A new routing table (tiers and queue lengths reported at `reported_at`): workers keep
-        the sends the report cannot have seen yet."""
+    def update(self, routes: Iterable[tuple[str, Tier, int]], reported_at: float) -> None:
+        """A new routing table, (worker, tier, queue length) as reported at `reported_at`:
+        workers keep the sends the report cannot have seen yet."""
         merged = {}
-        for r in routes:
-            old = self._routes.get(r.name)
-            sent: deque[float] = deque()
-            if old is not None and old.tier is r.tier:
-                sent = old.sent
+        known = self._routes
+        for name, tier, queue in routes:
+            route = known.get(name)
+            if route is not None and route.tier is tier:
+                route.queue = queue
+                sent = route.sent
                 while sent and sent[0] <= reported_at:
                     sent.popleft()
-            merged[r.name] = Route(r.name, r.tier, r.queue, sent)
+            else:
+                route = Route(name, tier, queue)
+            merged[name] = route
         self._routes = merged
         self._by_tier = {}
         for r in merged.values():
-            tier = self._by_tier.setdefault(r.tier, [])
-            self._position[r.name] = len(tier)
-            tier.append(r)
+            members = self._by_tier.setdefault(r.tier, [])
+            self._position[r.name] = len(members)
+            members.append(r)
         self._shortest = {t: _Shortest([r.queue + len(r.sent) for r in rs]) for t, rs in self._by_tier.items()}
         self._entry = Tier.LIGHT if self._by_tier.get(Tier.LIGHT) else Tier.HEAVY
 
