@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -25,23 +25,32 @@ INT_NULL = -(2**63)  # a null in an int column (no query count, index or id come
 _TYPECODE = {"int": "q", "float": "d", "bool": "b", "str": "i"}
 
 
-class Strings:
-    """A string column's distinct values and their codes (-1 is null)."""
+class _Codes(dict[str | None, int]):
+    """value -> code, a value seen for the first time given the next code (and added to
+    `distinct`, the values in code order); None is -1."""
 
-    __slots__ = ("codes", "values")
+    __slots__ = ("distinct",)
+
+    def __init__(self, distinct: list[str]) -> None:
+        super().__init__({None: -1})
+        self.distinct = distinct
+
+    def __missing__(self, value: str) -> int:
+        code = self[value] = len(self.distinct)
+        self.distinct.append(value)
+        return code
+
+
+class Strings:
+    """A string column's distinct values and their codes (-1 is null). `code` is the codes'
+    own lookup, a C-level call: a value seen before (nearly every one) costs no Python frame."""
+
+    __slots__ = ("code", "codes", "values")
 
     def __init__(self) -> None:
         self.values: list[str] = []
-        self.codes: dict[str, int] = {}
-
-    def code(self, value: str | None) -> int:
-        if value is None:
-            return -1
-        code = self.codes.get(value)
-        if code is None:
-            code = self.codes[value] = len(self.values)
-            self.values.append(value)
-        return code
+        self.codes = _Codes(self.values)
+        self.code: Callable[[str | None], int] = self.codes.__getitem__
 
     def value(self, code: int) -> str | None:
         return None if code < 0 else self.values[code]

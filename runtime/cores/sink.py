@@ -22,7 +22,7 @@ from runtime.records import Tier
 if TYPE_CHECKING:
     import pyarrow as pa
 
-_TIERS: dict[int, Tier] = {pb.LIGHT: Tier.LIGHT, pb.HEAVY: Tier.HEAVY}
+_SERVED: dict[int, str] = {pb.LIGHT: Tier.LIGHT.value, pb.HEAVY: Tier.HEAVY.value}  # a stage's tier -> a path
 _STAGE: dict[str, Kind] = {
     "worker": "str",
     "enqueued_at": "float",
@@ -71,7 +71,8 @@ class SinkCore:
         strings = self.columns.strings
         self._reason_code, self._path_code = strings["drop_reason"].code, strings["image_path"].code
         self._note_code = strings["note"].code
-        self._worker = {p: self.columns.strings[f"{p}_worker"].code for p in ("light", "heavy")}
+        self._light_worker = strings["light_worker"].code
+        self._heavy_worker = strings["heavy_worker"].code
 
     def __len__(self) -> int:
         """Rows recorded, spilled ones included."""
@@ -157,18 +158,20 @@ class SinkCore:
                 q.replica,
                 ran,
                 first_started,
-                *self._stage(light, "light"),
-                *self._stage(heavy, "heavy"),
+                *_stage(light, self._light_worker),
+                *_stage(heavy, self._heavy_worker),
             )
         )
         if not ran or q.dropped:
             return ""
-        served = _TIERS.get(last_tier)
-        return served.value if served is not None else ""
+        return _SERVED.get(last_tier, "")
 
-    def _stage(self, st: Stage | None, tier: str) -> tuple[Any, ...]:
-        if st is None:
-            return _NO_STAGE
-        if st.skipped:
-            return (self._worker[tier](st.worker), st.enqueued_at, _NAN, _NAN, INT_NULL)
-        return (self._worker[tier](st.worker), st.enqueued_at, st.started_at, st.finished_at, st.batch_size)
+
+def _stage(st: Stage | None, worker_code: Callable[[str | None], int]) -> tuple[Any, ...]:
+    """A stage's five columns (its worker's code, when it was queued, started and finished, its
+    batch): null when the query had no such stage; a skipped one never started."""
+    if st is None:
+        return _NO_STAGE
+    if st.skipped:
+        return (worker_code(st.worker), st.enqueued_at, _NAN, _NAN, INT_NULL)
+    return (worker_code(st.worker), st.enqueued_at, st.started_at, st.finished_at, st.batch_size)

@@ -95,8 +95,9 @@ class DiffServeModel:
         return events
 
     def _enqueue(self, name: str, tier: Tier, query: Query, now: float) -> list[Event]:
-        self.lb.delivered(name, self.workers[name].enqueue(tier, query, now), now)
-        return self.serve(name, now)
+        worker = self.workers[name]
+        self.lb.delivered(name, worker.enqueue(tier, query, now), now)
+        return self.serve(name, now) if worker.running is None else []
 
     def serve(self, name: str, now: float) -> list[Event]:
         """Start the worker's next batch if it is idle."""
@@ -114,11 +115,11 @@ class DiffServeModel:
 
     def to_sink(self, queries: list[Query], now: float) -> None:
         for n in self.sink.complete(queries, now):
-            self.client.notice(int(n.id), n.dropped, n.drop_reason, n.path, now)
+            self.client.notice(n.id, n.dropped, n.drop_reason, n.path, now)
         self._check_done()
 
     def _check_done(self) -> None:
-        if self.client.sent == len(self.client) and self.client.all_noticed:
+        if self.client.sent == len(self.client.arrival_s) and self.client.all_noticed:
             self.finished = True
 
     def tick(self, now: float) -> None:
@@ -153,7 +154,7 @@ class Arrival(Event):
     def handle(self, m: DiffServeModel) -> list[Event]:
         events = m.submit(m.client.send(self.index, self.time), self.time)
         nxt = self.index + 1
-        if nxt < len(m.client):
+        if nxt < len(m.client.arrival_s):
             events.append(Arrival(m.client.arrival_s[nxt], nxt))
         return events
 
@@ -167,7 +168,7 @@ class BatchDone(Event):
 
     def handle(self, m: DiffServeModel) -> list[Event]:
         b = self.batch
-        results = m.executor.results(b.tier, b.batch_items())
+        results = m.executor.results(b.tier, [i.query.prompt_index for i in b.items])
         out = m.workers[self.worker].finish_batch(b, results, self.time)
         events = m.forward(out.to_heavy, self.time) if out.to_heavy else []
         if out.to_sink:

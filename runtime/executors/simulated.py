@@ -40,12 +40,13 @@ class SimulatedExecutor:
 
     def execute(self, tier: Tier, items: list[BatchItem]) -> list[ItemResult]:
         self._sleep(self.expected_latency_s(tier, len(items)))
-        return self.results(tier, items)
+        return self.results(tier, [i.prompt_index for i in items])
 
-    def results(self, tier: Tier, items: list[BatchItem]) -> list[ItemResult]:
-        """What a batch yields, without the wait (the virtual clock schedules the wait itself)."""
+    def results(self, tier: Tier, prompt_indexes: list[int]) -> list[ItemResult]:
+        """What a batch of these prompts yields, without the wait (the virtual clock schedules
+        the wait itself, and needs no BatchItem)."""
         model = self.cascade.light.name if tier is Tier.LIGHT else self.cascade.heavy.name
         if tier is Tier.LIGHT:
             scores = self._scores
-            return [ItemResult(scores[i.prompt_index], "", model) for i in items]
-        return [ItemResult(None, "", model) for _ in items]
+            return [ItemResult(scores[i], "", model) for i in prompt_indexes]
+        return [ItemResult(None, "", model) for _ in prompt_indexes]

@@ -135,7 +135,7 @@ class ControllerCore:
         return [n for n, s in self.workers.items() if s.registered]
 
     def alive(self) -> list[str]:
-        return [n for n, s in self.workers.items() if s.alive]
+        return [n for n, s in self.workers.items() if s.registered and not s.evicted]  # s.alive, inline
 
     def _membership(self, reports: Mapping[str, WorkerReport], missed: Collection[str]) -> tuple[list[str], list[str]]:
         evicted, readmitted = [], []

@@ -143,18 +143,16 @@ class WorkerCore:
         tier, queued = popped
         batch = Batch(tier, [], now)
         latency = self.latency_s(tier, len(queued))
+        slo_s, factor = self.slo_s, self.drop_factor
         for item in queued:
-            if self._hopeless(item, latency, now):
+            age = item.query.elapsed_s + (now - item.enqueued_at)
+            if should_drop(age, latency, slo_s, factor):
                 batch.settled.append(self._settle(item, tier, now))
             else:
                 batch.items.append(item)
         keep = batch.items
         self.running = batch if keep else None
         return batch
-
-    def _hopeless(self, item: Queued, latency_s: float, now: float) -> bool:
-        age = item.query.elapsed_s + (now - item.enqueued_at)
-        return should_drop(age, latency_s, self.slo_s, self.drop_factor)
 
     def _settle(self, item: Queued, tier: Tier, now: float) -> Query:
         q = item.query
