@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, compose_config, say, table
+from benchmarks.common import ROOT, compose_config, say, table, users_env
 from orchestrator.plan import resolve
 from orchestrator.systems.base import RunPlan
 from runtime.engine.diffserve import DiffServeModel
@@ -156,11 +156,11 @@ def command() -> None:
         "trace=3to24qps",
         f"paths.output_dir={out}",
     ]
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)  # creates the MLflow store
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, env=users_env())  # creates the store, the cache
     walls, engines = [], []
     for _ in range(3):
         t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, env=users_env())
         walls.append(time.perf_counter() - t0)
         latest = sorted((out / "diffserve" / "runs").iterdir())[-1]
         engines.append(json.loads((latest / "engine.json").read_text())["engine_s"])
@@ -190,7 +190,7 @@ def command() -> None:
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
-            subprocess.run(help_cmd, cwd=ROOT, check=True, capture_output=True)
+            subprocess.run(help_cmd, cwd=ROOT, check=True, capture_output=True, env=users_env())
             times.append(time.perf_counter() - t0)
         rows.append([label, f"{statistics.median(times):.2f}"])
     say(table(["command", "wall (s), median of 3"], rows, name="startup-help"))
@@ -211,7 +211,7 @@ def sweep() -> None:
         "run.progress=false",
     ]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, env=users_env())
     took = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"the sweep failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from benchmarks.common import ROOT, compose_config, say, table
+from benchmarks.common import ROOT, compose_config, say, table, users_env
 from labkit import free_base_port
 
 WALL = (
@@ -42,7 +42,7 @@ def timed(*args: str) -> float:
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as out:
         cmd = [sys.executable, "-m", "orchestrator", "-m", *args, f"paths.output_dir={out}"]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False, env=users_env())
         took = time.perf_counter() - t0
     if proc.returncode != 0 or "jobs completed" not in proc.stdout:
         raise SystemExit(f"sweep failed: {' '.join(args)}\n{proc.stderr[-2000:]}")
