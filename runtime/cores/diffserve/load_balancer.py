@@ -68,7 +68,7 @@ class LoadBalancerCore:
 
     # ------------------------------------------------------------------ routing
     def pick(self, tier: Tier, tried: frozenset[str] = frozenset()) -> str | None:
-        target = self.router.pick(tier, exclude=tried)
+        target = self.router.pick(tier, tried)
         return target.name if target is not None else None
 
     def send(self, worker: str, now: float) -> None:

@@ -116,15 +116,16 @@ def plan_cascade(
     f = model.grid_f[k]
     deferred = demand * f
     uses_heavy = f > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if waits_s is None:
-            q1 = np.where(light_queue > 0, light_queue / cap1, 0.0)
-            q2 = np.where(heavy_queue > 0, heavy_queue / np.maximum(cap2, 1e-12), 0.0)
-            latency = model.lat1[None, :, None] + q1 + np.where(uses_heavy, model.lat2[None, None, :] + q2, 0.0)
-        else:
-            latency = model.lat1[None, :, None] + sum(waits_s) + np.where(uses_heavy, model.lat2[None, None, :], 0.0)
-        rho1 = demand / cap1
-        rho2 = np.where(uses_heavy, deferred / np.maximum(cap2, 1e-12), 0.0)
+    # No division below can be by zero (cap1 > 0, the heavy capacity floored), so no errstate.
+    heavy_cap = np.maximum(cap2, 1e-12)
+    if waits_s is None:
+        q1 = light_queue / cap1 if light_queue > 0 else 0.0
+        q2 = heavy_queue / heavy_cap if heavy_queue > 0 else 0.0
+        latency = model.lat1[None, :, None] + q1 + np.where(uses_heavy, model.lat2[None, None, :] + q2, 0.0)
+    else:
+        latency = model.lat1[None, :, None] + sum(waits_s) + np.where(uses_heavy, model.lat2[None, None, :], 0.0)
+    rho1 = demand / cap1
+    rho2 = np.where(uses_heavy, deferred / heavy_cap, 0.0)
     feasible = (cap1 >= demand) & (latency <= model.slo_s)
     if not feasible.any():
         return _fallback(model, workers, demand)
@@ -134,7 +135,9 @@ def plan_cascade(
     ties = feasible & (t >= best_t - 1e-12)
     peak = np.where(ties, np.maximum(rho1, rho2), np.inf)
     ties &= peak <= peak.min() + 1e-9
-    i, j, m = np.unravel_index(np.argmin(np.where(ties, latency, np.inf)), ties.shape)
+    # np.unravel_index's arithmetic on the flat index, without its call
+    i, rest = divmod(int(np.argmin(np.where(ties, latency, np.inf))), ties.shape[1] * ties.shape[2])
+    j, m = divmod(rest, ties.shape[2])
     light = int(x1[i, 0, 0])
     return AllocationPlan(
         light_workers=light,

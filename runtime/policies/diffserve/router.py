@@ -148,9 +148,10 @@ class ShortestQueueRouter:
         route = self._routes.get(name)
         if route is not None:
             route.queue = queue
-            while route.sent and route.sent[0] <= now:
-                route.sent.popleft()
-            self._changed(route)
+            sent = route.sent
+            while sent and sent[0] <= now:
+                sent.popleft()
+            self._shortest[route.tier].set(self._position[name], queue + len(sent))  # _changed, inline
 
     def on_failure(self, name: str) -> None:
         """The worker did not take a query: send it nothing more until the next routing update
