@@ -231,7 +231,15 @@ def test_the_saved_config_is_what_omegaconf_writes(overrides: list[str]) -> None
     from orchestrator.plan import config_text
 
     container = load_plan(overrides).container
-    container["extra"] = {"looks_like_bool": "y", "looks_like_float": "1.0", "empty": "", "none": None}
+    container["extra"] = {
+        "looks_like_bool": "y",
+        "looks_like_float": "1.0",
+        "empty": "",
+        "none": None,
+        "long": "a long string, " * 12,  # past the emitter's line width
+        "unicode": "µs, ±, é, 漢字",
+        "special": ["inf", float("inf"), float("nan"), -0.0, 1e-300, "x: y", "- z", "#", "'q'", '"d"'],
+    }
     assert config_text(container) == OmegaConf.to_yaml(container)
     assert "looks_like_bool: 'y'" in config_text(container)
 

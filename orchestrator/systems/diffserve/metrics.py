@@ -24,6 +24,15 @@ def fid_from_table(light_fraction: float | np.ndarray, table_x: list[float], tab
     return np.where(np.isnan(frac), np.nan, np.interp(np.nan_to_num(frac), table_x, table_y))
 
 
+def violations(outcomes: pd.Series) -> np.ndarray:
+    """1.0 for each outcome that violates the SLO (`Outcome.is_violation`), else 0.0: a lookup
+    per distinct outcome, not an enum made per row. An outcome that is no Outcome is an error."""
+    flags = outcomes.map({o.value: float(o.is_violation) for o in Outcome})
+    if flags.isna().any():
+        raise ValueError(f"not an outcome: {outcomes[flags.isna()].iloc[0]!r}")
+    return flags.to_numpy(dtype=float)
+
+
 def window_index(times: pd.Series, window_s: float) -> pd.Series:
     return np.floor(times / window_s).astype("Int64")
 
@@ -35,10 +44,10 @@ def windowed_slo_ratio(records: pd.DataFrame, window_s: float = 5.0, smooth: int
     if records.empty:
         return np.zeros(0), math.nan
     idx = window_index(records["sent_at"], window_s)
-    bad = records["outcome"].map(lambda o: Outcome(o).is_violation)
+    bad = violations(records["outcome"])
     n = int(idx.max()) + 1
     total = np.bincount(idx.to_numpy(dtype=int), minlength=n)
-    viol = np.bincount(idx.to_numpy(dtype=int), weights=bad.to_numpy(dtype=float), minlength=n)
+    viol = np.bincount(idx.to_numpy(dtype=int), weights=bad, minlength=n)
     ratio = np.divide(viol, np.maximum(total, 1))
     k = min(smooth, ratio.size)
     smoothed = np.convolve(ratio, np.ones(k) / k, mode="valid")
@@ -61,11 +70,11 @@ def per_second(
         out = out.merge(last, left_on="second", right_index=True, how="left")
         out[cols] = out[cols].ffill()
     sec = np.floor(records["sent_at"]).astype(int).to_numpy()
-    bad = records["outcome"].map(lambda o: Outcome(o).is_violation).to_numpy(dtype=float)
+    bad = violations(records["outcome"])
     done = records["outcome"].isin([o.value for o in Outcome if o.is_completed]).to_numpy(dtype=float)
     light = (records["path"] == Tier.LIGHT.value).to_numpy(dtype=float)
     arrivals = np.bincount(sec, minlength=horizon)[:horizon]
-    violations = np.bincount(sec, weights=bad, minlength=horizon)[:horizon]
+    violated = np.bincount(sec, weights=bad, minlength=horizon)[:horizon]
     completed = np.bincount(sec, weights=done, minlength=horizon)[:horizon]
     light_done = np.bincount(sec, weights=light * done, minlength=horizon)[:horizon]
     w = max(1, round(window_s))
@@ -74,10 +83,10 @@ def per_second(
     def trailing(x: np.ndarray) -> np.ndarray:
         return np.convolve(x, kernel)[:horizon]
 
-    win_arr, win_viol = trailing(arrivals), trailing(violations)
+    win_arr, win_viol = trailing(arrivals), trailing(violated)
     win_done, win_light = trailing(completed), trailing(light_done)
     out["arrivals"] = arrivals
-    out["violations"] = violations
+    out["violations"] = violated
     out["slo_violation_ratio_window"] = np.where(win_arr > 0, win_viol / np.maximum(win_arr, 1), np.nan)
     out["light_fraction_window"] = np.where(win_done > 0, win_light / np.maximum(win_done, 1), np.nan)
     out["fid_estimate_window"] = fid_from_table(out["light_fraction_window"].to_numpy(), fid_x, fid_y)
