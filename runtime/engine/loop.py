@@ -70,14 +70,16 @@ class Engine:
     def _run(self, until: float, stop: Callable[[], bool] | None) -> float:
         heap, model = self._heap, self.model
         push, pop, seq = heapq.heappush, heapq.heappop, self._seq
-        handled = self.handled  # a local, written back once
+        handled, now = self.handled, self.now  # locals, written back once (handlers return events)
         try:
             while heap:
-                if heap[0][0] > until:
-                    self.now = until
+                entry = pop(heap)
+                time, _, _, event = entry
+                if time > until:
+                    push(heap, entry)  # left for a later run, as it was
+                    now = until
                     break
-                time, _, _, event = pop(heap)
-                self.now = time
+                now = time
                 handled += 1
                 for follow in event.handle(model):
                     at = follow.time
@@ -89,8 +91,8 @@ class Engine:
                 if stop is not None and stop():
                     break
         finally:
-            self.handled = handled
-        return self.now
+            self.handled, self.now = handled, now
+        return now
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -60,15 +60,16 @@ class CascadeModel:
     _by_workers: dict[int, tuple[np.ndarray, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def capacities(self, workers: int) -> tuple[np.ndarray, ...]:
-        """x1 (S, 1, 1), light capacity x1 p1(b1) (S, B1, 1) and heavy capacity x2 p2(b2) (S, 1, B2)
-        for every split of `workers`."""
+        """x1 (S, 1, 1), light capacity x1 p1(b1) (S, B1, 1), heavy capacity x2 p2(b2) (S, 1, B2)
+        and the same floored above zero (a divisor), for every split of `workers`."""
         made = self._by_workers.get(workers)
         if made is None:
             x1 = np.arange(1, workers + 1)[:, None, None]  # (S, 1, 1)
             x2 = workers - x1
             p1 = (self.batches1 / self.lat1)[None, :, None]  # (1, B1, 1)
             p2 = (self.batches2 / self.lat2)[None, None, :]  # (1, 1, B2)
-            made = self._by_workers[workers] = (x1, x1 * p1, x2 * p2)
+            cap2 = x2 * p2
+            made = self._by_workers[workers] = (x1, x1 * p1, cap2, np.maximum(cap2, 1e-12))
         return made
 
     @staticmethod
@@ -107,7 +108,7 @@ def plan_cascade(
     if workers < 1:
         return AllocationPlan(0, 0, int(model.batches1[0]), int(model.batches2[0]), 0.0, False, "no GPU worker alive")
     demand = max(0.0, demand_qps)
-    x1, cap1, cap2 = model.capacities(workers)
+    x1, cap1, cap2, heavy_cap = model.capacities(workers)
     # Largest grid threshold whose deferred load the heavy tier can carry.
     # k, t, deferred and uses_heavy depend on (x1, b2) only: shape (S, 1, B2), broadcast below.
     share = np.minimum(cap2 / max(demand, 1e-12), 1.0) if demand > 0 else np.ones_like(cap2)
@@ -117,7 +118,6 @@ def plan_cascade(
     deferred = demand * f
     uses_heavy = f > 0
     # No division below can be by zero (cap1 > 0, the heavy capacity floored), so no errstate.
-    heavy_cap = np.maximum(cap2, 1e-12)
     if waits_s is None:
         q1 = light_queue / cap1 if light_queue > 0 else 0.0
         q2 = heavy_queue / heavy_cap if heavy_queue > 0 else 0.0
@@ -127,11 +127,10 @@ def plan_cascade(
     rho1 = demand / cap1
     rho2 = np.where(uses_heavy, deferred / heavy_cap, 0.0)
     feasible = (cap1 >= demand) & (latency <= model.slo_s)
-    if not feasible.any():
-        return _fallback(model, workers, demand)
     # Lexicographic: highest t, then lowest peak utilisation, then lowest latency.
-    score = np.where(feasible, t, -np.inf)
-    best_t = score.max()
+    best_t = np.where(feasible, t, -np.inf).max()
+    if best_t == -np.inf:  # nothing feasible (t itself is never -inf)
+        return _fallback(model, workers, demand)
     ties = feasible & (t >= best_t - 1e-12)
     peak = np.where(ties, np.maximum(rho1, rho2), np.inf)
     ties &= peak <= peak.min() + 1e-9
