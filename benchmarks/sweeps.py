@@ -13,7 +13,9 @@ each measured in this one run; the ratio is what parallelism buys on this machin
 3. The paper sweep against its floor, in the same run: the same jobs in this one process, each
    config composed and resolved once, then replayed on the engine (no Hydra job, analysis,
    files or MLflow): what a sweep cannot go below on this machine.
---quick: 9 runs of the paper sweep (seed 0, three approaches).
+4. Where joblib starts to win: six jobs of the paper's scale on 1x, 4x and 16x its trace,
+   with each launcher.
+--quick: 9 runs of the paper sweep (seed 0, three approaches); the crossover at 1x and 4x.
 """
 
 from __future__ import annotations
@@ -76,6 +78,34 @@ def floor(grids: list[dict[str, str]]) -> tuple[int, float, float]:
     return len(jobs), setup, engine
 
 
+# Six jobs of the paper's scale (16 workers, 4to32qps): one cascade, two approaches, three seeds.
+CROSSOVER = (
+    "experiment=diffserve_paper",
+    "hydra.sweeper.grids=[{cascade: sdxs, approach: 'diffserve,static', seed: '0,1,2'}]",
+)
+
+
+def crossover(scales: tuple[int, ...]) -> None:
+    """Where joblib's two workers start to beat the basic launcher: the same six jobs on ever
+    longer traces (a job's cost grows with its trace; the launchers' fixed costs do not)."""
+    rows = []
+    for scale in scales:
+        duration = f"trace.duration_s={347 * scale}"
+        basic = timed(*CROSSOVER, duration, "hydra/launcher=basic")
+        parallel = timed(*CROSSOVER, duration, "hydra/launcher=joblib")
+        rows.append(
+            [
+                f"{347 * scale} s ({scale}x)",
+                f"{basic / 6:.2f}",
+                f"{basic:.1f}",
+                f"{parallel:.1f}",
+                f"{basic / parallel:.2f}",
+            ]
+        )
+    header = ["6 jobs, trace length", "s a job (basic)", "basic (s)", "joblib (s)", "speed-up"]
+    say(table(header, rows, name="sweeps-crossover"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -85,7 +115,7 @@ def main() -> None:
         paper += ["hydra.sweeper.grids=[{cascade: 'sdturbo,sdxs,sdxlltn', approach: 'diffserve,static,proteus'}]"]
     runs = 9 if args.quick else 45
     rows = []
-    parallel = timed(*paper)
+    parallel = timed(*paper, "hydra/launcher=joblib")
     basic = timed(*paper, "hydra/launcher=basic")
     rows.append(
         [f"DiffServe paper sweep, {runs} virtual runs", f"{basic:.0f}", f"{parallel:.0f}", f"{basic / parallel:.2f}"]
@@ -122,6 +152,7 @@ def main() -> None:
         ["the sweep, basic launcher (whole command)", f"{basic:.1f}", "1.0x"],
     ]
     say(table([f"paper sweep, {runs} runs", "s", "sweep / this"], floors, name="sweeps-floor"))
+    crossover((1, 4) if args.quick else (1, 4, 16))
 
 
 if __name__ == "__main__":
