@@ -25,7 +25,7 @@ ATTEMPTS = 2  # workers tried per query before it is dropped as unreachable
 SAME_WORKER_RETRIES = 2  # repeats of an enqueue whose outcome is unknown, at the same worker
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made every tick, and a frozen one costs 3x (executors/base.py)
 class RoutingTable:
     """The controller's view for the load balancer: the workers with a tier, their queues as
     reported at `reported_at` (trace seconds), under plan `plan_id`."""
