@@ -227,10 +227,12 @@ def _yaml_error(err: yaml.YAMLError) -> ConfigError:
     return ConfigError(f"{where}: malformed YAML ({problem})")
 
 
-def _first_job(jobs: list[list[str]], searchpath: list[str]) -> DictConfig:
-    """A sweep's first job, composed with Hydra's own node (which says the sweeper)."""
+def _first_job(jobs: list[list[str]], hydra_args: list[str]) -> DictConfig:
+    """A sweep's first job, composed with Hydra's own node (which says the sweeper) and the
+    command's Hydra overrides (`hydra/launcher=...`, `hydra.sweeper.grids=...`): an unknown
+    launcher or sweeper is said here in one line, and the sweep's grids are the command's."""
     try:
-        return compose(config_name="config", overrides=[*searchpath, *jobs[0]], return_hydra_config=True)
+        return compose(config_name="config", overrides=[*hydra_args, *jobs[0]], return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         raise _config_error(err) from None
     except yaml.YAMLError as err:
@@ -402,7 +404,7 @@ def precheck(argv: list[str], hydra_checks_one: bool = False) -> int:
         return len(jobs)
     with hydra_context():
         if multirun:
-            first = _first_job(jobs, searchpath)
+            first = _first_job(jobs, [a for a in argv if a.startswith(("hydra.", "hydra/"))])
             if first.tracking.enabled:  # the sweep's MLflow writer builds the store while the jobs are checked
                 from orchestrator import tracking, tracking_writer
 

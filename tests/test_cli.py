@@ -120,6 +120,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, pat
         ),
         (["trace=Bs"], "trace: Bs is a spotserve trace: it needs system=spotserve"),
         (["run.drop_factor=high"], "run.drop_factor: Value 'high' of type 'str' could not be converted to Float"),
+        (["-m", "hydra/launcher=nope", "seed=0,1"], "Could not find 'hydra/launcher/nope'"),
         (
             ["system=spotserve", "model=tiny", "execution=real", "trace=tiny_spot", "model.heads=2"],
             "model.heads: 2 heads cannot be split over tensor parallelism 4",
