@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from runtime.protos import servelab_pb2 as pb
 
 _F32 = struct.Struct("<f")
+_pack, _unpack = _F32.pack, _F32.unpack
 
 
 def float32(value: float) -> float:
-    """`value` as a float32 field keeps it."""
-    return float(_F32.unpack(_F32.pack(value))[0])
+    """`value` as a float32 field keeps it (unpacked, a Python float)."""
+    return _unpack(_pack(value))[0]
 
 
 @dataclass(slots=True)

@@ -17,6 +17,12 @@ class Tier(str, Enum):
     IDLE = "idle"  # a worker with no tier: the plan needs fewer workers than exist
 
 
+# The members again as module constants, for the per-query paths: on Python 3.11 a member read
+# off its class (`Tier.LIGHT`) is an unspecialised class attribute lookup, 60 ns, and a global
+# 5 ns (measured 2026-12-06); the engine reads several a query.
+LIGHT, HEAVY, IDLE = Tier.LIGHT, Tier.HEAVY, Tier.IDLE
+
+
 class Outcome(str, Enum):
     """How a query sent by the client ended, decided on the client's clock."""
 

@@ -32,7 +32,7 @@ from runtime.cores.sink import SinkCore
 from runtime.engine.loop import Event
 from runtime.executors.simulated import SimulatedExecutor
 from runtime.query import Query
-from runtime.records import Tier
+from runtime.records import HEAVY, Tier
 from runtime.schema.diffserve import DiffServeConfig
 
 BATCH_DONE, TICK, ARRIVAL, DRAIN_END = 0, 1, 2, 3
@@ -85,13 +85,13 @@ class DiffServeModel:
     def forward(self, queries: list[Query], now: float) -> list[Event]:
         events: list[Event] = []
         for query in self.lb.deferred(queries):
-            name = self.lb.pick(Tier.HEAVY)
+            name = self.lb.pick(HEAVY)
             if name is None:
                 kept = self.lb.settle_unrouted(query, self.lb.unrouted(frozenset()))
                 if kept is not None:
                     self.to_sink([kept], now)
                 continue
-            events += self._enqueue(name, Tier.HEAVY, query, now)
+            events += self._enqueue(name, HEAVY, query, now)
         return events
 
     def _enqueue(self, name: str, tier: Tier, query: Query, now: float) -> list[Event]:
@@ -109,8 +109,7 @@ class DiffServeModel:
             if batch.settled:
                 self.to_sink(batch.settled, now)
             if batch.items:
-                latency = self.executor.expected_latency_s(batch.tier, len(batch.items))
-                return [BatchDone(now + latency, name, batch)]
+                return [BatchDone(now + batch.latency_s, name, batch)]
         return []
 
     def to_sink(self, queries: list[Query], now: float) -> None:
@@ -155,7 +154,10 @@ class Arrival(Event):
         events = m.submit(m.client.send(self.index, self.time), self.time)
         nxt = self.index + 1
         if nxt < len(m.client.arrival_s):
-            events.append(Arrival(m.client.arrival_s[nxt], nxt))
+            # The client's cursor moves on: this event, which the engine has let go of, becomes
+            # the next arrival (one object for the whole trace, not one an arrival).
+            self.time, self.index = m.client.arrival_s[nxt], nxt
+            events.append(self)
         return events
 
 

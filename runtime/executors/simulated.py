@@ -11,7 +11,7 @@ import numpy as np
 
 from runtime.executors.base import BatchItem, ItemResult
 from runtime.profiles import batch_latency_s
-from runtime.records import Tier
+from runtime.records import LIGHT, Tier
 from runtime.schema.diffserve import CascadeConfig
 
 
@@ -28,7 +28,11 @@ class SimulatedExecutor:
     def __init__(self, cascade: CascadeConfig, confidence: np.ndarray, sleep: Callable[[float], None]) -> None:
         self.cascade = cascade
         self.confidence = confidence
-        self._scores: list[float] = confidence.tolist()  # a list item costs a fifth of a numpy scalar
+        # Each prompt's result, made once: a batch's results are looked up, not made (the
+        # virtual clock asks for them on every batch; a worker only reads them).
+        light, heavy = cascade.light.name, cascade.heavy.name
+        self._light_results = [ItemResult(s, "", light) for s in confidence.tolist()]
+        self._heavy_result = ItemResult(None, "", heavy)
         self._sleep = sleep
         self._latency: dict[tuple[Tier, int], float] = {}  # the profile interpolated once per batch size
 
@@ -45,8 +49,7 @@ class SimulatedExecutor:
     def results(self, tier: Tier, prompt_indexes: list[int]) -> list[ItemResult]:
         """What a batch of these prompts yields, without the wait (the virtual clock schedules
         the wait itself, and needs no BatchItem)."""
-        model = self.cascade.light.name if tier is Tier.LIGHT else self.cascade.heavy.name
-        if tier is Tier.LIGHT:
-            scores = self._scores
-            return [ItemResult(scores[i], "", model) for i in prompt_indexes]
-        return [ItemResult(None, "", model) for _ in prompt_indexes]
+        if tier is LIGHT:
+            light = self._light_results
+            return [light[i] for i in prompt_indexes]
+        return [self._heavy_result] * len(prompt_indexes)

@@ -31,11 +31,11 @@ from runtime.policies.diffserve.assignment import assign_tiers
 from runtime.policies.diffserve.demand import ArtifactQueueing, DemandEstimator
 from runtime.policies.diffserve.plan import AllocationPlan, Approach, Observation
 from runtime.policies.diffserve.registry import make_approach
-from runtime.records import Tier
+from runtime.records import HEAVY, IDLE, LIGHT, Tier
 from runtime.schema.diffserve import DiffServeConfig
 
 
-@dataclass
+@dataclass(slots=True)
 class WorkerState:
     registered: bool = False
     evicted: bool = False
@@ -186,7 +186,7 @@ class ControllerCore:
                 light_q += r.light_queue
                 heavy_q += r.heavy_queue
                 inflight += r.queue_length + r.running
-                heavy_inflight += r.heavy_queue + r.running * (s.tier is Tier.HEAVY)
+                heavy_inflight += r.heavy_queue + r.running * (s.tier is HEAVY)
         demand = self.demand.update(arrivals, dt, inflight)
         waits = (0.0, 0.0)
         if self.queueing is not None:
@@ -213,8 +213,8 @@ class ControllerCore:
                 "inflight": inflight,
                 "workers_alive": len(alive),
                 "plan_id": self.plan_id,
-                "light_workers": tiers.count(Tier.LIGHT),
-                "heavy_workers": tiers.count(Tier.HEAVY),
+                "light_workers": tiers.count(LIGHT),
+                "heavy_workers": tiers.count(HEAVY),
                 "light_batch": self.plan.light_batch if self.plan else None,
                 "heavy_batch": self.plan.heavy_batch if self.plan else None,
                 "threshold": self.plan.threshold if self.plan else None,
@@ -271,7 +271,7 @@ class ControllerCore:
         routes = tuple(
             (n, s.tier, s.report.queue_length if s.report is not None else 0)
             for n, s in self.workers.items()
-            if s.registered and not s.evicted and s.tier is not Tier.IDLE  # alive, with a tier
+            if s.registered and not s.evicted and s.tier is not IDLE  # alive, with a tier
         )
         share = self.plan.heavy_share if self.plan is not None else 0.0
         return RoutingTable(self.plan_id, routes, now, share)

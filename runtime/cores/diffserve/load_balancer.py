@@ -19,7 +19,7 @@ from runtime.policies.diffserve.proteus import route_heavy
 from runtime.policies.diffserve.router import ShortestQueueRouter
 from runtime.policies.diffserve.rules import keeps_light_result, kept_light_note
 from runtime.query import Query
-from runtime.records import DropReason, Tier
+from runtime.records import HEAVY, LIGHT, DropReason, Tier
 
 ATTEMPTS = 2  # workers tried per query before it is dropped as unreachable
 SAME_WORKER_RETRIES = 2  # repeats of an enqueue whose outcome is unknown, at the same worker
@@ -53,8 +53,9 @@ class LoadBalancerCore:
         query.admitted_at = now
         self.submitted += 1
         tier = self.router.entry_tier()
-        if tier is Tier.LIGHT and route_heavy(query.id, self.heavy_share) and self.router.workers(Tier.HEAVY):
-            return Tier.HEAVY
+        share = self.heavy_share  # 0 but with proteus: no draw then
+        if tier is LIGHT and share and route_heavy(query.id, share) and self.router.workers(HEAVY):
+            return HEAVY
         return tier
 
     def deferred(self, queries: list[Query]) -> list[Query]:
@@ -68,8 +69,7 @@ class LoadBalancerCore:
 
     # ------------------------------------------------------------------ routing
     def pick(self, tier: Tier, tried: frozenset[str] = frozenset()) -> str | None:
-        target = self.router.pick(tier, tried)
-        return target.name if target is not None else None
+        return self.router.pick(tier, tried)
 
     def send(self, worker: str, now: float) -> None:
         self.router.on_sent(worker, now)

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from runtime.records import Tier
+from runtime.records import HEAVY, LIGHT, Tier
 
 FAILED_QUEUE = 1_000_000  # a worker that just failed looks this busy until the next update
 
@@ -89,8 +89,9 @@ class ShortestQueueRouter:
     def update(self, routes: Iterable[tuple[str, Tier, int]], reported_at: float) -> None:
         """A new routing table, (worker, tier, queue length) as reported at `reported_at`:
         workers keep the sends the report cannot have seen yet."""
-        merged = {}
-        known = self._routes
+        known, merged = self._routes, {}
+        by_tier: dict[Tier, list[Route]] = {}
+        position = self._position
         for name, tier, queue in routes:
             route = known.get(name)
             if route is not None and route.tier is tier:
@@ -101,14 +102,14 @@ class ShortestQueueRouter:
             else:
                 route = Route(name, tier, queue)
             merged[name] = route
-        self._routes = merged
-        self._by_tier = {}
-        for r in merged.values():
-            members = self._by_tier.setdefault(r.tier, [])
-            self._position[r.name] = len(members)
-            members.append(r)
-        self._shortest = {t: _Shortest([r.queue + len(r.sent) for r in rs]) for t, rs in self._by_tier.items()}
-        self._entry = Tier.LIGHT if self._by_tier.get(Tier.LIGHT) else Tier.HEAVY
+            members = by_tier.get(tier)
+            if members is None:
+                members = by_tier[tier] = []
+            position[name] = len(members)
+            members.append(route)
+        self._routes, self._by_tier = merged, by_tier
+        self._shortest = {t: _Shortest([r.queue + len(r.sent) for r in rs]) for t, rs in by_tier.items()}
+        self._entry = LIGHT if LIGHT in by_tier else HEAVY
 
     def _changed(self, route: Route) -> None:
         self._shortest[route.tier].set(self._position[route.name], route.queue + len(route.sent))
@@ -116,13 +117,13 @@ class ShortestQueueRouter:
     def workers(self, tier: Tier) -> list[Route]:
         return list(self._by_tier.get(tier, ()))
 
-    def pick(self, tier: Tier, exclude: frozenset[str] = frozenset()) -> Route | None:
+    def pick(self, tier: Tier, exclude: frozenset[str] = frozenset()) -> str | None:
         """The worker of `tier` with the shortest queue, or None if the tier has none. Among
         equal queues the search starts one place further each time, so they share the load."""
         candidates = self._by_tier.get(tier, [])
         if not exclude and candidates:
             self._turn += 1
-            return candidates[self._shortest[tier].first(self._turn % len(candidates))]
+            return candidates[self._shortest[tier].first(self._turn % len(candidates))].name
         candidates = [r for r in candidates if r.name not in exclude]  # a retry: rare, a scan
         n = len(candidates)
         if not n:
@@ -135,7 +136,7 @@ class ShortestQueueRouter:
             estimate = r.queue + len(r.sent)
             if best is None or estimate < best_estimate:
                 best, best_estimate = r, estimate
-        return best
+        return best.name if best is not None else None
 
     def on_sent(self, name: str, now: float) -> None:
         route = self._routes.get(name)
