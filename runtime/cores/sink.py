@@ -149,8 +149,8 @@ class SinkCore:
                 sink_at,
                 q.dropped,
                 self._reason_code(q.drop_reason),
-                float(q.confidence) if scored else _NAN,
-                float(q.threshold) if scored else _NAN,
+                q.confidence if scored else _NAN,
+                q.threshold if scored else _NAN,
                 self._path_code(q.image_path),
                 self._note_code(q.note),
                 q.tokens_done,
@@ -158,8 +158,8 @@ class SinkCore:
                 q.replica,
                 ran,
                 first_started,
-                *_stage(light, self._light_worker),
-                *_stage(heavy, self._heavy_worker),
+                *(_NO_STAGE if light is None else _stage(light, self._light_worker)),
+                *(_NO_STAGE if heavy is None else _stage(heavy, self._heavy_worker)),
             )
         )
         if not ran or q.dropped:
@@ -167,11 +167,9 @@ class SinkCore:
         return _SERVED.get(last_tier, "")
 
 
-def _stage(st: Stage | None, worker_code: Callable[[str | None], int]) -> tuple[Any, ...]:
+def _stage(st: Stage, worker_code: Callable[[str | None], int]) -> tuple[Any, ...]:
     """A stage's five columns (its worker's code, when it was queued, started and finished, its
-    batch): null when the query had no such stage; a skipped one never started."""
-    if st is None:
-        return _NO_STAGE
+    batch; `_NO_STAGE` when the query had no such stage): a skipped one never started."""
     if st.skipped:
         return (worker_code(st.worker), st.enqueued_at, _NAN, _NAN, INT_NULL)
     return (worker_code(st.worker), st.enqueued_at, st.started_at, st.finished_at, st.batch_size)

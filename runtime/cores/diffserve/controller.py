@@ -192,14 +192,13 @@ class ControllerCore:
         if self.queueing is not None:
             self.queueing.update(light_q, heavy_q, inflight, heavy_inflight, dt)
             waits = self.queueing.waits_s
-        obs = Observation(now, len(alive), demand, light_q, heavy_q, inflight, waits)
         settings: dict[str, WorkerSetting] = {}
         plan = None
         if self.replan or now >= self.next_plan_at:
             self.replan = False
             # The next plan is due at the next multiple of the period, however late this tick is.
             self.next_plan_at = (math.floor(now / self.period_s) + 1) * self.period_s
-            plan = self._plan(obs)
+            plan = self._plan(Observation(now, len(alive), demand, light_q, heavy_q, inflight, waits))
             settings = self._settings(plan, alive)
         tiers = [s.tier for s in states]
         self.ticks.append(
