@@ -37,13 +37,16 @@ def main() -> None:
         print(help_text())
         return
     try:
-        from orchestrator.config import runs_one_job
+        from orchestrator.startup import importing
 
-        if runs_one_job(argv) or "-m" in argv or "--multirun" in argv:
-            from orchestrator import tracking_writer
+        with importing():
+            from orchestrator.config import runs_one_job
 
-            tracking_writer.start()  # MLflow made ready beside the run or sweep, from its first second
-        from orchestrator.app import main as run
+            if runs_one_job(argv) or "-m" in argv or "--multirun" in argv:
+                from orchestrator import tracking_writer
+
+                tracking_writer.start()  # MLflow made ready beside the run or sweep, from its first second
+            from orchestrator.app import main as run
 
         run()
         code = 0

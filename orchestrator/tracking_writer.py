@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from orchestrator import tracking
+from orchestrator.startup import importing
 
 log = logging.getLogger("orchestrator")
 Answer = tuple[str | None, str | None]  # (MLflow run id, why logging failed)
@@ -53,7 +54,8 @@ def _serve(conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        tracking.load()
+        with importing():
+            tracking.load()
         while True:
             try:
                 kind, value = conn.recv()
@@ -63,7 +65,8 @@ def _serve(conn: Connection) -> None:
                 # 0.5 s that the run would wait for, and that writes nothing).
                 os._exit(0)
             if kind == "open":
-                with contextlib.suppress(Exception):  # writing to it meets the same error and reports it
+                # writing to it meets the same error and reports it
+                with contextlib.suppress(Exception), importing():  # the store's modules
                     tracking.client(value)
             elif kind == "write":
                 conn.send(tracking.write_record(value))

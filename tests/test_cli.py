@@ -449,6 +449,28 @@ def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: interrupted"), err
 
 
+def test_imports_pause_the_collector_and_freeze_what_they_made() -> None:
+    """`startup.importing()`: no collection while the block runs, what it made frozen after,
+    and the collector as it was before (on, or off when a caller had turned it off)."""
+    import gc
+
+    from orchestrator.startup import importing
+
+    frozen = gc.get_freeze_count()
+    try:
+        with importing():
+            assert not gc.isenabled()
+            made = [[i] for i in range(1000)]  # containers, as modules' objects are
+        assert gc.isenabled() and gc.get_freeze_count() >= frozen + len(made)
+        gc.disable()
+        with importing():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()  # this test process's later tests collect as usual
+
+
 def test_help_is_hydras_without_hydra() -> None:
     """A bare --help is answered from the config folder (orchestrator/help.py) and prints what
     Hydra's own --help prints, without importing Hydra or the systems."""
