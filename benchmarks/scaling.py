@@ -8,9 +8,10 @@
 
 Each row is the engine's own time (`VirtualRun.engine_s`: building the cores and replaying
 every event; trace generation, analysis and the files are not in it), events per second and
-microseconds per query; a row under 10 s is the median of 3. The exponent is the slope of
-log(engine time) on log(work) between the first and the last row, work being queries: 1.00 is
-linear.
+microseconds per query: the median of 3 replays, taken in turns (every row once, three times
+over), so that the machine's pace, which moves by a tenth within minutes, weighs on every row
+alike and not on the exponent. The exponent is the slope of log(engine time) on log(work)
+between the first and the last row, work being queries: 1.00 is linear.
 
 3. Memory: how far a replay (the engine and the files it writes; no analysis) raises its
    process's resident memory at its peak, at 20x and 100x the default trace, each in its own
@@ -39,24 +40,26 @@ WORKERS = (16, 64, 256, 1024)
 WORKER_TRACE_S = 60
 
 
-def replay(overrides: list[str]) -> tuple[int, int, float]:
-    """(queries, events, engine seconds) of one virtual replay; median of 3 when it is quick."""
-    plan = load_plan(["clock=virtual", "tracking.enabled=false", "run.progress=false", *overrides])
-    times, events = [], 0
-    for _ in range(3):
-        with tempfile.TemporaryDirectory() as tmp:
-            run = plan.system.run_virtual(plan, Path(tmp))
-        times.append(run.engine_s)
-        events = run.events
-        if run.engine_s >= 10.0:
-            break
-    return len(plan.trace), events, statistics.median(times)
+ROUNDS = 3
+
+
+def replays(cases: list[tuple[str, list[str]]]) -> list[tuple[int, int, float]]:
+    """(queries, events, median engine seconds) of each case, its replays taken in turns."""
+    plans = [load_plan(["clock=virtual", "tracking.enabled=false", "run.progress=false", *o]) for _, o in cases]
+    times: list[list[float]] = [[] for _ in plans]
+    events = [0] * len(plans)
+    for _ in range(ROUNDS):
+        for i, plan in enumerate(plans):
+            with tempfile.TemporaryDirectory() as tmp:
+                run = plan.system.run_virtual(plan, Path(tmp))
+            times[i].append(run.engine_s)
+            events[i] = run.events
+    return [(len(p.trace), e, statistics.median(t)) for p, e, t in zip(plans, events, times, strict=True)]
 
 
 def rows_of(label: str, cases: list[tuple[str, list[str]]]) -> tuple[list[list[str]], float]:
     rows, points = [], []
-    for name, overrides in cases:
-        queries, events, took = replay(overrides)
+    for (name, _), (queries, events, took) in zip(cases, replays(cases), strict=True):
         points.append((queries, took))
         rows.append(
             [name, f"{queries:,}", f"{events:,}", f"{took:.2f}", f"{events / took:,.0f}", f"{took / queries * 1e6:.1f}"]
