@@ -217,6 +217,18 @@ def test_an_enqueue_repeated_after_an_unknown_outcome_is_queued_once() -> None:
 # --------------------------------------------------------------------------- client and sink
 
 
+def test_the_progress_rate_counts_the_sends_of_the_last_window() -> None:
+    """The progress line's rate: the sends of the last RATE_WINDOW_S (5) trace seconds, found
+    by bisecting the send times, whatever happened to the queries since."""
+    client = ClientCore(np.arange(20.0), np.zeros(20, dtype=int), slo_s=5.0)
+    assert client.progress(0.0).rate == 0.0
+    for i in range(10):
+        client.send(i, float(i))  # one a second, 0 to 9
+    assert client.progress(10.0).rate == 5 / 5  # sent at 5, 6, 7, 8, 9
+    assert client.progress(9.5).rate == 5 / 5  # 4.5 to 9.5: 5 to 9
+    assert client.progress(30.0).rate == 0.0
+
+
 def test_the_client_and_sink_books() -> None:
     client = ClientCore(np.array([0.0, 1.0, 2.0]), np.array([5, 6, 7]), slo_s=5.0)
     sink = SinkCore()

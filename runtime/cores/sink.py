@@ -59,6 +59,7 @@ class SinkCore:
     def __init__(self, spill: Callable[[pa.Table], None] | None = None, spill_every: int = 1 << 20) -> None:
         self.columns = Columns(SINK_COLUMNS)
         self.rows_written = 0  # rows handed to `spill` already
+        self._held = 0  # rows recorded since (len(self.columns), counted: that is a Python call)
         self.spill, self.spill_every = spill, spill_every
         # What the sink has of each query, for telling a repeat from a duplicate: by query id
         # (the client's dense index), its stage count (-1: not seen), last finish and drop flag.
@@ -111,7 +112,8 @@ class SinkCore:
                 self.duplicates += 1
             path = self._record(q, now)
             notices.append(Notice(q.id, q.dropped, q.drop_reason, path))
-        if self.spill is not None and len(self.columns) >= self.spill_every:
+        self._held += len(notices)  # a row each
+        if self.spill is not None and self._held >= self.spill_every:
             self.flush()
         return notices
 
@@ -121,6 +123,7 @@ class SinkCore:
             n = len(self.columns)
             self.spill(self.columns.take())
             self.rows_written += n
+            self._held = 0
 
     def _record(self, q: Query, sink_at: float) -> str:
         """Add q's row; the tier whose output the user got (the last stage that ran; '' if none
