@@ -449,6 +449,39 @@ def test_ctrl_c_while_the_command_loads_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: interrupted"), err
 
 
+def test_halting_the_roles_never_waits_forever_on_a_call() -> None:
+    """A Halt whose answer never comes (a SIGTERM that struck inside a gRPC call can leave the
+    channel unable to end it: it cannot be caused at will, so a future stands in) holds the
+    teardown up for 2 x HALT_S at most, all roles together; stopping them by signal follows."""
+    import grpc
+
+    from orchestrator.deploy.launcher import HALT_S, Launcher
+
+    waits: list[float | None] = []
+
+    class Never:
+        def result(self, timeout: float | None = None) -> None:
+            waits.append(timeout)
+            time.sleep(timeout or 0.0)
+            raise grpc.FutureTimeoutError()
+
+    class Stuck:
+        def __init__(self, host: str) -> None:
+            self.host = mock.Mock()
+            self.host.name = host
+
+        def control(self) -> mock.Mock:
+            stub = mock.Mock()
+            stub.Halt.future.return_value = Never()
+            return stub
+
+    launcher = Launcher.__new__(Launcher)
+    launcher.lost = set()
+    launcher.halt_all([Stuck("a"), Stuck("a"), Stuck("b")])  # type: ignore[list-item]
+    assert len(waits) == 3 and None not in waits, "every answer awaited, none without a bound"
+    assert sum(w or 0.0 for w in waits) <= 2 * HALT_S + 1e-6, "one budget for all the roles"
+
+
 def test_imports_pause_the_collector_and_freeze_what_they_made() -> None:
     """`startup.importing()`: no collection while the block runs, what it made frozen after,
     and the collector as it was before (on, or off when a caller had turned it off)."""

@@ -50,6 +50,7 @@ LEASE_FILE = "lease"  # rewritten by the orchestrator while it lives (orchestrat
 STOP_ORDER = ("controller", "worker", "load_balancer", "sink", "client")
 TAIL_LINES = 8
 EXIT_CHECK_EVERY_S = 0.5  # how often a start-up wait looks for roles that already exited
+HALT_S = 1.0  # deadline of a Halt call; its answer is awaited at most twice that, all roles together
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -320,14 +321,21 @@ class Launcher:
 
     # ------------------------------------------------------------------ stop
     def halt_all(self, procs: list[RoleProcess]) -> None:
-        """Tell every role to start no new work (the client stops sending) before any is stopped."""
+        """Tell every role to start no new work (the client stops sending) before any is stopped.
+
+        Each answer is awaited for a bounded wall time, not only through the call's deadline:
+        a SIGTERM (a KeyboardInterrupt) that strikes the main thread inside a gRPC call can leave
+        that call's lock held, and the channel's thread, which also ends this call, then waits
+        for it forever (a fresh clone's test hung so, 2026-12-06, py-spy). The roles are
+        stopped by signal after this whatever they answered."""
         futures = []
         for p in procs:
             if p.host.name not in self.lost:
-                futures.append(p.control().Halt.future(pb.Empty(), timeout=1.0))
+                futures.append(p.control().Halt.future(pb.Empty(), timeout=HALT_S))
+        deadline = time.monotonic() + 2 * HALT_S
         for f in futures:  # a role already gone or not yet serving: stopping it is all that is left
-            with contextlib.suppress(grpc.RpcError):
-                f.result()
+            with contextlib.suppress(grpc.RpcError, grpc.FutureTimeoutError):
+                f.result(timeout=max(0.0, deadline - time.monotonic()))
 
     def stop_all(self) -> dict[str, dict[str, Any]]:
         """Stop every started role, stage by stage in STOP_ORDER (TERM, then KILL after
