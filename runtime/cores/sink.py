@@ -59,7 +59,7 @@ class SinkCore:
     def __init__(self, spill: Callable[[pa.Table], None] | None = None, spill_every: int = 1 << 20) -> None:
         self.columns = Columns(SINK_COLUMNS)
         self.rows_written = 0  # rows handed to `spill` already
-        self._held = 0  # rows recorded since (len(self.columns), counted: that is a Python call)
+        self._held = 0  # rows held, counted as they come: len(self.columns) is a Python call a time
         self.spill, self.spill_every = spill, spill_every
         # What the sink has of each query, for telling a repeat from a duplicate: by query id
         # (the client's dense index), its stage count (-1: not seen), last finish and drop flag.
@@ -161,8 +161,8 @@ class SinkCore:
                 q.replica,
                 ran,
                 first_started,
-                *(_NO_STAGE if light is None else _stage(light, self._light_worker)),
-                *(_NO_STAGE if heavy is None else _stage(heavy, self._heavy_worker)),
+                *_stage(light, self._light_worker),
+                *_stage(heavy, self._heavy_worker),
             )
         )
         if not ran or q.dropped:
@@ -170,9 +170,11 @@ class SinkCore:
         return _SERVED.get(last_tier, "")
 
 
-def _stage(st: Stage, worker_code: Callable[[str | None], int]) -> tuple[Any, ...]:
+def _stage(st: Stage | None, worker_code: Callable[[str | None], int]) -> tuple[Any, ...]:
     """A stage's five columns (its worker's code, when it was queued, started and finished, its
-    batch; `_NO_STAGE` when the query had no such stage): a skipped one never started."""
+    batch): null when the query had no such stage; a skipped one never started."""
+    if st is None:
+        return _NO_STAGE
     if st.skipped:
         return (worker_code(st.worker), st.enqueued_at, _NAN, _NAN, INT_NULL)
     return (worker_code(st.worker), st.enqueued_at, st.started_at, st.finished_at, st.batch_size)

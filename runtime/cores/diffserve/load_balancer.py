@@ -53,8 +53,7 @@ class LoadBalancerCore:
         query.admitted_at = now
         self.submitted += 1
         tier = self.router.entry_tier()
-        share = self.heavy_share  # 0 unless the approach is proteus: then no draw at all
-        if tier is LIGHT and share and route_heavy(query.id, share) and self.router.workers(HEAVY):
+        if tier is LIGHT and route_heavy(query.id, self.heavy_share) and self.router.workers(HEAVY):
             return HEAVY
         return tier
 
